@@ -1,1 +1,198 @@
-pub fn _placeholder() {}
+//! GPU plumbing: the context, the kernel registry, buffers, dispatches and readback.
+
+mod context;
+pub mod kernels;
+
+pub use context::{AdapterReport, Capabilities, Gpu, KernelClass};
+pub use kernels::{BindingKind, Kernel};
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// Workgroup size (x) of the one-dimensional kernels. Only x is vectorised on lavapipe, and 64 is
+/// a multiple of every GPU's SIMD width.
+pub const WG: u32 = 64;
+
+/// A storage buffer and the number of f32 elements it holds.
+#[derive(Clone, Debug)]
+pub struct GpuBuffer {
+    pub buffer: Arc<wgpu::Buffer>,
+    pub len: usize,
+}
+
+impl GpuBuffer {
+    pub fn bytes(&self) -> u64 {
+        (self.len * 4) as u64
+    }
+}
+
+impl Gpu {
+    /// An uninitialised f32 storage buffer of `len` elements (at least one, bindings can't be empty).
+    pub fn empty(&self, len: usize, label: &str) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) * 4) as u64;
+        if bytes > self.max_binding_bytes() {
+            return Err(Error::ExceedsDeviceLimit {
+                what: format!("tensor {label:?} ({len} f32 values)"),
+                needed: bytes,
+                limit: self.max_binding_bytes(),
+                limit_name: "max_storage_buffer_binding_size",
+                hint: "use a smaller batch or input size".into(),
+            });
+        }
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(GpuBuffer { buffer: Arc::new(buffer), len })
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty(data.len(), label)?;
+        if !data.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(b)
+    }
+
+    /// Copies `src` back to the host. Blocks until the GPU has finished all work submitted so far.
+    pub fn read(&self, src: &GpuBuffer) -> Result<Vec<f32>> {
+        self.read_many(&[src]).map(|mut v| v.remove(0))
+    }
+
+    /// Copies several buffers back with one submit and one wait.
+    pub fn read_many(&self, srcs: &[&GpuBuffer]) -> Result<Vec<Vec<f32>>> {
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let staging: Vec<wgpu::Buffer> = srcs
+            .iter()
+            .map(|s| {
+                let st = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback staging"),
+                    size: s.bytes().max(4),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                if s.len > 0 {
+                    encoder.copy_buffer_to_buffer(&s.buffer, 0, &st, 0, s.bytes());
+                }
+                st
+            })
+            .collect();
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (i, st) in staging.iter().enumerate() {
+            let tx = tx.clone();
+            st.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send((i, r));
+            });
+        }
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu { context: "waiting for readback".into(), message: e.to_string() })?;
+        drop(tx);
+        for (_, r) in rx.iter() {
+            r.map_err(|e| Error::Gpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
+        }
+        let mut out = Vec::with_capacity(srcs.len());
+        for (s, st) in srcs.iter().zip(&staging) {
+            let view = st
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu { context: "reading a mapped buffer".into(), message: e.to_string() })?;
+            let v: Vec<f32> = bytemuck::cast_slice(&view[..s.len * 4]).to_vec();
+            drop(view);
+            st.unmap();
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+/// One recorded dispatch: everything needed to replay it, built once.
+pub struct Dispatch {
+    pub kernel: Kernel,
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+    /// Floating-point operations (2 per multiply-add) and bytes moved, for the bench's table.
+    pub flops: u64,
+    pub bytes: u64,
+    /// Which graph node this dispatch belongs to, for profiles.
+    pub label: String,
+}
+
+impl Dispatch {
+    /// Builds the pipeline and bind group for `kernel` over `buffers` (in binding order).
+    pub fn new(
+        gpu: &Gpu,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+        buffers: &[&GpuBuffer],
+        threads: u64,
+        label: impl Into<String>,
+    ) -> Result<Dispatch> {
+        debug_assert_eq!(buffers.len(), kernel.bindings().len(), "{}", kernel.name());
+        let pipeline = gpu.pipeline(kernel, constants);
+        let layout = gpu.bind_group_layout(kernel);
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.buffer.as_entire_binding() })
+            .collect();
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name()),
+            layout: &layout,
+            entries: &entries,
+        });
+        let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
+        Ok(Dispatch { kernel, pipeline, bind_group, workgroups, flops: 0, bytes: 0, label: label.into() })
+    }
+
+    pub fn with_cost(mut self, flops: u64, bytes: u64) -> Self {
+        self.flops = flops;
+        self.bytes = bytes;
+        self
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+/// Folds `n` workgroups into a 2-D grid when `n` exceeds the per-dimension limit. Kernels recover
+/// the linear index as `wid.x + wid.y * nwg.x` and skip the overhang.
+pub fn grid(n: u64, max_per_dim: u32) -> Result<[u32; 3]> {
+    let max = max_per_dim.max(1) as u64;
+    if n <= max {
+        return Ok([n.max(1) as u32, 1, 1]);
+    }
+    let y = n.div_ceil(max);
+    if y > max {
+        return Err(Error::ExceedsDeviceLimit {
+            what: format!("a dispatch of {n} workgroups"),
+            needed: n,
+            limit: max * max,
+            limit_name: "max_compute_workgroups_per_dimension squared",
+            hint: "use a smaller batch or input size".into(),
+        });
+    }
+    Ok([n.div_ceil(y) as u32, y as u32, 1])
+}
+
+/// Records `dispatches` into one compute pass and submits them.
+pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) {
+    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("effnet") });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("effnet"), timestamp_writes: None });
+        for d in dispatches {
+            d.encode(&mut pass);
+        }
+    }
+    gpu.queue.submit([encoder.finish()]);
+}

@@ -1,5 +1,22 @@
 //! One file per kernel family. Each holds the parameter struct (the shapes, shared with `cpu_ref`),
-//! the recorder that binds buffers and dispatches the WGSL kernel, and FLOP counts for the bench.
+//! the recorder that binds buffers and builds the dispatch of the WGSL kernel, and FLOP/byte
+//! counts for the bench. These are the only code that knows a kernel's bindings.
+
+pub mod bn_act;
+pub mod conv2d;
+pub mod depthwise_conv;
+pub mod gemm;
+pub mod pool;
+pub mod resize;
+pub mod softmax;
+
+pub use bn_act::{bn_act_fwd, bn_scale_shift, BnActParams};
+pub use conv2d::{conv2d_fwd, Conv2dParams};
+pub use depthwise_conv::{depthwise_conv_fwd, DepthwiseConvParams};
+pub use gemm::{gemm_fwd, GemmParams};
+pub use pool::{global_avg_pool_fwd, GlobalAvgPoolParams};
+pub use resize::{bilinear_resize_fwd, BilinearResizeParams};
+pub use softmax::{softmax_fwd, SoftmaxParams};
 
 /// Activation applied in a kernel's epilogue. The discriminant is the WGSL `ACT` override value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

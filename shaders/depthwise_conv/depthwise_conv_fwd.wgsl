@@ -1,0 +1,85 @@
+// depthwise_conv_fwd: one KH x KW filter per channel, any stride and padding, with a fused bias
+// (folded BatchNorm) + activation epilogue.
+//
+// Bindings: 0 x     (N, H, W, C)
+//           1 w     (KH, KW, C)
+//           2 bias  (C)              read when HAS_BIAS = 1
+//           3 y     (N, OH, OW, C)
+// Thread: 4 output columns x 4 channels; the channel block varies fastest (contiguous in NHWC).
+// Each tap's 4 weights are loaded once and used for the 4 columns. Taps in the padding are
+// loaded clamped and multiplied by zero, so the inner loop has no divergent branch.
+
+override N: u32;
+override H: u32;
+override W: u32;
+override C: u32;
+override KH: u32;
+override KW: u32;
+override SH: u32;
+override SW: u32;
+override PT: u32;
+override PL: u32;
+override OH: u32;
+override OW: u32;
+override ACT: u32 = 0u;
+override HAS_BIAS: u32 = 0u;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+const COLS: u32 = 4u;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear_id(gid, nwg);
+    let cb = (C + 3u) / 4u;
+    let xb = (OW + COLS - 1u) / COLS;
+    if (t >= N * OH * xb * cb) {
+        return;
+    }
+    let c0 = (t % cb) * 4u;
+    let p = t / cb;
+    let ox0 = (p % xb) * COLS;
+    let oy = (p / xb) % OH;
+    let n = p / (xb * OH);
+    let c = min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(C - 1u));
+
+    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var ky = 0u; ky < KH; ky++) {
+        let iy = i32(oy * SH + ky) - i32(PT);
+        if (iy < 0 || iy >= i32(H)) {
+            continue;
+        }
+        let row = (n * H + u32(iy)) * W;
+        for (var kx = 0u; kx < KW; kx++) {
+            let wb = (ky * KW + kx) * C;
+            let wv = vec4<f32>(w[wb + c.x], w[wb + c.y], w[wb + c.z], w[wb + c.w]);
+            for (var j = 0u; j < COLS; j++) {
+                let ix = i32((ox0 + j) * SW + kx) - i32(PL);
+                let inside = ix >= 0 && ix < i32(W);
+                let xo = (row + u32(clamp(ix, 0, i32(W) - 1))) * C;
+                let xv = vec4<f32>(x[xo + c.x], x[xo + c.y], x[xo + c.z], x[xo + c.w]);
+                acc[j] += select(vec4<f32>(0.0), xv, inside) * wv;
+            }
+        }
+    }
+    var bias_v = vec4<f32>(0.0);
+    if (HAS_BIAS == 1u) {
+        bias_v = vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
+    }
+    for (var j = 0u; j < COLS; j++) {
+        let ox = ox0 + j;
+        if (ox >= OW) {
+            break;
+        }
+        let ybase = ((n * OH + oy) * OW + ox) * C;
+        let v = acc[j] + bias_v;
+        for (var k = 0u; k < 4u; k++) {
+            if (c0 + k < C) {
+                y[ybase + c0 + k] = activate(v[k], ACT);
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The GPU context: adapter choice, device limits and features, and the capabilities that kernels
+//! pick their variants by. It can also adopt a host application's own `Device` + `Queue`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::{BindingKind, Kernel};
+
+/// Which family of kernel variants suits the adapter. CPU adapters (lavapipe, WARP, SwiftShader)
+/// want register-blocked kernels without barriers; GPUs want workgroup-memory tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum KernelClass {
+    Cpu,
+    Gpu,
+}
+
+/// What the kernels may use on this device.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Capabilities {
+    pub kernel_class: KernelClass,
+    /// Timestamp queries, for per-kernel profiling in the bench.
+    pub timestamps: bool,
+    /// Timestamps may be written between dispatches of one compute pass.
+    pub timestamps_inside_passes: bool,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+    pub immediates: bool,
+}
+
+/// A description of one adapter, for `effnet devices`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub timestamps: bool,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+    pub immediates: bool,
+}
+
+/// Pipelines are keyed by kernel and the values (as f64 bits) of its `override` constants.
+type PipelineKey = (Kernel, Vec<(&'static str, u64)>);
+
+/// A device and queue with everything the kernels need to know about them.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub caps: Capabilities,
+    modules: Mutex<HashMap<Kernel, wgpu::ShaderModule>>,
+    layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+}
+
+fn device_type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u32 {
+    // GL is the fallback: it has no timestamps, no subgroups, and older drivers.
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+fn new_instance() -> wgpu::Instance {
+    // Honours WGPU_BACKEND (and wgpu's other instance variables).
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+fn report(adapter: &wgpu::Adapter) -> AdapterReport {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let features = adapter.features();
+    AdapterReport {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+        max_buffer_size: limits.max_buffer_size,
+        max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+        timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        subgroups: features.contains(wgpu::Features::SUBGROUP),
+        immediates: features.contains(wgpu::Features::IMMEDIATES),
+    }
+}
+
+impl Gpu {
+    /// Lists every adapter wgpu can see (after WGPU_BACKEND filtering).
+    pub fn adapters() -> Vec<AdapterReport> {
+        let instance = new_instance();
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .iter()
+            .map(report)
+            .collect()
+    }
+
+    /// Opens the best adapter: discrete > integrated > virtual > CPU, Vulkan/Metal/DX12 before GL.
+    /// `WGPU_ADAPTER_NAME` (a case-insensitive substring) narrows the choice.
+    pub fn new() -> Result<Gpu> {
+        pollster::block_on(Self::new_async())
+    }
+
+    pub async fn new_async() -> Result<Gpu> {
+        let instance = new_instance();
+        let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        if adapters.is_empty() {
+            let backend = std::env::var("WGPU_BACKEND").map(|b| format!(" (WGPU_BACKEND={b})")).unwrap_or_default();
+            return Err(Error::NoAdapter { detail: backend });
+        }
+        if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+            let found: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            let w = wanted.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+            if adapters.is_empty() {
+                return Err(Error::AdapterNotFound { wanted, found: found.join(", ") });
+            }
+        }
+        adapters.sort_by_key(|a| {
+            let i = a.get_info();
+            (device_type_rank(i.device_type), backend_rank(i.backend))
+        });
+        let adapter = adapters.swap_remove(0);
+        Self::from_adapter(&adapter).await
+    }
+
+    /// Opens a device on `adapter` with the adapter's own limits and the optional features the
+    /// kernels can use.
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        let available = adapter.features();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::IMMEDIATES;
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("efficientnet-wgpu"),
+            required_features: available & wanted,
+            // wgpu's defaults are WebGPU's minimums (128 MiB bindings, 8 storage buffers): ask for all.
+            required_limits: adapter.limits(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = adapter.request_device(&desc).await.map_err(|e| Error::RequestDevice(e.to_string()))?;
+        Ok(Self::from_device(device, queue))
+    }
+
+    /// Adopts a host application's device and queue (desktop embedding). The kernels use whatever
+    /// features and limits that device was created with.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let features = device.features();
+        let kernel_class = match std::env::var("EFFNET_KERNELS").as_deref() {
+            Ok("gpu") => KernelClass::Gpu,
+            Ok("cpu") => KernelClass::Cpu,
+            _ if info.device_type == wgpu::DeviceType::Cpu => KernelClass::Cpu,
+            _ => KernelClass::Gpu,
+        };
+        let caps = Capabilities {
+            kernel_class,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            timestamps_inside_passes: features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            immediates: features.contains(wgpu::Features::IMMEDIATES),
+        };
+        Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            caps,
+            modules: Mutex::new(HashMap::new()),
+            layouts: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A one-line description: "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    /// The largest buffer that one binding may cover.
+    pub fn max_binding_bytes(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// Bind group layout for `kernel` (explicit, so unused bindings are never dropped).
+    pub fn bind_group_layout(&self, kernel: Kernel) -> wgpu::BindGroupLayout {
+        self.layouts_for(kernel).0
+    }
+
+    fn layouts_for(&self, kernel: Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        layouts
+            .entry(kernel)
+            .or_insert_with(|| {
+                let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+                    .bindings()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, kind)| wgpu::BindGroupLayoutEntry {
+                        binding: i as u32,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: match kind {
+                                BindingKind::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                                BindingKind::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                            },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    })
+                    .collect();
+                let bgl = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(kernel.name()),
+                    entries: &entries,
+                });
+                let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(kernel.name()),
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
+                (bgl, pl)
+            })
+            .clone()
+    }
+
+    /// The pipeline for `kernel` with these `override` constants, built once and cached.
+    /// Shapes are passed as overrides because lavapipe recompiles a shader at dispatch time when
+    /// a uniform feeds a loop bound, and constant shapes let every compiler unroll.
+    pub fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Arc<wgpu::ComputePipeline> {
+        let key: PipelineKey = (kernel, constants.iter().map(|&(k, v)| (k, v.to_bits())).collect());
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return p.clone();
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            modules
+                .entry(kernel)
+                .or_insert_with(|| {
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(kernel.name()),
+                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                    })
+                })
+                .clone()
+        };
+        let (_, layout) = self.layouts_for(kernel);
+        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.name()),
+            layout: Some(&layout),
+            module: &module,
+            entry_point: Some(kernel.entry_point()),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
+            cache: None,
+        }));
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// Number of distinct pipelines built so far (the bench reports it).
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.lock().map(|p| p.len()).unwrap_or(0)
+    }
+}

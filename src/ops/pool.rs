@@ -1,0 +1,48 @@
+//! Global average pooling over H*W of an NHWC tensor (squeeze-excite's squeeze and the head).
+
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+
+/// Input (n, hw, c), output (n, c).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalAvgPoolParams {
+    pub n: usize,
+    pub hw: usize,
+    pub c: usize,
+    /// Rows summed by one invocation of the first stage.
+    pub chunk: usize,
+}
+
+impl GlobalAvgPoolParams {
+    pub fn new(n: usize, hw: usize, c: usize) -> Self {
+        GlobalAvgPoolParams { n, hw, c, chunk: 64 }
+    }
+    pub fn chunks(&self) -> usize {
+        self.hw.div_ceil(self.chunk)
+    }
+    /// Length of the scratch buffer holding the per-chunk sums.
+    pub fn partial_len(&self) -> usize {
+        self.n * self.chunks() * self.c
+    }
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        vec![("N", self.n as f64), ("HW", self.hw as f64), ("C", self.c as f64), ("CHUNK", self.chunk as f64)]
+    }
+}
+
+/// Records both stages; `partial` must hold `p.partial_len()` values.
+pub fn global_avg_pool_fwd(
+    gpu: &Gpu,
+    p: &GlobalAvgPoolParams,
+    x: &GpuBuffer,
+    partial: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    let c = p.constants();
+    let read = 4 * (p.n * p.hw * p.c) as u64;
+    Ok([
+        Dispatch::new(gpu, Kernel::GlobalAvgPoolPartial, &c, &[x, partial], p.partial_len() as u64, "global_avg_pool")?
+            .with_cost((p.n * p.hw * p.c) as u64, read),
+        Dispatch::new(gpu, Kernel::GlobalAvgPoolFinish, &c, &[partial, y], (p.n * p.c) as u64, "global_avg_pool")?
+            .with_cost(p.partial_len() as u64, 4 * p.partial_len() as u64),
+    ])
+}

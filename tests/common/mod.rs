@@ -1,0 +1,71 @@
+//! Shared test helpers: one GPU for the whole test binary, seeded data, and the tolerance check.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use efficientnet_wgpu::gpu::{Gpu, GpuBuffer};
+
+/// The test GPU. Never skips: without an adapter the test fails with the install hint.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new() {
+        Ok(g) => {
+            eprintln!("test adapter: {}", g.describe());
+            g
+        }
+        Err(e) => panic!("{e}\n(tests run on any wgpu adapter; on Debian `apt-get install -y mesa-vulkan-drivers` gives lavapipe)"),
+    })
+}
+
+/// Deterministic values in [-1, 1) (xorshift), so failures reproduce.
+pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+pub fn upload(data: &[f32]) -> GpuBuffer {
+    gpu().upload(data, "test input").expect("upload")
+}
+
+pub fn empty(len: usize) -> GpuBuffer {
+    gpu().empty(len, "test output").expect("alloc")
+}
+
+/// Runs the dispatches in one pass and reads `out` back.
+pub fn run_and_read(dispatches: &[efficientnet_wgpu::gpu::Dispatch], out: &GpuBuffer) -> Vec<f32> {
+    efficientnet_wgpu::gpu::submit(gpu(), dispatches);
+    gpu().read(out).expect("readback")
+}
+
+/// Asserts |got - want| <= atol + rtol * |want| elementwise, naming the first offender.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0f32);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(g.is_finite(), "{what}: element {i} is {g}");
+        let excess = (g - w).abs() - (atol + rtol * w.abs());
+        if excess > worst.1 {
+            worst = (i, excess);
+        }
+    }
+    let i = worst.0;
+    assert!(
+        worst.1 <= 0.0,
+        "{what}: element {i}: got {} want {} (|diff| {} > atol {atol} + rtol {rtol} * |want|)",
+        got[i],
+        want[i],
+        (got[i] - want[i]).abs()
+    );
+}
+
+/// Max |x|, for tolerances relative to a tensor's magnitude.
+pub fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+}

@@ -1,0 +1,20 @@
+//! Every forward kernel against its CPU twin (`src/cpu_ref`) on awkward shapes: channels not a
+//! multiple of 4, odd H/W with stride 2, batch 1 and 3, k = 3 and 5, TF-SAME and symmetric padding.
+//! One test binary, one module per kernel, named after it.
+
+mod common;
+
+#[path = "kernels/bilinear_resize_matches_cpu_ref.rs"]
+mod bilinear_resize_matches_cpu_ref;
+#[path = "kernels/bn_act_matches_cpu_ref.rs"]
+mod bn_act_matches_cpu_ref;
+#[path = "kernels/conv2d_matches_cpu_ref.rs"]
+mod conv2d_matches_cpu_ref;
+#[path = "kernels/depthwise_conv_matches_cpu_ref.rs"]
+mod depthwise_conv_matches_cpu_ref;
+#[path = "kernels/gemm_matches_cpu_ref.rs"]
+mod gemm_matches_cpu_ref;
+#[path = "kernels/global_avg_pool_matches_cpu_ref.rs"]
+mod global_avg_pool_matches_cpu_ref;
+#[path = "kernels/softmax_matches_cpu_ref.rs"]
+mod softmax_matches_cpu_ref;

@@ -1,0 +1,49 @@
+use crate::common::*;
+use efficientnet_wgpu::model::Padding;
+use efficientnet_wgpu::ops::{conv2d_fwd, Activation, Conv2dParams};
+use efficientnet_wgpu::cpu_ref;
+
+fn check(p: &Conv2dParams, seed: u64) {
+    let x = rand_vec(p.input_len(), seed);
+    let w = rand_vec(p.weight_len(), seed + 1);
+    let b = rand_vec(p.cout, seed + 2);
+    let want = cpu_ref::conv2d_fwd(p, &x, &w, p.has_bias.then_some(&b[..]));
+    let (xg, wg, bg, y) = (upload(&x), upload(&w), upload(&b), empty(p.output_len()));
+    let d = conv2d_fwd(gpu(), p, &xg, &wg, p.has_bias.then_some(&bg), &y).unwrap();
+    let got = run_and_read(&[d], &y);
+    // Tolerance: f32 accumulation of up to k*k*cin products of values in [-1, 1).
+    assert_close(&format!("{p:?}"), &got, &want, 1e-5, 1e-4);
+}
+
+#[test]
+fn stem_nchw_stride2_symmetric_odd_size() {
+    let mut p = Conv2dParams::new(3, 17, 15, 3, 10, 3, 2, Padding::Symmetric);
+    p.input_nchw = true;
+    p.has_bias = true;
+    p.act = Activation::Swish;
+    check(&p, 1);
+}
+
+#[test]
+fn stem_nhwc_stride2_tf_same_asymmetric_pad() {
+    let mut p = Conv2dParams::new(1, 16, 13, 3, 32, 3, 2, Padding::TfSame);
+    p.act = Activation::Relu6;
+    p.has_bias = true;
+    assert_eq!((p.pad_top, p.pad_left), (0, 1), "TF-SAME puts the odd pad after");
+    check(&p, 2);
+}
+
+#[test]
+fn k5_stride1_groups2_no_bias() {
+    let mut p = Conv2dParams::new(2, 9, 11, 6, 10, 5, 1, Padding::Symmetric);
+    p.groups = 2;
+    check(&p, 3);
+}
+
+#[test]
+fn pointwise_sized_many_input_channels() {
+    let mut p = Conv2dParams::new(1, 5, 5, 37, 7, 1, 1, Padding::Symmetric);
+    p.has_bias = true;
+    p.act = Activation::Sigmoid;
+    check(&p, 4);
+}

@@ -1,0 +1,40 @@
+use crate::common::*;
+use efficientnet_wgpu::cpu_ref;
+use efficientnet_wgpu::model::Padding;
+use efficientnet_wgpu::ops::{depthwise_conv_fwd, Activation, DepthwiseConvParams};
+
+fn check(p: &DepthwiseConvParams, seed: u64) {
+    let x = rand_vec(p.n * p.h * p.w * p.c, seed);
+    let w = rand_vec(p.kh * p.kw * p.c, seed + 1);
+    let b = rand_vec(p.c, seed + 2);
+    let want = cpu_ref::depthwise_conv_fwd(p, &x, &w, p.has_bias.then_some(&b[..]));
+    let (xg, wg, bg, y) = (upload(&x), upload(&w), upload(&b), empty(p.output_len()));
+    let d = depthwise_conv_fwd(gpu(), p, &xg, &wg, p.has_bias.then_some(&bg), &y).unwrap();
+    let got = run_and_read(&[d], &y);
+    assert_close(&format!("{p:?}"), &got, &want, 1e-5, 1e-4);
+}
+
+#[test]
+fn k3_stride1_symmetric_c_not_multiple_of_4() {
+    let mut p = DepthwiseConvParams::new(3, 7, 9, 10, 3, 1, Padding::Symmetric);
+    p.has_bias = true;
+    p.act = Activation::Swish;
+    check(&p, 20);
+}
+
+#[test]
+fn k5_stride2_odd_tf_same() {
+    let mut p = DepthwiseConvParams::new(1, 13, 11, 6, 5, 2, Padding::TfSame);
+    p.has_bias = true;
+    p.act = Activation::Relu6;
+    check(&p, 21);
+}
+
+#[test]
+fn k3_stride2_odd_symmetric_and_k5_stride1_tf_same() {
+    let mut p = DepthwiseConvParams::new(2, 15, 15, 5, 3, 2, Padding::Symmetric);
+    p.has_bias = true;
+    check(&p, 22);
+    let p = DepthwiseConvParams::new(1, 6, 10, 9, 5, 1, Padding::TfSame);
+    check(&p, 23);
+}

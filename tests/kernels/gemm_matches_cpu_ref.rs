@@ -1,0 +1,75 @@
+use crate::common::*;
+use efficientnet_wgpu::cpu_ref;
+use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams};
+
+fn check(p: &GemmParams, with_bias: bool, with_residual: bool, seed: u64) {
+    let a = rand_vec(p.m * p.k, seed);
+    let b = rand_vec(p.k * p.n, seed + 1);
+    let bias = rand_vec(p.n, seed + 2);
+    let res = rand_vec(p.m * p.n, seed + 3);
+    let groups = if p.a_scale_rows > 0 { p.m.div_ceil(p.a_scale_rows) } else { 1 };
+    let scale = rand_vec(groups * p.k, seed + 4);
+    let mut p = p.clone();
+    p.has_bias = with_bias;
+    p.has_residual = with_residual;
+    let want = cpu_ref::gemm_fwd(
+        &p,
+        &a,
+        &b,
+        with_bias.then_some(&bias[..]),
+        with_residual.then_some(&res[..]),
+        (p.a_scale_rows > 0).then_some(&scale[..]),
+    );
+    let (ag, bg, biasg, resg, sg, out) =
+        (upload(&a), upload(&b), upload(&bias), upload(&res), upload(&scale), empty(p.m * p.n));
+    let d = gemm_fwd(
+        gpu(),
+        &p,
+        &ag,
+        &bg,
+        with_bias.then_some(&biasg),
+        with_residual.then_some(&resg),
+        (p.a_scale_rows > 0).then_some(&sg),
+        &out,
+    )
+    .unwrap();
+    let got = run_and_read(&[d], &out);
+    // Tolerance: sums of k products of values in [-1, 1) in f32.
+    let atol = 1e-5 * (p.k as f32).sqrt();
+    assert_close(&format!("{p:?}"), &got, &want, atol, 1e-4);
+}
+
+#[test]
+fn pointwise_conv_shape_odd_everything() {
+    let mut p = GemmParams::new(3 * 7 * 7, 30, 43);
+    p.act = Activation::Swish;
+    check(&p, true, false, 10);
+}
+
+#[test]
+fn project_conv_with_se_scale_and_residual() {
+    // 2 images of 5x5 pixels: the gate changes mid-tile (25 rows per image, tiles of 4).
+    let mut p = GemmParams::new(2 * 25, 18, 26);
+    p.a_scale_rows = 25;
+    check(&p, true, true, 11);
+}
+
+#[test]
+fn se_fc_and_classifier_shapes() {
+    let mut p = GemmParams::new(3, 6, 96);
+    p.act = Activation::Swish;
+    check(&p, true, false, 12);
+    let mut p = GemmParams::new(3, 96, 6);
+    p.act = Activation::Sigmoid;
+    check(&p, true, false, 13);
+    let mut p = GemmParams::new(1, 1000, 1280);
+    p.act = Activation::None;
+    check(&p, true, false, 14);
+}
+
+#[test]
+fn relu6_no_bias_single_row() {
+    let mut p = GemmParams::new(1, 5, 3);
+    p.act = Activation::Relu6;
+    check(&p, false, false, 15);
+}

@@ -1,0 +1,26 @@
+use crate::common::*;
+use efficientnet_wgpu::cpu_ref;
+use efficientnet_wgpu::ops::{global_avg_pool_fwd, GlobalAvgPoolParams};
+
+fn check(p: &GlobalAvgPoolParams, seed: u64) {
+    let x = rand_vec(p.n * p.hw * p.c, seed);
+    let want = cpu_ref::global_avg_pool_fwd(p, &x);
+    let (xg, part, y) = (upload(&x), empty(p.partial_len()), empty(p.n * p.c));
+    let d = global_avg_pool_fwd(gpu(), p, &xg, &part, &y).unwrap();
+    let got = run_and_read(&d, &y);
+    assert_close(&format!("{p:?}"), &got, &want, 1e-6, 1e-5);
+}
+
+#[test]
+fn several_chunks_last_one_partial() {
+    // 15x15 = 225 rows: three full chunks of 64 and one of 33.
+    check(&GlobalAvgPoolParams::new(3, 225, 7), 30);
+}
+
+#[test]
+fn single_pixel_and_small_chunk() {
+    check(&GlobalAvgPoolParams::new(1, 1, 5), 31);
+    let mut p = GlobalAvgPoolParams::new(2, 49, 13);
+    p.chunk = 8;
+    check(&p, 32);
+}
