@@ -69,3 +69,42 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
 pub fn max_abs(x: &[f32]) -> f32 {
     x.iter().fold(0f32, |m, v| m.max(v.abs()))
 }
+
+/// The parity fixtures: `EFFNET_FIXTURES`, or `../shared/fixtures` beside the checkout.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    match std::env::var_os("EFFNET_FIXTURES") {
+        Some(d) => d.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+    }
+}
+
+/// A fixture file; fails (never skips) with a hint when it is missing.
+pub fn fixture(rel: &str) -> std::path::PathBuf {
+    let p = fixtures_dir().join(rel);
+    assert!(p.exists(), "fixture {} not found: set EFFNET_FIXTURES to the folder holding it", p.display());
+    p
+}
+
+/// Every f32 tensor of a safetensors file: name → (shape, values).
+pub fn read_safetensors(path: &std::path::Path) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .filter(|(_, v)| v.dtype() == safetensors::Dtype::F32)
+        .map(|(k, v)| (k, (v.shape().to_vec(), bytemuck::pod_collect_to_vec::<u8, f32>(v.data()))))
+        .collect()
+}
+
+/// NHWC (n, h, w, c) → NCHW.
+pub fn nhwc_to_nchw(x: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    for b in 0..n {
+        for i in 0..h * w {
+            for ch in 0..c {
+                y[(b * c + ch) * h * w + i] = x[(b * h * w + i) * c + ch];
+            }
+        }
+    }
+    y
+}

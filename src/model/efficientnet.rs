@@ -1,0 +1,481 @@
+//! Config + weights → a static forward graph on the GPU. The network reads like the paper's table:
+//! stem, MBConv blocks (expand → depthwise → squeeze-excite → project [+ identity]), head, pool,
+//! classifier. Inference folds every BatchNorm into the conv before it, so each conv is one
+//! kernel with a bias + activation (+ residual) epilogue, and the SE gate is applied while the
+//! project conv reads its input.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, Weights};
+use crate::ops::{
+    bilinear_resize_fwd, conv2d_fwd, depthwise_conv_fwd, gemm_fwd, global_avg_pool_fwd, softmax_fwd, Activation,
+    BilinearResizeParams, Conv2dParams, DepthwiseConvParams, GemmParams, GlobalAvgPoolParams, SoftmaxParams,
+};
+
+/// A conv (or linear) layer as the kernels want it: weights in the GPU layout with any BatchNorm
+/// folded in, and the matching bias.
+struct GpuLayer {
+    weight: GpuBuffer,
+    bias: GpuBuffer,
+}
+
+struct GpuBlock {
+    spec: BlockSpec,
+    expand: Option<GpuLayer>,
+    depthwise: GpuLayer,
+    se: Option<(GpuLayer, GpuLayer)>,
+    project: GpuLayer,
+}
+
+/// EfficientNet with its weights resident on one GPU, ready for inference.
+pub struct EfficientNet {
+    pub config: Config,
+    stem: GpuLayer,
+    blocks: Vec<GpuBlock>,
+    head: GpuLayer,
+    classifier: GpuLayer,
+    plans: Mutex<HashMap<(usize, usize, usize), std::sync::Arc<ForwardPlan>>>,
+}
+
+/// What a forward pass returns, row-major.
+#[derive(Clone, Debug)]
+pub struct ForwardOutput {
+    /// (batch, num_classes)
+    pub logits: Vec<f32>,
+    /// (batch, head channels): the pooled features the classifier sees.
+    pub features: Vec<f32>,
+}
+
+fn tensor<'a>(w: &'a Weights, layer: Layer, field: Field) -> Result<&'a HostTensor> {
+    w.get(layer, field).ok_or_else(|| Error::invalid(format!("weights have no {field:?} for {layer:?}")))
+}
+
+/// Per-output-channel BN scale and shift, `gamma / sqrt(var + eps)` and `beta - mean * scale`,
+/// computed in f64 so folding adds no error beyond the final rounding.
+fn bn_fold(w: &Weights, layer: Layer, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+    let g = &tensor(w, layer, Field::BnWeight)?.data;
+    let b = &tensor(w, layer, Field::BnBias)?.data;
+    let m = &tensor(w, layer, Field::RunningMean)?.data;
+    let v = &tensor(w, layer, Field::RunningVar)?.data;
+    let scale: Vec<f64> = g.iter().zip(v).map(|(&g, &v)| g as f64 / (v as f64 + eps as f64).sqrt()).collect();
+    let shift = b.iter().zip(m).zip(&scale).map(|((&b, &m), &s)| (b as f64 - m as f64 * s) as f32).collect();
+    Ok((scale.iter().map(|&s| s as f32).collect(), shift))
+}
+
+/// OIHW (cout, cin_g, kh, kw) → HWIO (kh, kw, cin_g, cout), each output channel times `scale`.
+fn oihw_to_hwio(t: &HostTensor, scale: &[f32]) -> Vec<f32> {
+    let [co, ci, kh, kw] = [t.shape[0], t.shape[1], t.shape[2], t.shape[3]];
+    let mut out = vec![0f32; t.data.len()];
+    for o in 0..co {
+        for i in 0..ci {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((y * kw + x) * ci + i) * co + o] =
+                        (t.data[((o * ci + i) * kh + y) * kw + x] as f64 * scale[o] as f64) as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+impl GpuLayer {
+    fn upload(gpu: &Gpu, weight: Vec<f32>, bias: Vec<f32>, name: &str) -> Result<GpuLayer> {
+        Ok(GpuLayer { weight: gpu.upload(&weight, name)?, bias: gpu.upload(&bias, name)? })
+    }
+
+    /// A conv followed by BN: HWIO weights (for 1x1 convs this is the (cin, cout) GEMM operand;
+    /// for depthwise convs (kh, kw, c)) with the BN folded in.
+    fn conv_bn(gpu: &Gpu, w: &Weights, layer: Layer, eps: f32) -> Result<GpuLayer> {
+        let (scale, shift) = bn_fold(w, layer, eps)?;
+        let weight = oihw_to_hwio(tensor(w, layer, Field::Weight)?, &scale);
+        Self::upload(gpu, weight, shift, &format!("{layer:?}"))
+    }
+
+    /// A linear-like layer with its own bias: SE convs (out, in, 1, 1) and the classifier (out, in),
+    /// stored as the (in, out) GEMM operand.
+    fn linear(gpu: &Gpu, w: &Weights, layer: Layer) -> Result<GpuLayer> {
+        let t = tensor(w, layer, Field::Weight)?;
+        let (o, i) = (t.shape[0], t.shape[1]);
+        let mut weight = vec![0f32; o * i];
+        for r in 0..o {
+            for c in 0..i {
+                weight[c * o + r] = t.data[r * i + c];
+            }
+        }
+        Self::upload(gpu, weight, tensor(w, layer, Field::Bias)?.data.clone(), &format!("{layer:?}"))
+    }
+}
+
+impl EfficientNet {
+    /// Uploads `weights` (which must match `config`, as `Weights::load` guarantees) to the GPU,
+    /// folding every BatchNorm into its conv.
+    pub fn new(gpu: &Gpu, config: Config, weights: &Weights) -> Result<EfficientNet> {
+        config.validate()?;
+        let eps = config.bn_eps;
+        let mut blocks = Vec::new();
+        for spec in config.blocks() {
+            let part = |part| Layer::Block { index: spec.index, part };
+            let expand = spec.has_expand().then(|| GpuLayer::conv_bn(gpu, weights, part(BlockPart::Expand), eps)).transpose()?;
+            let depthwise = GpuLayer::conv_bn(gpu, weights, part(BlockPart::Depthwise), eps)?;
+            let se = if spec.has_se() {
+                Some((
+                    GpuLayer::linear(gpu, weights, part(BlockPart::SeReduce))?,
+                    GpuLayer::linear(gpu, weights, part(BlockPart::SeExpand))?,
+                ))
+            } else {
+                None
+            };
+            let project = GpuLayer::conv_bn(gpu, weights, part(BlockPart::Project), eps)?;
+            blocks.push(GpuBlock { spec, expand, depthwise, se, project });
+            // Uploads are staged until a submit: flush per block to bound staging memory.
+            gpu.queue.submit([]);
+        }
+        Ok(EfficientNet {
+            stem: GpuLayer::conv_bn(gpu, weights, Layer::Stem, eps)?,
+            head: GpuLayer::conv_bn(gpu, weights, Layer::Head, eps)?,
+            classifier: GpuLayer::linear(gpu, weights, Layer::Classifier)?,
+            blocks,
+            config,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs `input` (batch, 3, h, w), NCHW f32, through the network as is (no preprocessing; with
+    /// `config.scale` set, bilinearly resized by that factor first). Any batch ≥ 1 and any h, w:
+    /// batches larger than the device's binding limit allows run in slices.
+    pub fn forward(&self, gpu: &Gpu, input: &[f32], batch: usize, h: usize, w: usize) -> Result<ForwardOutput> {
+        if batch == 0 || h == 0 || w == 0 {
+            return Err(Error::invalid(format!("input must have batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]")));
+        }
+        if input.len() != batch * 3 * h * w {
+            return Err(Error::Shape { what: "input".into(), expected: vec![batch, 3, h, w], got: vec![input.len()] });
+        }
+        let slice = self.max_batch(gpu, h, w)?.min(batch);
+        let per_image = 3 * h * w;
+        let (mut logits, mut features) = (Vec::new(), Vec::new());
+        let mut start = 0;
+        while start < batch {
+            let n = slice.min(batch - start);
+            let plan = self.plan(gpu, n, h, w, &[])?;
+            let out = plan.run(gpu, &input[start * per_image..(start + n) * per_image])?;
+            logits.extend(out.logits);
+            features.extend(out.features);
+            start += n;
+        }
+        Ok(ForwardOutput { logits, features })
+    }
+
+    /// The largest batch whose every tensor fits one storage binding on this device.
+    pub fn max_batch(&self, gpu: &Gpu, h: usize, w: usize) -> Result<usize> {
+        let per_image = self.largest_tensor_per_image(h, w) as u64 * 4;
+        let limit = gpu.max_binding_bytes();
+        if per_image > limit {
+            return Err(Error::ExceedsDeviceLimit {
+                what: format!("one {h}x{w} image through {} (largest activation)", self.config.name),
+                needed: per_image,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+                hint: format!(
+                    "that is {:.1}x the limit: use an input of at most about {}x{} pixels",
+                    per_image as f64 / limit as f64,
+                    ((h as f64) * (limit as f64 / per_image as f64).sqrt()) as usize,
+                    ((w as f64) * (limit as f64 / per_image as f64).sqrt()) as usize
+                ),
+            });
+        }
+        Ok((limit / per_image.max(1)) as usize)
+    }
+
+    fn largest_tensor_per_image(&self, h: usize, w: usize) -> usize {
+        let (mut h, mut w) = match self.config.scale {
+            Some(s) => {
+                let p = BilinearResizeParams::by_scale(1, 3, h, w, s);
+                (p.oh, p.ow)
+            }
+            None => (h, w),
+        };
+        let mut largest = 3 * h * w;
+        let stem = Conv2dParams::new(1, h, w, 3, self.config.stem_channels(), 3, 2, self.config.padding);
+        (h, w) = (stem.oh, stem.ow);
+        largest = largest.max(stem.output_len());
+        for b in &self.blocks {
+            let s = &b.spec;
+            largest = largest.max(h * w * s.expanded_ch);
+            let dw = DepthwiseConvParams::new(1, h, w, s.expanded_ch, s.kernel, s.stride, self.config.padding);
+            (h, w) = (dw.oh, dw.ow);
+            largest = largest.max(dw.output_len());
+        }
+        largest.max(h * w * self.config.head_channels())
+    }
+
+    /// The recorded forward graph for this input shape, built on first use and cached. `taps`
+    /// names intermediate outputs to keep readable ("stem", "stage1".."stage7", "head").
+    pub fn plan(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        h: usize,
+        w: usize,
+        taps: &[&str],
+    ) -> Result<std::sync::Arc<ForwardPlan>> {
+        let key = (batch, h, w);
+        if taps.is_empty() {
+            if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+                return Ok(p.clone());
+            }
+        }
+        let plan = std::sync::Arc::new(self.build_plan(gpu, batch, h, w, taps)?);
+        if taps.is_empty() {
+            self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert(key, plan.clone());
+        }
+        Ok(plan)
+    }
+
+    fn build_plan(&self, gpu: &Gpu, n: usize, h: usize, w: usize, taps: &[&str]) -> Result<ForwardPlan> {
+        let cfg = &self.config;
+        let mut r = Recorder { gpu, free: Vec::new(), dispatches: Vec::new() };
+        let input = gpu.empty(n * 3 * h * w, "input")?;
+        let mut tapped = Vec::new();
+        let wants = |name: &str| taps.contains(&name);
+
+        // Optional resize of the input (the blog's `scale`), NCHW → NCHW.
+        let (mut x, mut h, mut w, nchw) = match cfg.scale {
+            Some(s) => {
+                let p = BilinearResizeParams::by_scale(n, 3, h, w, s);
+                let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
+                let y = r.alloc(p.output_len())?;
+                r.push(bilinear_resize_fwd(gpu, &p, &input, &identity, &y)?, "input resize");
+                (y, p.oh, p.ow, true)
+            }
+            None => (input.clone(), h, w, true),
+        };
+
+        // Stem: 3x3 stride-2 conv + BN + activation, reading the NCHW input directly.
+        let mut p = Conv2dParams::new(n, h, w, 3, cfg.stem_channels(), 3, 2, cfg.padding);
+        p.input_nchw = nchw;
+        p.has_bias = true;
+        p.act = cfg.activation;
+        let y = r.alloc(p.output_len())?;
+        r.push(conv2d_fwd(gpu, &p, &x, &self.stem.weight, Some(&self.stem.bias), &y)?, "stem");
+        if cfg.scale.is_some() {
+            r.release(x);
+        }
+        (x, h, w) = (y, p.oh, p.ow);
+        if wants("stem") {
+            tapped.push(("stem".to_string(), x.clone(), [n, h, w, cfg.stem_channels()]));
+        }
+
+        for (i, b) in self.blocks.iter().enumerate() {
+            let s = &b.spec;
+            let label = format!("stage{}.{}", s.stage, s.index_in_stage);
+            let hw_in = h * w;
+            // Expand: 1x1 conv + BN + activation.
+            let expanded = match &b.expand {
+                Some(l) => {
+                    let mut p = GemmParams::new(n * hw_in, s.expanded_ch, s.in_ch);
+                    p.has_bias = true;
+                    p.act = cfg.activation;
+                    let y = r.alloc(p.m * p.n)?;
+                    r.push(gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?, &format!("{label} expand"));
+                    Some(y)
+                }
+                None => None,
+            };
+            // Depthwise conv (carrying the block's stride) + BN + activation.
+            let mut dp = DepthwiseConvParams::new(n, h, w, s.expanded_ch, s.kernel, s.stride, cfg.padding);
+            dp.has_bias = true;
+            dp.act = cfg.activation;
+            let d = r.alloc(dp.output_len())?;
+            let dw_in = expanded.as_ref().unwrap_or(&x);
+            r.push(depthwise_conv_fwd(gpu, &dp, dw_in, &b.depthwise.weight, Some(&b.depthwise.bias), &d)?, &format!("{label} depthwise"));
+            if let Some(e) = expanded {
+                r.release(e);
+            }
+            let (oh, ow) = (dp.oh, dp.ow);
+            let hw = oh * ow;
+            // Squeeze-excite: mean over H,W → FC + activation → FC + sigmoid = the channel gate.
+            let gate = match &b.se {
+                Some((reduce, expand)) => {
+                    let pp = GlobalAvgPoolParams::new(n, hw, s.expanded_ch);
+                    let (partial, pooled) = (r.alloc(pp.partial_len())?, r.alloc(n * s.expanded_ch)?);
+                    for d in global_avg_pool_fwd(gpu, &pp, &d, &partial, &pooled)? {
+                        r.push(d, &format!("{label} se pool"));
+                    }
+                    r.release(partial);
+                    let mut p1 = GemmParams::new(n, s.se_ch, s.expanded_ch);
+                    p1.has_bias = true;
+                    p1.act = cfg.activation;
+                    let hidden = r.alloc(n * s.se_ch)?;
+                    r.push(gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hidden)?, &format!("{label} se reduce"));
+                    r.release(pooled);
+                    let mut p2 = GemmParams::new(n, s.expanded_ch, s.se_ch);
+                    p2.has_bias = true;
+                    p2.act = Activation::Sigmoid;
+                    let gate = r.alloc(n * s.expanded_ch)?;
+                    r.push(gemm_fwd(gpu, &p2, &hidden, &expand.weight, Some(&expand.bias), None, None, &gate)?, &format!("{label} se expand"));
+                    r.release(hidden);
+                    Some(gate)
+                }
+                None => None,
+            };
+            // Project: 1x1 conv + BN, the gate applied to its input rows, + identity shortcut.
+            let mut pp = GemmParams::new(n * hw, s.out_ch, s.expanded_ch);
+            pp.has_bias = true;
+            pp.has_residual = s.residual;
+            pp.a_scale_rows = if gate.is_some() { hw } else { 0 };
+            let y = r.alloc(pp.m * pp.n)?;
+            let residual = s.residual.then_some(&x);
+            r.push(
+                gemm_fwd(gpu, &pp, &d, &b.project.weight, Some(&b.project.bias), residual, gate.as_ref(), &y)?,
+                &format!("{label} project"),
+            );
+            r.release(d);
+            if let Some(g) = gate {
+                r.release(g);
+            }
+            if !tapped.iter().any(|t| std::sync::Arc::ptr_eq(&t.1.buffer, &x.buffer)) {
+                r.release(x);
+            }
+            (x, h, w) = (y, oh, ow);
+            let last_of_stage = self.blocks.get(i + 1).is_none_or(|nb| nb.spec.stage != s.stage);
+            let name = format!("stage{}", s.stage);
+            if last_of_stage && wants(&name) {
+                tapped.push((name, x.clone(), [n, h, w, s.out_ch]));
+            }
+        }
+
+        // Head: 1x1 conv + BN + activation, global average pool, (dropout: identity), classifier.
+        let hc = cfg.head_channels();
+        let last_ch = self.blocks.last().map_or(cfg.stem_channels(), |b| b.spec.out_ch);
+        let mut p = GemmParams::new(n * h * w, hc, last_ch);
+        p.has_bias = true;
+        p.act = cfg.activation;
+        let head = r.alloc(p.m * p.n)?;
+        r.push(gemm_fwd(gpu, &p, &x, &self.head.weight, Some(&self.head.bias), None, None, &head)?, "head");
+        if wants("head") {
+            tapped.push(("head".to_string(), head.clone(), [n, h, w, hc]));
+        }
+        let pp = GlobalAvgPoolParams::new(n, h * w, hc);
+        let partial = r.alloc(pp.partial_len())?;
+        let features = gpu.empty(n * hc, "features")?;
+        for d in global_avg_pool_fwd(gpu, &pp, &head, &partial, &features)? {
+            r.push(d, "pool");
+        }
+        let mut p = GemmParams::new(n, cfg.num_classes, hc);
+        p.has_bias = true;
+        let logits = gpu.empty(n * cfg.num_classes, "logits")?;
+        r.push(gemm_fwd(gpu, &p, &features, &self.classifier.weight, Some(&self.classifier.bias), None, None, &logits)?, "classifier");
+        let probs = gpu.empty(n * cfg.num_classes, "probabilities")?;
+        let sp = SoftmaxParams { rows: n, cols: cfg.num_classes };
+        let softmax = softmax_fwd(gpu, &sp, &logits, &probs)?;
+
+        Ok(ForwardPlan {
+            batch: n,
+            input,
+            dispatches: r.dispatches,
+            softmax,
+            logits,
+            features,
+            probs,
+            taps: tapped,
+        })
+    }
+}
+
+/// Records dispatches and hands out activation buffers, reusing those whose last reader has
+/// already been recorded (dispatches in one pass run in order, so reuse is safe).
+struct Recorder<'a> {
+    gpu: &'a Gpu,
+    free: Vec<GpuBuffer>,
+    dispatches: Vec<Dispatch>,
+}
+
+impl Recorder<'_> {
+    fn alloc(&mut self, len: usize) -> Result<GpuBuffer> {
+        // Best fit among free buffers; a new buffer when none is large enough.
+        let best = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.len >= len)
+            .min_by_key(|(_, b)| b.len)
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                let b = self.free.swap_remove(i);
+                Ok(GpuBuffer { buffer: b.buffer, len })
+            }
+            None => self.gpu.empty(len, "activation"),
+        }
+    }
+
+    fn release(&mut self, b: GpuBuffer) {
+        let cap = (b.buffer.size() / 4) as usize;
+        self.free.push(GpuBuffer { buffer: b.buffer, len: cap });
+    }
+
+    fn push(&mut self, mut d: Dispatch, label: &str) {
+        d.label = format!("{label}: {}", d.kernel.name());
+        self.dispatches.push(d);
+    }
+}
+
+/// A forward pass recorded once for one (batch, h, w): replaying it is one upload, one compute
+/// pass and one readback.
+pub struct ForwardPlan {
+    pub batch: usize,
+    input: GpuBuffer,
+    pub dispatches: Vec<Dispatch>,
+    softmax: Dispatch,
+    logits: GpuBuffer,
+    features: GpuBuffer,
+    probs: GpuBuffer,
+    taps: Vec<(String, GpuBuffer, [usize; 4])>,
+}
+
+impl ForwardPlan {
+    /// Uploads `input` (this plan's batch, NCHW) and records the whole forward into `encoder`.
+    pub fn encode(&self, gpu: &Gpu, input: &[f32], encoder: &mut wgpu::CommandEncoder, softmax: bool) -> Result<()> {
+        if input.len() != self.input.len {
+            return Err(Error::Shape { what: "plan input".into(), expected: vec![self.input.len], got: vec![input.len()] });
+        }
+        gpu.queue.write_buffer(&self.input.buffer, 0, bytemuck::cast_slice(input));
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+        for d in &self.dispatches {
+            d.encode(&mut pass);
+        }
+        if softmax {
+            self.softmax.encode(&mut pass);
+        }
+        Ok(())
+    }
+
+    pub fn run(&self, gpu: &Gpu, input: &[f32]) -> Result<ForwardOutput> {
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        self.encode(gpu, input, &mut encoder, false)?;
+        gpu.queue.submit([encoder.finish()]);
+        let mut out = gpu.read_many(&[&self.logits, &self.features])?;
+        let features = out.pop().unwrap_or_default();
+        let logits = out.pop().unwrap_or_default();
+        Ok(ForwardOutput { logits, features })
+    }
+
+    /// Runs the plan and returns softmax probabilities (batch, classes).
+    pub fn run_probabilities(&self, gpu: &Gpu, input: &[f32]) -> Result<Vec<f32>> {
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        self.encode(gpu, input, &mut encoder, true)?;
+        gpu.queue.submit([encoder.finish()]);
+        gpu.read(&self.probs)
+    }
+
+    /// Reads a tapped intermediate output: (name, NHWC data, [n, h, w, c]).
+    pub fn read_taps(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<f32>, [usize; 4])>> {
+        let bufs: Vec<&GpuBuffer> = self.taps.iter().map(|t| &t.1).collect();
+        let data = gpu.read_many(&bufs)?;
+        Ok(self.taps.iter().zip(data).map(|(t, d)| (t.0.clone(), d, t.2)).collect())
+    }
+}

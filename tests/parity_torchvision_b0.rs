@@ -1,0 +1,38 @@
+//! The whole B0 forward against PyTorch: torchvision's `efficientnet_b0` with the shared fixture's
+//! weights, its logits and every stage output (`../shared/fixtures/torchvision-b0`).
+//! Tolerance (issue #2): |ours - torch| <= 1e-5 + 1e-4 * max|torch| per tensor.
+
+mod common;
+use common::*;
+
+use efficientnet_wgpu::model::{Config, EfficientNet, WeightFormat, Weights};
+
+#[test]
+fn b0_logits_and_stage_outputs_match_torchvision() {
+    let gpu = gpu();
+    let config = Config::b0(1000);
+    let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
+    assert_eq!(format, WeightFormat::Torchvision);
+    let model = EfficientNet::new(gpu, config, &weights).unwrap();
+    let io = read_safetensors(&fixture("torchvision-b0/tv_b0_io.safetensors"));
+    let (shape, input) = &io["input"];
+    assert_eq!(shape, &[1, 3, 224, 224]);
+
+    let taps = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "head"];
+    let plan = model.plan(gpu, 1, 224, 224, &taps).unwrap();
+    let out = plan.run(gpu, input).unwrap();
+    for (name, data, shape) in plan.read_taps(gpu).unwrap() {
+        let (ref_shape, want) = &io[&format!("act.{name}")];
+        assert_eq!(ref_shape, &[shape[0], shape[3], shape[1], shape[2]], "act.{name} shape");
+        let got = nhwc_to_nchw(&data, shape);
+        assert_close(&format!("act.{name}"), &got, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
+    }
+    let (_, pooled) = &io["act.pooled"];
+    assert_close("act.pooled", &out.features, pooled, 1e-5 + 1e-4 * max_abs(pooled), 0.0);
+    let (_, want) = &io["logits"];
+    assert_close("logits", &out.logits, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
+
+    // The plain forward (no taps, the cached plan) gives the same logits bit for bit.
+    let again = model.forward(gpu, input, 1, 224, 224).unwrap();
+    assert_eq!(again.logits, out.logits);
+}
