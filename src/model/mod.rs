@@ -1,7 +1,10 @@
-//! Model description: configs from the compound-scaling rules, and weights in PyTorch naming.
+//! Model description: configs from the compound-scaling rules, weights in PyTorch naming, and the
+//! network assembled on the GPU.
 
 pub mod config;
+pub mod efficientnet;
 pub mod weights;
 
 pub use config::*;
+pub use efficientnet::*;
 pub use weights::*;
