@@ -3,8 +3,12 @@
 pub mod cpu_ref;
 pub mod error;
 pub mod gpu;
+pub mod infer;
 pub mod model;
 pub mod ops;
 
 pub use error::{Error, Result};
+pub use gpu::Gpu;
+pub use infer::{Classifier, Prediction, Preprocess};
+pub use model::{Config, EfficientNet, Variant, WeightFormat, Weights};
 pub use ops::Activation;

@@ -1,1 +1,283 @@
-fn main(){}
+//! `effnet`: list GPUs, describe variants, classify images, and run tensors through EfficientNet.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use efficientnet_wgpu::infer::Classifier;
+use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
+use efficientnet_wgpu::{Error, Gpu, Result};
+
+#[derive(Parser)]
+#[command(name = "effnet", version, about = "EfficientNet B0-B7 and Lite0-4 on the GPU through wgpu")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Variant: b0..b7, lite0..lite4.
+    #[arg(long, default_value = "b0")]
+    model: String,
+    /// Number of classes; read from the weights file when not given, else 1000.
+    #[arg(long)]
+    classes: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct WeightArgs {
+    /// safetensors file in PyTorch layout (torchvision, timm or lukemelas names; f32/f16/bf16).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Naming and numerics of the weights: torchvision | timm | timm-tf | lukemelas. Detected
+    /// from the keys when not given (timm and timm-tf share keys: pass timm-tf for `tf_` models).
+    #[arg(long)]
+    weights_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the GPU adapters wgpu can use, with their limits.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a variant: resolution, channels and blocks per stage, parameters, MACs.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Input side in pixels (default: the variant's resolution).
+        #[arg(long)]
+        resolution: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify JPEG/PNG images: top-K classes with ImageNet names.
+    Classify {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        weights: WeightArgs,
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// One JSON object per image and line.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Run tensor `input` [N,3,H,W] (NCHW f32, fed as is) and write `logits` and `features`.
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        weights: WeightArgs,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("effnet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devices { json } => devices(json),
+        Command::Info { model, resolution, json } => info(&model, resolution, json),
+        Command::Classify { model, weights, top, json, images } => classify(&model, &weights, top, json, &images),
+        Command::Run { model, weights, input, output } => run_tensor(&model, &weights, &input, &output),
+    }
+}
+
+fn devices(json: bool) -> Result<()> {
+    let adapters = Gpu::adapters();
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter { detail: String::new() });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&adapters).map_err(|e| Error::invalid(e.to_string()))?);
+        return Ok(());
+    }
+    for a in adapters {
+        println!("{} ({}, {})", a.name, a.backend, a.device_type);
+        println!("  driver: {} {}", a.driver, a.driver_info);
+        println!(
+            "  max storage binding {} MiB, max buffer {} MiB, workgroup memory {} KiB, {} invocations/workgroup",
+            a.max_storage_buffer_binding_size >> 20,
+            a.max_buffer_size >> 20,
+            a.max_compute_workgroup_storage_size >> 10,
+            a.max_compute_invocations_per_workgroup
+        );
+        println!(
+            "  timestamps {}, f16 {}, subgroups {}, immediates {}",
+            a.timestamps, a.shader_f16, a.subgroups, a.immediates
+        );
+    }
+    Ok(())
+}
+
+fn config(args: &ModelArgs, classes: usize) -> Result<Config> {
+    Ok(Config::new(Variant::parse(&args.model)?, classes))
+}
+
+fn info(args: &ModelArgs, resolution: Option<usize>, json: bool) -> Result<()> {
+    let cfg = config(args, args.classes.unwrap_or(1000))?;
+    let res = resolution.unwrap_or(cfg.resolution as usize);
+    let stages = cfg.stage_summary(res, res);
+    let (params, macs) = (cfg.param_count(), cfg.macs(res, res));
+    if json {
+        let v = serde_json::json!({
+            "model": cfg.name,
+            "params": params,
+            "macs": macs,
+            "resolution": res,
+            "width": cfg.width,
+            "depth": cfg.depth,
+            "dropout": cfg.dropout,
+            "num_classes": cfg.num_classes,
+            "blocks": cfg.blocks().len(),
+            "stages": stages,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{}: width {} depth {} resolution {res} dropout {} classes {}",
+        cfg.name, cfg.width, cfg.depth, cfg.dropout, cfg.num_classes
+    );
+    println!("{:<11} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>11} {:>9}", "stage", "in", "out", "blocks", "expand", "kernel", "stride", "output", "params", "MMACs");
+    for s in &stages {
+        println!(
+            "{:<11} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>11} {:>9.1}",
+            s.name,
+            s.in_channels,
+            s.out_channels,
+            s.blocks,
+            s.expand_ratio,
+            s.kernel,
+            s.stride,
+            format!("{}x{}", s.out_h, s.out_w),
+            s.params,
+            s.macs as f64 / 1e6
+        );
+    }
+    println!("parameters: {params}");
+    println!("MACs: {macs} ({:.3} G; {:.3} GFLOP)", macs as f64 / 1e9, 2.0 * macs as f64 / 1e9);
+    Ok(())
+}
+
+/// The classifier's class count as stored in a weights file, when it can be read.
+fn classes_in_file(path: &Path) -> Option<usize> {
+    let bytes = std::fs::read(path).ok()?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
+    let tensors = meta.tensors();
+    ["classifier.1.bias", "classifier.bias", "_fc.bias"]
+        .iter()
+        .find_map(|k| tensors.get(*k).and_then(|t| t.shape.first().copied()))
+}
+
+fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs) -> Result<EfficientNet> {
+    let format = w.weights_format.as_deref().map(str::parse::<WeightFormat>).transpose()?;
+    let classes = args.classes.or_else(|| classes_in_file(&w.weights)).unwrap_or(1000);
+    let mut cfg = config(args, classes)?;
+    if let Some(f) = format {
+        f.adjust_config(&mut cfg);
+    }
+    let (weights, detected) = Weights::load(&w.weights, &cfg, format)?;
+    if format.is_none() {
+        detected.adjust_config(&mut cfg);
+        if detected == WeightFormat::Timm {
+            eprintln!("effnet: weights detected as timm (PyTorch-trained); pass --weights-format timm-tf for timm's tf_ models");
+        }
+    }
+    EfficientNet::new(gpu, cfg, &weights)
+}
+
+fn classify(args: &ModelArgs, w: &WeightArgs, top: usize, json: bool, images: &[PathBuf]) -> Result<()> {
+    let gpu = Arc::new(Gpu::new()?);
+    let model = load_model(&gpu, args, w)?;
+    let classifier = Classifier::new(gpu, model);
+    let mut failed = 0;
+    for path in images {
+        // One image at a time so that an undecodable file is reported and the rest still run.
+        match classifier.classify_files(std::slice::from_ref(path), top) {
+            Ok(mut preds) => {
+                let preds = preds.pop().unwrap_or_default();
+                if json {
+                    let top: Vec<_> = preds
+                        .iter()
+                        .map(|p| serde_json::json!({"class": p.class, "label": p.label, "prob": p.prob}))
+                        .collect();
+                    println!("{}", serde_json::json!({"path": path, "top": top}));
+                } else {
+                    println!("{}", path.display());
+                    for p in preds {
+                        println!("  {:>6.2}%  {:>4}  {}", 100.0 * p.prob, p.class, p.label.unwrap_or("-"));
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("effnet: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::invalid(format!("{failed} of {} images could not be classified", images.len())));
+    }
+    Ok(())
+}
+
+fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> Result<()> {
+    let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::Safetensors { path: input.to_path_buf(), message: e.to_string() })?;
+    let t = st.tensor("input").map_err(|_| {
+        Error::file(input, format!("no tensor named \"input\" (found: {})", st.names().join(", ")))
+    })?;
+    if t.dtype() != safetensors::Dtype::F32 {
+        return Err(Error::DType { path: input.to_path_buf(), name: "input".into(), dtype: format!("{:?}", t.dtype()) });
+    }
+    let shape = t.shape().to_vec();
+    if shape.len() != 4 || shape[1] != 3 {
+        return Err(Error::file(input, format!("tensor \"input\" must be [N, 3, H, W] (NCHW), got {shape:?}")));
+    }
+    let data: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+    let gpu = Gpu::new()?;
+    let model = load_model(&gpu, args, w)?;
+    let out = model.forward(&gpu, &data, shape[0], shape[2], shape[3])?;
+    let n = shape[0];
+    let tensors = vec![
+        ("logits".to_string(), (vec![n, model.config.num_classes], out.logits)),
+        ("features".to_string(), (vec![n, model.config.head_channels()], out.features)),
+    ];
+    write_f32_safetensors(output, tensors, HashMap::from([("model".to_string(), model.config.name.clone())]))
+}
+
+/// Writes f32 tensors atomically (temp file in the same folder, then rename).
+fn write_f32_safetensors(path: &Path, tensors: Vec<(String, (Vec<usize>, Vec<f32>))>, meta: HashMap<String, String>) -> Result<()> {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(k, (shape, data))| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
+                .map(|v| (k.clone(), v))
+                .map_err(|e| Error::invalid(e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| Error::invalid(e.to_string()))?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

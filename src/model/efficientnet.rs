@@ -438,12 +438,33 @@ pub struct ForwardPlan {
 }
 
 impl ForwardPlan {
-    /// Uploads `input` (this plan's batch, NCHW) and records the whole forward into `encoder`.
-    pub fn encode(&self, gpu: &Gpu, input: &[f32], encoder: &mut wgpu::CommandEncoder, softmax: bool) -> Result<()> {
-        if input.len() != self.input.len {
-            return Err(Error::Shape { what: "plan input".into(), expected: vec![self.input.len], got: vec![input.len()] });
+    /// The input buffer, (batch, 3, h, w) NCHW: callers may fill it on the GPU (preprocessing)
+    /// and then `encode(gpu, None, ..)`.
+    pub fn input(&self) -> &GpuBuffer {
+        &self.input
+    }
+
+    pub fn logits(&self) -> &GpuBuffer {
+        &self.logits
+    }
+
+    pub fn features(&self) -> &GpuBuffer {
+        &self.features
+    }
+
+    pub fn probabilities(&self) -> &GpuBuffer {
+        &self.probs
+    }
+
+    /// Uploads `input` (this plan's batch, NCHW; `None` when the input buffer was filled on the
+    /// GPU) and records the whole forward into `encoder`, softmax included when asked.
+    pub fn encode(&self, gpu: &Gpu, input: Option<&[f32]>, encoder: &mut wgpu::CommandEncoder, softmax: bool) -> Result<()> {
+        if let Some(input) = input {
+            if input.len() != self.input.len {
+                return Err(Error::Shape { what: "plan input".into(), expected: vec![self.input.len], got: vec![input.len()] });
+            }
+            gpu.queue.write_buffer(&self.input.buffer, 0, bytemuck::cast_slice(input));
         }
-        gpu.queue.write_buffer(&self.input.buffer, 0, bytemuck::cast_slice(input));
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
         for d in &self.dispatches {
             d.encode(&mut pass);
@@ -456,7 +477,7 @@ impl ForwardPlan {
 
     pub fn run(&self, gpu: &Gpu, input: &[f32]) -> Result<ForwardOutput> {
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        self.encode(gpu, input, &mut encoder, false)?;
+        self.encode(gpu, Some(input), &mut encoder, false)?;
         gpu.queue.submit([encoder.finish()]);
         let mut out = gpu.read_many(&[&self.logits, &self.features])?;
         let features = out.pop().unwrap_or_default();
@@ -467,7 +488,7 @@ impl ForwardPlan {
     /// Runs the plan and returns softmax probabilities (batch, classes).
     pub fn run_probabilities(&self, gpu: &Gpu, input: &[f32]) -> Result<Vec<f32>> {
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        self.encode(gpu, input, &mut encoder, true)?;
+        self.encode(gpu, Some(input), &mut encoder, true)?;
         gpu.queue.submit([encoder.finish()]);
         gpu.read(&self.probs)
     }

@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod efficientnet;
+pub mod labels;
 pub mod weights;
 
 pub use config::*;
 pub use efficientnet::*;
+pub use labels::imagenet_label;
 pub use weights::*;

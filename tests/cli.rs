@@ -1,0 +1,136 @@
+//! The `effnet` binary as a user runs it.
+
+mod common;
+use common::*;
+
+use std::process::Command;
+
+fn effnet(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_effnet")).args(args).output().expect("run effnet");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn info_prints_exact_parameter_counts_of_all_13_variants() {
+    let expected = [
+        ("b0", 5_288_548u64, 224u64),
+        ("b1", 7_794_184, 240),
+        ("b2", 9_109_994, 260),
+        ("b3", 12_233_232, 300),
+        ("b4", 19_341_616, 380),
+        ("b5", 30_389_784, 456),
+        ("b6", 43_040_704, 528),
+        ("b7", 66_347_960, 600),
+        ("lite0", 4_652_008, 224),
+        ("lite1", 5_416_680, 240),
+        ("lite2", 6_092_072, 260),
+        ("lite3", 8_197_096, 280),
+        ("lite4", 13_006_568, 300),
+    ];
+    for (model, params, res) in expected {
+        let (ok, out, err) = effnet(&["info", "--model", model, "--json"]);
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["params"].as_u64(), Some(params), "{model}");
+        assert_eq!(v["resolution"].as_u64(), Some(res), "{model}");
+        assert!(v["macs"].as_u64().unwrap() > 0);
+    }
+    let (ok, out, _) = effnet(&["info", "--model", "b0", "--classes", "10", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["params"].as_u64(), Some(4_020_358));
+}
+
+#[test]
+fn unknown_model_is_a_clear_error() {
+    let (ok, _, err) = effnet(&["info", "--model", "b9"]);
+    assert!(!ok);
+    assert!(err.contains("b9") && err.contains("b0..b7"), "{err}");
+}
+
+#[test]
+fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
+    let dir = std::env::temp_dir().join(format!("effnet-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.safetensors");
+    let weights = fixture("torchvision-b0/tv_b0.safetensors");
+    let io = fixture("torchvision-b0/tv_b0_io.safetensors");
+    let (ok, _, err) = effnet(&[
+        "run",
+        "--model",
+        "b0",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        io.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let got = read_safetensors(&out);
+    let want = read_safetensors(&io);
+    assert_eq!(got["logits"].0, vec![1, 1000]);
+    assert_eq!(got["features"].0, vec![1, 1280]);
+    let w = &want["logits"].1;
+    assert_close("logits", &got["logits"].1, w, 1e-5 + 1e-4 * max_abs(w), 0.0);
+    let p = &want["act.pooled"].1;
+    assert_close("features", &got["features"].1, p, 1e-5 + 1e-4 * max_abs(p), 0.0);
+
+    // The wrong variant names the one that fits.
+    let (ok, _, err) = effnet(&[
+        "run", "--model", "b2", "--weights", weights.to_str().unwrap(), "--input", io.to_str().unwrap(), "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--model b0"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn classify_reads_png_and_jpeg_and_prints_top5_with_imagenet_names() {
+    let dir = std::env::temp_dir().join(format!("effnet-cli-classify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A 300x200 gradient, saved as PNG and JPEG; and a file that is not an image.
+    let img = image::RgbImage::from_fn(300, 200, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+    let (png, jpg, bad) = (dir.join("a.png"), dir.join("b.jpg"), dir.join("c.jpg"));
+    img.save(&png).unwrap();
+    img.save(&jpg).unwrap();
+    std::fs::write(&bad, b"not a jpeg").unwrap();
+    let weights = fixture("torchvision-b0/tv_b0.safetensors");
+    let (ok, out, err) = effnet(&[
+        "classify",
+        "--model",
+        "b0",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--json",
+        png.to_str().unwrap(),
+        jpg.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        let top = l["top"].as_array().unwrap();
+        assert_eq!(top.len(), 5);
+        let probs: Vec<f64> = top.iter().map(|t| t["prob"].as_f64().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]), "sorted: {probs:?}");
+        assert!(probs.iter().all(|&p| (0.0..=1.0).contains(&p)));
+        let class = top[0]["class"].as_u64().unwrap() as usize;
+        assert_eq!(top[0]["label"].as_str(), efficientnet_wgpu::model::imagenet_label(class));
+    }
+    // PNG and JPEG of the same picture mostly agree (JPEG is lossy).
+    assert_eq!(lines[0]["top"][0]["class"], lines[1]["top"][0]["class"]);
+
+    let (ok, _, err) = effnet(&["classify", "--model", "b0", "--weights", weights.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("c.jpg") && err.contains("decoded"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn missing_weights_file_names_the_file() {
+    let (ok, _, err) = effnet(&["classify", "--weights", "/nonexistent/w.safetensors", "x.png"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/w.safetensors"), "{err}");
+}
