@@ -1,0 +1,152 @@
+//! Forward benchmark: images/s of a recorded forward pass, and a per-kernel table from GPU
+//! timestamps.
+//!
+//!     cargo run --release --example bench -- --model b0 --batch 8 [--resolution 224] [--iters 5] [--json]
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use clap::Parser;
+use efficientnet_wgpu::gpu::profile_dispatches;
+use efficientnet_wgpu::model::{Config, EfficientNet, Variant, Weights};
+use efficientnet_wgpu::{Gpu, Result};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "b0")]
+    model: String,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Input side (default: the variant's resolution).
+    #[arg(long)]
+    resolution: Option<usize>,
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    /// Timed forward passes (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Skip the per-kernel profile.
+    #[arg(long)]
+    no_profile: bool,
+    /// One JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn run(args: Args) -> Result<()> {
+    let gpu = Gpu::new()?;
+    let config = Config::new(Variant::parse(&args.model)?, args.classes);
+    let res = args.resolution.unwrap_or(config.resolution as usize);
+    let weights = Weights::init_random(&config, 0);
+    let t = Instant::now();
+    let model = EfficientNet::new(&gpu, config.clone(), &weights)?;
+    let upload_s = t.elapsed().as_secs_f64();
+    let n = args.batch.max(1);
+    let input: Vec<f32> = (0..n * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+
+    let t = Instant::now();
+    let plan = model.plan(&gpu, n, res, res, &[])?;
+    let build_s = t.elapsed().as_secs_f64();
+    plan.run(&gpu, &input)?; // warm-up: first-use JIT and allocations
+
+    let (mut step_s, mut encode_s) = (Vec::new(), Vec::new());
+    for _ in 0..args.iters.max(1) {
+        let t = Instant::now();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        plan.encode(&gpu, Some(&input), &mut encoder, false)?;
+        let cmd = encoder.finish();
+        encode_s.push(t.elapsed().as_secs_f64());
+        gpu.queue.submit([cmd]);
+        gpu.read(plan.logits())?;
+        step_s.push(t.elapsed().as_secs_f64());
+    }
+    let step = median(step_s);
+    let images_per_s = n as f64 / step;
+
+    let mut kernels: BTreeMap<&str, (f64, u64, u64, usize)> = BTreeMap::new();
+    let mut profiled_total = 0.0;
+    let mut rows = Vec::new();
+    if !args.no_profile && gpu.caps.timestamps {
+        let ds: Vec<_> = plan.dispatches.iter().collect();
+        let ns = profile_dispatches(&gpu, &ds)?;
+        for (d, t) in ds.iter().zip(&ns) {
+            let e = kernels.entry(d.kernel.name()).or_default();
+            e.0 += t;
+            e.1 += d.flops;
+            e.2 += d.bytes;
+            e.3 += 1;
+            profiled_total += t;
+            rows.push((d.label.clone(), *t, d.flops, d.bytes));
+        }
+    }
+    let gflop = config.macs(res, res) as f64 * 2.0 * n as f64 / 1e9;
+
+    if args.json {
+        let per_kernel: Vec<_> = kernels
+            .iter()
+            .map(|(k, (t, f, b, c))| {
+                serde_json::json!({"kernel": k, "dispatches": c, "ms": t / 1e6, "gflops": *f as f64 / t,
+                    "gbps": *b as f64 / t, "share": t / profiled_total})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
+                "forward_s": step, "images_per_s": images_per_s, "gflops_per_s": gflop / step,
+                "encode_ms": median(encode_s) * 1e3, "dispatches": plan.dispatches.len(),
+                "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
+                "kernels": per_kernel,
+            })
+        );
+        return Ok(());
+    }
+
+    println!("adapter: {}", gpu.describe());
+    println!("{} batch {n} at {res}x{res}: {} dispatches, {} pipelines", config.name, plan.dispatches.len(), gpu.pipeline_count());
+    println!("weights upload {:.2} s, plan build {:.2} s (pipelines, bind groups, buffers: once)", upload_s, build_s);
+    println!(
+        "forward: {:.1} ms per batch, {:.2} images/s, {:.2} GFLOP/s (model FLOPs), CPU encode {:.2} ms",
+        step * 1e3,
+        images_per_s,
+        gflop / step,
+        median(encode_s) * 1e3
+    );
+    if kernels.is_empty() {
+        println!("(no per-kernel profile: {})", if args.no_profile { "--no-profile" } else { "adapter has no timestamps" });
+        return Ok(());
+    }
+    println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profiled_total / 1e6);
+    println!("{:<26} {:>6} {:>10} {:>9} {:>9} {:>7}", "kernel", "count", "ms", "GFLOP/s", "GB/s", "share");
+    let mut sorted: Vec<_> = kernels.into_iter().collect();
+    sorted.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (k, (t, f, b, c)) in sorted {
+        println!(
+            "{:<26} {:>6} {:>10.2} {:>9.2} {:>9.2} {:>6.1}%",
+            k,
+            c,
+            t / 1e6,
+            f as f64 / t,
+            b as f64 / t,
+            100.0 * t / profiled_total
+        );
+    }
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("\nslowest dispatches:");
+    for (label, t, f, _) in rows.iter().take(12) {
+        println!("  {:<44} {:>8.2} ms {:>8.2} GFLOP/s", label, t / 1e6, *f as f64 / t);
+    }
+    Ok(())
+}
