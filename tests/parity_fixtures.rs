@@ -1,0 +1,79 @@
+//! Forward parity with PyTorch on the small fixtures committed in tests/fixtures (made by
+//! scripts/make_fixtures.py): timm `tf_` B and Lite networks (TF-SAME padding, BN eps 1e-3, ReLU6
+//! without SE for Lite), timm's PyTorch-trained naming, and lukemelas' `efficientnet_pytorch`.
+//! Inputs are 61x67 so TF-SAME pads asymmetrically at every stride-2 layer.
+//! Tolerance (issue #2): |ours - torch| <= 1e-5 + 1e-4 * max|torch| per tensor.
+
+mod common;
+use common::*;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
+
+fn local(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn metadata(path: &std::path::Path) -> HashMap<String, String> {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().clone().unwrap_or_default()
+}
+
+/// The config a fixture was made with, from its metadata.
+pub fn fixture_config(tag: &str) -> (Config, WeightFormat) {
+    let meta = metadata(&local(&format!("{tag}_io.safetensors")));
+    let format: WeightFormat = meta["format"].parse().unwrap();
+    let mut config = Config::new(Variant::parse(&meta["variant"]).unwrap(), meta["num_classes"].parse().unwrap());
+    config.width = meta["width"].parse().unwrap();
+    config.depth = meta["depth"].parse().unwrap();
+    format.adjust_config(&mut config);
+    assert_eq!(config.bn_eps, meta["bn_eps"].parse::<f32>().unwrap(), "{tag}: eps");
+    (config, format)
+}
+
+fn check(tag: &str) {
+    let gpu = gpu();
+    let (config, format) = fixture_config(tag);
+    let (weights, _) = Weights::load(local(&format!("{tag}_weights.safetensors")), &config, Some(format)).unwrap();
+    assert_eq!(weights.param_count(), config.param_count(), "{tag}");
+    let model = EfficientNet::new(gpu, config, &weights).unwrap();
+    let io = read_safetensors(&local(&format!("{tag}_io.safetensors")));
+    let (shape, input) = &io["input"];
+    let (n, h, w) = (shape[0], shape[2], shape[3]);
+    let taps = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "head"];
+    let plan = model.plan(gpu, n, h, w, &taps).unwrap();
+    let out = plan.run(gpu, input).unwrap();
+    for (name, data, shape) in plan.read_taps(gpu).unwrap() {
+        let (ref_shape, want) = &io[&format!("act.{name}")];
+        assert_eq!(ref_shape, &[shape[0], shape[3], shape[1], shape[2]], "{tag} act.{name} shape");
+        let got = nhwc_to_nchw(&data, shape);
+        assert_close(&format!("{tag} act.{name}"), &got, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
+    }
+    let (_, pooled) = &io["act.pooled"];
+    assert_close(&format!("{tag} act.pooled"), &out.features, pooled, 1e-5 + 1e-4 * max_abs(pooled), 0.0);
+    let (_, want) = &io["logits"];
+    assert_close(&format!("{tag} logits"), &out.logits, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
+}
+
+#[test]
+fn timm_tf_b_same_padding_eps_1e3_matches_pytorch() {
+    check("timm_tf_b");
+}
+
+#[test]
+fn timm_tf_lite_relu6_no_se_fixed_stem_head_matches_pytorch() {
+    check("timm_tf_lite");
+}
+
+#[test]
+fn timm_b_matches_pytorch() {
+    check("timm_b");
+}
+
+#[test]
+fn lukemelas_b_matches_pytorch() {
+    check("lukemelas_b");
+}
