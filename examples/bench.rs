@@ -115,7 +115,12 @@ fn run(args: Args) -> Result<()> {
     }
 
     println!("adapter: {}", gpu.describe());
-    println!("{} batch {n} at {res}x{res}: {} dispatches, {} pipelines", config.name, plan.dispatches.len(), gpu.pipeline_count());
+    println!(
+        "{} batch {n} at {res}x{res}: {} dispatches, {} pipelines",
+        config.name,
+        plan.dispatches.len(),
+        gpu.pipeline_count()
+    );
     println!("weights upload {:.2} s, plan build {:.2} s (pipelines, bind groups, buffers: once)", upload_s, build_s);
     println!(
         "forward: {:.1} ms per batch, {:.2} images/s, {:.2} GFLOP/s (model FLOPs), CPU encode {:.2} ms",
@@ -125,7 +130,10 @@ fn run(args: Args) -> Result<()> {
         median(encode_s) * 1e3
     );
     if kernels.is_empty() {
-        println!("(no per-kernel profile: {})", if args.no_profile { "--no-profile" } else { "adapter has no timestamps" });
+        println!(
+            "(no per-kernel profile: {})",
+            if args.no_profile { "--no-profile" } else { "adapter has no timestamps" }
+        );
         return Ok(());
     }
     println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profiled_total / 1e6);

@@ -34,7 +34,9 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
-    #[error("unknown model {0:?}; expected one of b0..b7, lite0..lite4 (optionally prefixed efficientnet-/efficientnet_)")]
+    #[error(
+        "unknown model {0:?}; expected one of b0..b7, lite0..lite4 (optionally prefixed efficientnet-/efficientnet_)"
+    )]
     UnknownModel(String),
 
     #[error("{path}: {message}")]

@@ -134,7 +134,11 @@ impl Classifier {
             let mut pre = Vec::new();
             for img in chunk {
                 if img.data.len() != 3 * img.h * img.w || img.h == 0 || img.w == 0 {
-                    return Err(Error::Shape { what: "image planes".into(), expected: vec![3, img.h, img.w], got: vec![img.data.len()] });
+                    return Err(Error::Shape {
+                        what: "image planes".into(),
+                        expected: vec![3, img.h, img.w],
+                        got: vec![img.data.len()],
+                    });
                 }
                 let p = self.preprocess.params(img.h, img.w);
                 let src = self.gpu.upload(&img.data, "image")?;
@@ -148,7 +152,13 @@ impl Classifier {
             }
             let per_image = 3 * res * res * 4;
             for (i, (_, dst)) in keep.iter().enumerate() {
-                encoder.copy_buffer_to_buffer(&dst.buffer, 0, &plan.input().buffer, (i * per_image) as u64, per_image as u64);
+                encoder.copy_buffer_to_buffer(
+                    &dst.buffer,
+                    0,
+                    &plan.input().buffer,
+                    (i * per_image) as u64,
+                    per_image as u64,
+                );
             }
             plan.encode(&self.gpu, None, &mut encoder, true)?;
             self.gpu.queue.submit([encoder.finish()]);
@@ -167,7 +177,11 @@ impl Classifier {
             .map(|p| {
                 top_k(&p, k)
                     .into_iter()
-                    .map(|(class, prob)| Prediction { class, label: with_labels.then(|| imagenet_label(class)).flatten(), prob })
+                    .map(|(class, prob)| Prediction {
+                        class,
+                        label: with_labels.then(|| imagenet_label(class)).flatten(),
+                        prob,
+                    })
                     .collect()
             })
             .collect())
@@ -175,7 +189,8 @@ impl Classifier {
 
     /// Decodes and classifies image files.
     pub fn classify_files<P: AsRef<Path>>(&self, paths: &[P], k: usize) -> Result<Vec<Vec<Prediction>>> {
-        let planes = paths.iter().map(|p| load_image(p).map(|i| RgbPlanes::from_image(&i))).collect::<Result<Vec<_>>>()?;
+        let planes =
+            paths.iter().map(|p| load_image(p).map(|i| RgbPlanes::from_image(&i))).collect::<Result<Vec<_>>>()?;
         self.classify(&planes, k)
     }
 

@@ -7,7 +7,11 @@ use std::process::Command;
 
 fn effnet(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_effnet")).args(args).output().expect("run effnet");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -78,7 +82,14 @@ fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
 
     // The wrong variant names the one that fits.
     let (ok, _, err) = effnet(&[
-        "run", "--model", "b2", "--weights", weights.to_str().unwrap(), "--input", io.to_str().unwrap(), "--output",
+        "run",
+        "--model",
+        "b2",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        io.to_str().unwrap(),
+        "--output",
         out.to_str().unwrap(),
     ]);
     assert!(!ok);
@@ -91,7 +102,9 @@ fn classify_reads_png_and_jpeg_and_prints_top5_with_imagenet_names() {
     let dir = std::env::temp_dir().join(format!("effnet-cli-classify-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A 300x200 gradient, saved as PNG and JPEG; and a file that is not an image.
-    let img = image::RgbImage::from_fn(300, 200, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+    let img = image::RgbImage::from_fn(300, 200, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
     let (png, jpg, bad) = (dir.join("a.png"), dir.join("b.jpg"), dir.join("c.jpg"));
     img.save(&png).unwrap();
     img.save(&jpg).unwrap();
@@ -122,7 +135,8 @@ fn classify_reads_png_and_jpeg_and_prints_top5_with_imagenet_names() {
     // PNG and JPEG of the same picture mostly agree (JPEG is lossy).
     assert_eq!(lines[0]["top"][0]["class"], lines[1]["top"][0]["class"]);
 
-    let (ok, _, err) = effnet(&["classify", "--model", "b0", "--weights", weights.to_str().unwrap(), bad.to_str().unwrap()]);
+    let (ok, _, err) =
+        effnet(&["classify", "--model", "b0", "--weights", weights.to_str().unwrap(), bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("c.jpg") && err.contains("decoded"), "{err}");
     std::fs::remove_dir_all(&dir).ok();

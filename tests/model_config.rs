@@ -57,11 +57,7 @@ fn block_counts_and_widths_match_reference_table() {
     }
     for variant in [Variant::Lite0, Variant::Lite4] {
         let cfg = Config::new(variant, 1000);
-        assert_eq!(
-            (cfg.stem_channels(), cfg.head_channels()),
-            (32, 1280),
-            "{variant}"
-        );
+        assert_eq!((cfg.stem_channels(), cfg.head_channels()), (32, 1280), "{variant}");
         let blocks = cfg.blocks();
         // First and last stage are not depth-scaled.
         assert_eq!(blocks.iter().filter(|b| b.stage == 1).count(), 1);
@@ -71,10 +67,7 @@ fn block_counts_and_widths_match_reference_table() {
     // Lite4: depth 1.8 scales the middle stages: 2,2,3,3,4 → 4,4,6,6,8.
     let lite4 = Config::lite4(1000).blocks();
     assert_eq!(lite4.len(), 1 + 4 + 4 + 6 + 6 + 8 + 1);
-    assert_eq!(
-        lite4[0].in_ch, 32,
-        "Lite stage 1 reads the fixed 32-channel stem"
-    );
+    assert_eq!(lite4[0].in_ch, 32, "Lite stage 1 reads the fixed 32-channel stem");
 }
 
 #[test]
@@ -114,11 +107,7 @@ fn b0_blocks_match_stage_table() {
         assert_eq!(b.se_ch, se, "block {i}");
         assert_eq!(b.residual, stride == 1 && in_ch == out_ch, "block {i}");
         let survival = 1.0 - 0.2 * i as f32 / 16.0;
-        assert!(
-            (b.survival_prob - survival).abs() < 1e-6,
-            "block {i}: {}",
-            b.survival_prob
-        );
+        assert!((b.survival_prob - survival).abs() < 1e-6, "block {i}: {}", b.survival_prob);
     }
     assert_eq!(blocks[0].survival_prob, 1.0);
     assert!((blocks[15].survival_prob - 0.8125).abs() < 1e-6);
@@ -130,10 +119,7 @@ fn b0_macs_close_to_paper() {
     let macs = Config::b0(1000).macs(224, 224);
     assert_eq!(macs, 385_814_752);
     let reference = 0.386e9;
-    assert!(
-        ((macs as f64 - reference) / reference).abs() < 0.03,
-        "{macs}"
-    );
+    assert!(((macs as f64 - reference) / reference).abs() < 0.03, "{macs}");
     // Bigger variants cost more, roughly as the table says (B1 0.687 G, B7 37.75 G).
     let b1 = Config::b1(1000).macs(240, 240) as f64;
     assert!((b1 / 0.687e9 - 1.0).abs() < 0.05, "{b1}");
@@ -148,27 +134,13 @@ fn stage_summary_resolutions_and_totals() {
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
-        [
-            "stem",
-            "stage1",
-            "stage2",
-            "stage3",
-            "stage4",
-            "stage5",
-            "stage6",
-            "stage7",
-            "head",
-            "classifier"
-        ]
+        ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "head", "classifier"]
     );
     let res: Vec<usize> = rows.iter().map(|r| r.out_h).collect();
     assert_eq!(res, [112, 112, 56, 28, 14, 14, 7, 7, 7, 1]);
     let blocks: Vec<usize> = rows[1..8].iter().map(|r| r.blocks).collect();
     assert_eq!(blocks, [1, 2, 2, 3, 3, 4, 1]);
-    assert_eq!(
-        rows.iter().map(|r| r.params).sum::<usize>(),
-        cfg.param_count()
-    );
+    assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), cfg.param_count());
     assert_eq!(rows.iter().map(|r| r.macs).sum::<u64>(), cfg.macs(224, 224));
     // Odd sizes: TF-SAME gives ceil(in/s) at every stride-2 layer, symmetric k3 also here.
     let mut tf = cfg.clone();
@@ -194,49 +166,27 @@ fn conv_padding_covers_both_rules() {
 fn variant_names_parse() {
     for v in Variant::ALL {
         assert_eq!(v.name().parse::<Variant>().unwrap(), v);
-        assert_eq!(
-            Variant::parse(&format!("efficientnet-{}", v.name())).unwrap(),
-            v
-        );
-        assert_eq!(
-            Variant::parse(&format!("efficientnet_{}", v.name())).unwrap(),
-            v
-        );
+        assert_eq!(Variant::parse(&format!("efficientnet-{}", v.name())).unwrap(), v);
+        assert_eq!(Variant::parse(&format!("efficientnet_{}", v.name())).unwrap(), v);
         assert_eq!(Variant::parse(&v.name().to_uppercase()).unwrap(), v);
         assert_eq!(Config::new(v, 1000).variant(), Some(v));
     }
-    for bad in [
-        "b8",
-        "lite5",
-        "resnet50",
-        "",
-        "efficientnet-",
-        "efficientnet-b0x",
-    ] {
-        assert!(
-            matches!(Variant::parse(bad), Err(Error::UnknownModel(_))),
-            "{bad:?}"
-        );
+    for bad in ["b8", "lite5", "resnet50", "", "efficientnet-", "efficientnet-b0x"] {
+        assert!(matches!(Variant::parse(bad), Err(Error::UnknownModel(_))), "{bad:?}");
     }
 }
 
 #[test]
 fn defaults_per_variant() {
     let b0 = Config::b0(1000);
-    assert_eq!(
-        (b0.activation, b0.padding, b0.se, b0.lite),
-        (Activation::Swish, Padding::Symmetric, true, false)
-    );
+    assert_eq!((b0.activation, b0.padding, b0.se, b0.lite), (Activation::Swish, Padding::Symmetric, true, false));
     assert_eq!(b0.bn_eps, 1e-5);
     assert_eq!(b0.drop_connect, 0.2);
     assert_eq!(b0.scale, None);
     assert_eq!(Config::b5(1000).bn_eps, 1e-3);
     assert_eq!(Config::b4(1000).bn_eps, 1e-5);
     let lite = Config::lite2(1000);
-    assert_eq!(
-        (lite.activation, lite.se, lite.lite, lite.resolution),
-        (Activation::Relu6, false, true, 260)
-    );
+    assert_eq!((lite.activation, lite.se, lite.lite, lite.resolution), (Activation::Relu6, false, true, 260));
     assert_eq!(efficientnet_wgpu::model::efficientnet_b3(7), Config::b3(7));
     assert_eq!(Config::b3(7).dropout, 0.3);
 
@@ -244,9 +194,7 @@ fn defaults_per_variant() {
     assert_eq!(custom.param_count(), b0.param_count());
     assert!(custom.validate().is_ok());
     assert!(Config::custom(0.0, 1.0, 224, 0.2, 10).validate().is_err());
-    assert!(Config::custom(1.0, f64::NAN, 224, 0.2, 10)
-        .validate()
-        .is_err());
+    assert!(Config::custom(1.0, f64::NAN, 224, 0.2, 10).validate().is_err());
     assert!(Config::custom(1.0, 1.0, 224, 0.2, 0).validate().is_err());
 
     let mut tf = Config::lite0(1000);

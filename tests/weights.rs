@@ -25,10 +25,8 @@ fn tmp(name: &str) -> PathBuf {
 type Entry = (String, Dtype, Vec<usize>, Vec<u8>);
 
 fn write_entries(path: &std::path::Path, entries: &[Entry]) {
-    let views: Vec<(String, TensorView<'_>)> = entries
-        .iter()
-        .map(|(k, d, s, b)| (k.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
+    let views: Vec<(String, TensorView<'_>)> =
+        entries.iter().map(|(k, d, s, b)| (k.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
@@ -40,12 +38,7 @@ fn entries_in_format(weights: &Weights, cfg: &Config, format: WeightFormat) -> V
         .zip(weights.iter())
         .map(|(s, (_, t))| {
             if s.field == Field::NumBatchesTracked {
-                (
-                    s.key.clone(),
-                    Dtype::I64,
-                    vec![],
-                    (t.data[0] as i64).to_le_bytes().to_vec(),
-                )
+                (s.key.clone(), Dtype::I64, vec![], (t.data[0] as i64).to_le_bytes().to_vec())
             } else {
                 let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
                 (s.key.clone(), Dtype::F32, s.shape.clone(), bytes)
@@ -64,12 +57,8 @@ fn mismatch_details(err: Error) -> String {
 #[test]
 fn torchvision_b0_spec_equals_fixture_key_list() {
     let path = fixtures().join("torchvision-b0/tv_b0_keys.txt");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (set EFFNET_FIXTURES to the fixtures folder)",
-            path.display()
-        )
-    });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set EFFNET_FIXTURES to the fixtures folder)", path.display()));
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let spec = Config::b0(1000).state_dict_spec(WeightFormat::Torchvision);
     assert_eq!(spec.len(), lines.len());
@@ -84,53 +73,31 @@ fn torchvision_b0_spec_equals_fixture_key_list() {
             .map(|s| s.trim().parse().unwrap())
             .collect();
         assert_eq!(t.shape, shape, "{}", t.key);
-        let dtype = if t.field == Field::NumBatchesTracked {
-            "int64"
-        } else {
-            "float32"
-        };
+        let dtype = if t.field == Field::NumBatchesTracked { "int64" } else { "float32" };
         assert_eq!(dtype, cols[2], "{}", t.key);
     }
 }
 
 #[test]
 fn formats_map_one_to_one() {
-    for variant in [
-        Variant::B0,
-        Variant::B3,
-        Variant::B7,
-        Variant::Lite0,
-        Variant::Lite4,
-    ] {
+    for variant in [Variant::B0, Variant::B3, Variant::B7, Variant::Lite0, Variant::Lite4] {
         let cfg = Config::new(variant, 1000);
         let tv = cfg.state_dict_spec(WeightFormat::Torchvision);
         for format in WeightFormat::ALL {
             let other = cfg.state_dict_spec(format);
             assert_eq!(other.len(), tv.len(), "{variant} {format}");
             for (a, b) in tv.iter().zip(&other) {
-                assert_eq!(
-                    (a.layer, a.field, &a.shape),
-                    (b.layer, b.field, &b.shape),
-                    "{variant} {format}"
-                );
+                assert_eq!((a.layer, a.field, &a.shape), (b.layer, b.field, &b.shape), "{variant} {format}");
             }
             let mut keys: Vec<&str> = other.iter().map(|t| t.key.as_str()).collect();
             keys.sort();
             keys.dedup();
-            assert_eq!(
-                keys.len(),
-                other.len(),
-                "{variant} {format}: duplicate keys"
-            );
+            assert_eq!(keys.len(), other.len(), "{variant} {format}: duplicate keys");
         }
     }
     // Spot checks against the names the libraries use.
     let b0 = Config::b0(1000);
-    let lm: Vec<String> = b0
-        .state_dict_spec(WeightFormat::Lukemelas)
-        .into_iter()
-        .map(|t| t.key)
-        .collect();
+    let lm: Vec<String> = b0.state_dict_spec(WeightFormat::Lukemelas).into_iter().map(|t| t.key).collect();
     for key in [
         "_conv_stem.weight",
         "_bn0.num_batches_tracked",
@@ -145,27 +112,16 @@ fn formats_map_one_to_one() {
         assert!(lm.iter().any(|k| k == key), "lukemelas {key}");
     }
     assert!(!lm.iter().any(|k| k == "_blocks.0._expand_conv.weight"));
-    let timm: Vec<String> = b0
-        .state_dict_spec(WeightFormat::Timm)
-        .into_iter()
-        .map(|t| t.key)
-        .collect();
+    let timm: Vec<String> = b0.state_dict_spec(WeightFormat::Timm).into_iter().map(|t| t.key).collect();
     assert_eq!(timm[0], "conv_stem.weight");
     assert_eq!(timm[timm.len() - 1], "classifier.bias");
-    for key in [
-        "blocks.6.0.conv_pwl.weight",
-        "blocks.5.3.se.conv_expand.bias",
-        "conv_head.weight",
-        "bn2.running_mean",
-    ] {
+    for key in ["blocks.6.0.conv_pwl.weight", "blocks.5.3.se.conv_expand.bias", "conv_head.weight", "bn2.running_mean"]
+    {
         assert!(timm.iter().any(|k| k == key), "timm {key}");
     }
     // Lite in torchvision naming: no SE module, so project moves to block.2.
-    let lite: Vec<String> = Config::lite0(1000)
-        .state_dict_spec(WeightFormat::Torchvision)
-        .into_iter()
-        .map(|t| t.key)
-        .collect();
+    let lite: Vec<String> =
+        Config::lite0(1000).state_dict_spec(WeightFormat::Torchvision).into_iter().map(|t| t.key).collect();
     assert!(lite.iter().any(|k| k == "features.2.0.block.2.0.weight"));
     assert!(lite.iter().any(|k| k == "features.1.0.block.1.0.weight"));
     assert!(!lite.iter().any(|k| k.contains("fc1")));
@@ -183,41 +139,19 @@ fn loads_torchvision_fixture_with_autodetect() {
     // Values must be the file's, byte for byte.
     let bytes = std::fs::read(&path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    for key in [
-        "features.0.0.weight",
-        "features.3.1.block.1.1.running_var",
-        "classifier.1.bias",
-    ] {
+    for key in ["features.0.0.weight", "features.3.1.block.1.1.running_var", "classifier.1.bias"] {
         let view = st.tensor(key).unwrap();
-        let want: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let want: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         let got = w.get_by_key(key).unwrap();
         assert_eq!(got.shape, view.shape());
         assert_eq!(got.data, want, "{key}");
     }
     let nbt = st.tensor("features.0.1.num_batches_tracked").unwrap();
     let count = i64::from_le_bytes(nbt.data().try_into().unwrap());
-    assert_eq!(
-        w.get(Layer::Stem, Field::NumBatchesTracked).unwrap().data,
-        vec![count as f32]
-    );
+    assert_eq!(w.get(Layer::Stem, Field::NumBatchesTracked).unwrap().data, vec![count as f32]);
     // Role lookup and key lookup agree.
-    let dw = w
-        .get(
-            Layer::Block {
-                index: 3,
-                part: BlockPart::Depthwise,
-            },
-            Field::RunningVar,
-        )
-        .unwrap();
-    assert_eq!(
-        dw,
-        w.get_by_key("features.3.0.block.1.1.running_var").unwrap()
-    );
+    let dw = w.get(Layer::Block { index: 3, part: BlockPart::Depthwise }, Field::RunningVar).unwrap();
+    assert_eq!(dw, w.get_by_key("features.3.0.block.1.1.running_var").unwrap());
 }
 
 #[test]
@@ -230,30 +164,17 @@ fn init_random_is_deterministic_and_scaled() {
     assert_ne!(a, c);
     assert_eq!(a.param_count(), 4_020_358);
 
-    let std =
-        |v: &[f32]| (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+    let std = |v: &[f32]| (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
     // Stem: fan_out = 3·3·32.
     let stem = a.get(Layer::Stem, Field::Weight).unwrap();
     let want = (2.0f64 / (9.0 * 32.0)).sqrt();
-    assert!(
-        (std(&stem.data) / want - 1.0).abs() < 0.15,
-        "{} vs {want}",
-        std(&stem.data)
-    );
+    assert!((std(&stem.data) / want - 1.0).abs() < 0.15, "{} vs {want}", std(&stem.data));
     // Head 1x1 conv: fan_out = 1280, plenty of samples.
     let head = a.get(Layer::Head, Field::Weight).unwrap();
     let want = (2.0f64 / 1280.0).sqrt();
     assert!((std(&head.data) / want - 1.0).abs() < 0.02);
     // Depthwise: fan_out = kh·kw.
-    let dw = a
-        .get(
-            Layer::Block {
-                index: 15,
-                part: BlockPart::Depthwise,
-            },
-            Field::Weight,
-        )
-        .unwrap();
+    let dw = a.get(Layer::Block { index: 15, part: BlockPart::Depthwise }, Field::Weight).unwrap();
     let want = (2.0f64 / 9.0).sqrt();
     assert!((std(&dw.data) / want - 1.0).abs() < 0.05);
     // Classifier U(±1/sqrt(10)).
@@ -261,33 +182,10 @@ fn init_random_is_deterministic_and_scaled() {
     let bound = 1.0 / 10f32.sqrt();
     assert!(fc.data.iter().all(|x| x.abs() <= bound));
     assert!(fc.data.iter().any(|x| x.abs() > 0.9 * bound));
-    assert!(a
-        .get(Layer::Classifier, Field::Bias)
-        .unwrap()
-        .data
-        .iter()
-        .all(|&x| x == 0.0));
-    assert!(a
-        .get(Layer::Head, Field::BnWeight)
-        .unwrap()
-        .data
-        .iter()
-        .all(|&x| x == 1.0));
-    assert!(a
-        .get(Layer::Head, Field::RunningVar)
-        .unwrap()
-        .data
-        .iter()
-        .all(|&x| x == 1.0));
-    let se_bias = a
-        .get(
-            Layer::Block {
-                index: 0,
-                part: BlockPart::SeReduce,
-            },
-            Field::Bias,
-        )
-        .unwrap();
+    assert!(a.get(Layer::Classifier, Field::Bias).unwrap().data.iter().all(|&x| x == 0.0));
+    assert!(a.get(Layer::Head, Field::BnWeight).unwrap().data.iter().all(|&x| x == 1.0));
+    assert!(a.get(Layer::Head, Field::RunningVar).unwrap().data.iter().all(|&x| x == 1.0));
+    let se_bias = a.get(Layer::Block { index: 0, part: BlockPart::SeReduce }, Field::Bias).unwrap();
     assert_eq!(se_bias.data, vec![0.0; 8]);
 }
 
@@ -295,18 +193,12 @@ fn init_random_is_deterministic_and_scaled() {
 fn save_load_roundtrip_torchvision() {
     let cfg = Config::b0(10);
     let mut w = Weights::init_random(&cfg, 1);
-    w.set(
-        "features.0.1.num_batches_tracked",
-        efficientnet_wgpu::model::HostTensor::new(vec![], vec![123.0]).unwrap(),
-    )
-    .unwrap();
+    w.set("features.0.1.num_batches_tracked", efficientnet_wgpu::model::HostTensor::new(vec![], vec![123.0]).unwrap())
+        .unwrap();
     let path = tmp("roundtrip_tv.safetensors");
     let meta = HashMap::from([("epoch".to_string(), "3".to_string())]);
     w.save(&path, &cfg, meta).unwrap();
-    assert!(
-        !tmp("roundtrip_tv.safetensors.tmp").exists(),
-        "temporary file left behind"
-    );
+    assert!(!tmp("roundtrip_tv.safetensors.tmp").exists(), "temporary file left behind");
 
     let (back, format) = Weights::load(&path, &cfg, None).unwrap();
     assert_eq!(format, WeightFormat::Torchvision);
@@ -321,19 +213,10 @@ fn save_load_roundtrip_torchvision() {
     let nbt = st.tensor("features.0.1.num_batches_tracked").unwrap();
     assert_eq!((nbt.dtype(), nbt.shape()), (Dtype::I64, &[][..]));
     assert_eq!(i64::from_le_bytes(nbt.data().try_into().unwrap()), 123);
-    assert_eq!(
-        st.tensor("classifier.1.weight").unwrap().dtype(),
-        Dtype::F32
-    );
+    assert_eq!(st.tensor("classifier.1.weight").unwrap().dtype(), Dtype::F32);
 
     // Saving against a config the weights were not made for is refused.
-    let err = w
-        .save(
-            tmp("wrong_cfg.safetensors"),
-            &Config::b1(10),
-            HashMap::new(),
-        )
-        .unwrap_err();
+    let err = w.save(tmp("wrong_cfg.safetensors"), &Config::b1(10), HashMap::new()).unwrap_err();
     assert!(matches!(err, Error::WeightsMismatch { .. }), "{err}");
 }
 
@@ -375,12 +258,7 @@ fn half_precision_files_load() {
             .map(|(s, (_, t))| {
                 if s.field == Field::NumBatchesTracked {
                     // Counters as I32 exercise the other integer type.
-                    (
-                        s.key.clone(),
-                        Dtype::I32,
-                        vec![],
-                        4i32.to_le_bytes().to_vec(),
-                    )
+                    (s.key.clone(), Dtype::I32, vec![], 4i32.to_le_bytes().to_vec())
                 } else {
                     let bytes = t
                         .data
@@ -404,11 +282,7 @@ fn half_precision_files_load() {
                 continue;
             }
             for (x, y) in a.data.iter().zip(&b.data) {
-                assert!(
-                    (x - y).abs() <= rel * x.abs() + 1e-6,
-                    "{dtype:?} {}: {x} vs {y}",
-                    s.key
-                );
+                assert!((x - y).abs() <= rel * x.abs() + 1e-6, "{dtype:?} {}: {x} vs {y}", s.key);
             }
         }
         // Not a bit-exact copy: the conversion really happened.
@@ -436,45 +310,27 @@ fn missing_and_unexpected_keys_are_listed() {
     let w = Weights::init_random(&cfg, 3);
     let mut entries = entries_in_format(&w, &cfg, WeightFormat::Torchvision);
     entries.retain(|e| e.0 != "features.4.1.block.3.0.weight");
-    entries.push((
-        "features.9.extra".to_string(),
-        Dtype::F32,
-        vec![1],
-        1f32.to_le_bytes().to_vec(),
-    ));
+    entries.push(("features.9.extra".to_string(), Dtype::F32, vec![1], 1f32.to_le_bytes().to_vec()));
     let path = tmp("missing_extra.safetensors");
     write_entries(&path, &entries);
     let details = mismatch_details(Weights::load(&path, &cfg, None).unwrap_err());
-    assert!(
-        details.contains("1 missing: features.4.1.block.3.0.weight"),
-        "{details}"
-    );
-    assert!(
-        details.contains("1 unexpected: features.9.extra"),
-        "{details}"
-    );
+    assert!(details.contains("1 missing: features.4.1.block.3.0.weight"), "{details}");
+    assert!(details.contains("1 unexpected: features.9.extra"), "{details}");
 }
 
 #[test]
 fn wrong_variant_suggests_the_right_one() {
     let b1 = Config::b1(1000);
     let path = tmp("b1.safetensors");
-    Weights::init_random(&b1, 4)
-        .save(&path, &b1, HashMap::new())
-        .unwrap();
+    Weights::init_random(&b1, 4).save(&path, &b1, HashMap::new()).unwrap();
     let err = Weights::load(&path, &Config::b0(1000), None).unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("efficientnet b1 with 1000 classes: pass --model b1"),
-        "{text}"
-    );
+    assert!(text.contains("efficientnet b1 with 1000 classes: pass --model b1"), "{text}");
 
     // Same depth as B1 but wider: B2 weights loaded as B1 fail on shapes and name both shapes.
     let b2 = Config::b2(1000);
     let path = tmp("b2.safetensors");
-    Weights::init_random(&b2, 4)
-        .save(&path, &b2, HashMap::new())
-        .unwrap();
+    Weights::init_random(&b2, 4).save(&path, &b2, HashMap::new()).unwrap();
     let details = mismatch_details(Weights::load(&path, &b1, None).unwrap_err());
     assert!(
         details.contains(
@@ -488,47 +344,26 @@ fn wrong_variant_suggests_the_right_one() {
     // Other class count: suggest --classes; other variant and classes: both flags.
     let b0_10 = Config::b0(10);
     let path = tmp("b0_10.safetensors");
-    Weights::init_random(&b0_10, 4)
-        .save(&path, &b0_10, HashMap::new())
-        .unwrap();
+    Weights::init_random(&b0_10, 4).save(&path, &b0_10, HashMap::new()).unwrap();
     let details = mismatch_details(Weights::load(&path, &Config::b0(1000), None).unwrap_err());
-    assert!(
-        details.contains("classifier.1.weight expected [1000, 1280], file has [10, 1280]"),
-        "{details}"
-    );
+    assert!(details.contains("classifier.1.weight expected [1000, 1280], file has [10, 1280]"), "{details}");
     assert!(details.contains("pass --classes 10"), "{details}");
     assert!(!details.contains("--model"), "{details}");
     let details = mismatch_details(Weights::load(&path, &Config::lite0(1000), None).unwrap_err());
-    assert!(
-        details.contains("pass --model b0 --classes 10"),
-        "{details}"
-    );
+    assert!(details.contains("pass --model b0 --classes 10"), "{details}");
 }
 
 #[test]
 fn wrong_explicit_format_is_pointed_out() {
     let path = fixtures().join("torchvision-b0/tv_b0.safetensors");
-    let details = mismatch_details(
-        Weights::load(&path, &Config::b0(1000), Some(WeightFormat::Lukemelas)).unwrap_err(),
-    );
-    assert!(
-        details.contains("--weights-format torchvision"),
-        "{details}"
-    );
+    let details = mismatch_details(Weights::load(&path, &Config::b0(1000), Some(WeightFormat::Lukemelas)).unwrap_err());
+    assert!(details.contains("--weights-format torchvision"), "{details}");
 }
 
 #[test]
 fn unknown_naming_is_an_error_listing_keys() {
     let path = tmp("unknown_names.safetensors");
-    write_entries(
-        &path,
-        &[(
-            "model.conv1.weight".to_string(),
-            Dtype::F32,
-            vec![1],
-            vec![0; 4],
-        )],
-    );
+    write_entries(&path, &[("model.conv1.weight".to_string(), Dtype::F32, vec![1], vec![0; 4])]);
     let details = mismatch_details(Weights::load(&path, &Config::b0(1000), None).unwrap_err());
     assert!(details.contains("model.conv1.weight"), "{details}");
 }
@@ -537,18 +372,13 @@ fn unknown_naming_is_an_error_listing_keys() {
 fn unreadable_and_corrupt_files_are_typed_errors() {
     let missing = tmp("does_not_exist.safetensors");
     let _ = std::fs::remove_file(&missing);
-    assert!(matches!(
-        Weights::load(&missing, &Config::b0(1000), None),
-        Err(Error::Io { .. })
-    ));
+    assert!(matches!(Weights::load(&missing, &Config::b0(1000), None), Err(Error::Io { .. })));
 
     // Deterministic "random" bytes (a small LCG), and a truncated real file.
     let mut x: u64 = 0x1234_5678;
     let junk: Vec<u8> = (0..4096)
         .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (x >> 56) as u8
         })
         .collect();
@@ -559,9 +389,7 @@ fn unreadable_and_corrupt_files_are_typed_errors() {
 
     let cfg = Config::b0(10);
     let good = tmp("to_truncate.safetensors");
-    Weights::init_random(&cfg, 8)
-        .save(&good, &cfg, HashMap::new())
-        .unwrap();
+    Weights::init_random(&cfg, 8).save(&good, &cfg, HashMap::new()).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let path = tmp("truncated.safetensors");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -574,10 +402,7 @@ fn integer_weights_are_a_dtype_error() {
     let cfg = Config::b0(10);
     let w = Weights::init_random(&cfg, 3);
     let mut entries = entries_in_format(&w, &cfg, WeightFormat::Torchvision);
-    let stem = entries
-        .iter_mut()
-        .find(|e| e.0 == "features.0.0.weight")
-        .unwrap();
+    let stem = entries.iter_mut().find(|e| e.0 == "features.0.0.weight").unwrap();
     stem.1 = Dtype::I32; // same byte size, wrong type
     let path = tmp("int_weight.safetensors");
     write_entries(&path, &entries);
@@ -595,25 +420,10 @@ fn set_checks_shapes() {
     let cfg = Config::b0(10);
     let mut w = Weights::init_random(&cfg, 0);
     let bad = efficientnet_wgpu::model::HostTensor::zeros(vec![3]);
-    assert!(matches!(
-        w.set("classifier.1.bias", bad),
-        Err(Error::Shape { .. })
-    ));
-    assert!(w
-        .set(
-            "no.such.key",
-            efficientnet_wgpu::model::HostTensor::zeros(vec![10])
-        )
-        .is_err());
-    w.set(
-        "classifier.1.bias",
-        efficientnet_wgpu::model::HostTensor::full(vec![10], 0.5),
-    )
-    .unwrap();
-    assert_eq!(
-        w.get(Layer::Classifier, Field::Bias).unwrap().data,
-        vec![0.5; 10]
-    );
+    assert!(matches!(w.set("classifier.1.bias", bad), Err(Error::Shape { .. })));
+    assert!(w.set("no.such.key", efficientnet_wgpu::model::HostTensor::zeros(vec![10])).is_err());
+    w.set("classifier.1.bias", efficientnet_wgpu::model::HostTensor::full(vec![10], 0.5)).unwrap();
+    assert_eq!(w.get(Layer::Classifier, Field::Bias).unwrap().data, vec![0.5; 10]);
 }
 
 #[test]

@@ -157,7 +157,10 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool) -> Result<()> {
         "{}: width {} depth {} resolution {res} dropout {} classes {}",
         cfg.name, cfg.width, cfg.depth, cfg.dropout, cfg.num_classes
     );
-    println!("{:<11} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>11} {:>9}", "stage", "in", "out", "blocks", "expand", "kernel", "stride", "output", "params", "MMACs");
+    println!(
+        "{:<11} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>11} {:>9}",
+        "stage", "in", "out", "blocks", "expand", "kernel", "stride", "output", "params", "MMACs"
+    );
     for s in &stages {
         println!(
             "{:<11} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>11} {:>9.1}",
@@ -244,11 +247,15 @@ fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> 
     let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Safetensors { path: input.to_path_buf(), message: e.to_string() })?;
-    let t = st.tensor("input").map_err(|_| {
-        Error::file(input, format!("no tensor named \"input\" (found: {})", st.names().join(", ")))
-    })?;
+    let t = st
+        .tensor("input")
+        .map_err(|_| Error::file(input, format!("no tensor named \"input\" (found: {})", st.names().join(", "))))?;
     if t.dtype() != safetensors::Dtype::F32 {
-        return Err(Error::DType { path: input.to_path_buf(), name: "input".into(), dtype: format!("{:?}", t.dtype()) });
+        return Err(Error::DType {
+            path: input.to_path_buf(),
+            name: "input".into(),
+            dtype: format!("{:?}", t.dtype()),
+        });
     }
     let shape = t.shape().to_vec();
     if shape.len() != 4 || shape[1] != 3 {
@@ -267,7 +274,10 @@ fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> 
 }
 
 /// Writes f32 tensors atomically (temp file in the same folder, then rename).
-fn write_f32_safetensors(path: &Path, tensors: Vec<(String, (Vec<usize>, Vec<f32>))>, meta: HashMap<String, String>) -> Result<()> {
+/// A named f32 tensor: (name, (shape, values)).
+type NamedTensor = (String, (Vec<usize>, Vec<f32>));
+
+fn write_f32_safetensors(path: &Path, tensors: Vec<NamedTensor>, meta: HashMap<String, String>) -> Result<()> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(k, (shape, data))| {

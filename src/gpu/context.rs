@@ -97,7 +97,7 @@ fn report(adapter: &wgpu::Adapter) -> AdapterReport {
         device_type: format!("{:?}", info.device_type),
         driver: info.driver.clone(),
         driver_info: info.driver_info.clone(),
-        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
         max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
@@ -114,10 +114,7 @@ impl Gpu {
     /// Lists every adapter wgpu can see (after WGPU_BACKEND filtering).
     pub fn adapters() -> Vec<AdapterReport> {
         let instance = new_instance();
-        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-            .iter()
-            .map(report)
-            .collect()
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all())).iter().map(report).collect()
     }
 
     /// Opens the best adapter: discrete > integrated > virtual > CPU, Vulkan/Metal/DX12 before GL.
@@ -212,7 +209,7 @@ impl Gpu {
 
     /// The largest buffer that one binding may cover.
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     /// Bind group layout for `kernel` (explicit, so unused bindings are never dropped).

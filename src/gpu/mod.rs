@@ -65,7 +65,8 @@ impl Gpu {
 
     /// Copies several buffers back with one submit and one wait.
     pub fn read_many(&self, srcs: &[&GpuBuffer]) -> Result<Vec<Vec<f32>>> {
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         let staging: Vec<wgpu::Buffer> = srcs
             .iter()
             .map(|s| {
@@ -189,7 +190,8 @@ pub fn grid(n: u64, max_per_dim: u32) -> Result<[u32; 3]> {
 pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) {
     let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("effnet") });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("effnet"), timestamp_writes: None });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("effnet"), timestamp_writes: None });
         for d in dispatches {
             d.encode(&mut pass);
         }
@@ -202,7 +204,10 @@ pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) {
 /// dispatch, in order. Needs `Capabilities::timestamps`.
 pub fn profile_dispatches(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<Vec<f64>> {
     if !gpu.caps.timestamps {
-        return Err(Error::invalid(format!("{} has no timestamp queries: per-kernel times are unavailable", gpu.describe())));
+        return Err(Error::invalid(format!(
+            "{} has no timestamp queries: per-kernel times are unavailable",
+            gpu.describe()
+        )));
     }
     // wgpu caps a query set at 4096 queries: two per dispatch, in chunks.
     const CHUNK: usize = 2048;

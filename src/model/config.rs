@@ -24,12 +24,7 @@ pub enum Padding {
 ///
 /// `stride` below 1 is treated as 1 so that a bad custom value cannot divide by zero; the padding
 /// after the input is implied by `out_size`.
-pub fn conv_padding(
-    padding: Padding,
-    in_size: usize,
-    kernel: usize,
-    stride: usize,
-) -> (usize, usize) {
+pub fn conv_padding(padding: Padding, in_size: usize, kernel: usize, stride: usize) -> (usize, usize) {
     let stride = stride.max(1);
     match padding {
         Padding::Symmetric => {
@@ -101,10 +96,7 @@ impl Variant {
     }
 
     pub fn is_lite(self) -> bool {
-        matches!(
-            self,
-            Variant::Lite0 | Variant::Lite1 | Variant::Lite2 | Variant::Lite3 | Variant::Lite4
-        )
+        matches!(self, Variant::Lite0 | Variant::Lite1 | Variant::Lite2 | Variant::Lite3 | Variant::Lite4)
     }
 
     /// `(width, depth, resolution, dropout)` from the paper (B) and the TF Lite release (Lite).
@@ -129,14 +121,9 @@ impl Variant {
     /// Parses `b0`, `B0`, `efficientnet-b0`, `efficientnet_b0`, `lite0`, `efficientnet-lite0`, ...
     pub fn parse(s: &str) -> Result<Variant> {
         let lower = s.trim().to_ascii_lowercase();
-        let short = lower
-            .strip_prefix("efficientnet-")
-            .or_else(|| lower.strip_prefix("efficientnet_"))
-            .unwrap_or(&lower);
-        Variant::ALL
-            .into_iter()
-            .find(|v| v.name() == short)
-            .ok_or_else(|| Error::UnknownModel(s.to_string()))
+        let short =
+            lower.strip_prefix("efficientnet-").or_else(|| lower.strip_prefix("efficientnet_")).unwrap_or(&lower);
+        Variant::ALL.into_iter().find(|v| v.name() == short).ok_or_else(|| Error::UnknownModel(s.to_string()))
     }
 }
 
@@ -167,62 +154,13 @@ pub struct StageDef {
 
 /// The B0 stage table (paper table 1): MBConv stages 1..=7.
 pub const B0_STAGES: [StageDef; 7] = [
-    StageDef {
-        expand_ratio: 1,
-        kernel: 3,
-        stride: 1,
-        repeats: 1,
-        in_ch: 32,
-        out_ch: 16,
-    },
-    StageDef {
-        expand_ratio: 6,
-        kernel: 3,
-        stride: 2,
-        repeats: 2,
-        in_ch: 16,
-        out_ch: 24,
-    },
-    StageDef {
-        expand_ratio: 6,
-        kernel: 5,
-        stride: 2,
-        repeats: 2,
-        in_ch: 24,
-        out_ch: 40,
-    },
-    StageDef {
-        expand_ratio: 6,
-        kernel: 3,
-        stride: 2,
-        repeats: 3,
-        in_ch: 40,
-        out_ch: 80,
-    },
-    StageDef {
-        expand_ratio: 6,
-        kernel: 5,
-        stride: 1,
-        repeats: 3,
-        in_ch: 80,
-        out_ch: 112,
-    },
-    StageDef {
-        expand_ratio: 6,
-        kernel: 5,
-        stride: 2,
-        repeats: 4,
-        in_ch: 112,
-        out_ch: 192,
-    },
-    StageDef {
-        expand_ratio: 6,
-        kernel: 3,
-        stride: 1,
-        repeats: 1,
-        in_ch: 192,
-        out_ch: 320,
-    },
+    StageDef { expand_ratio: 1, kernel: 3, stride: 1, repeats: 1, in_ch: 32, out_ch: 16 },
+    StageDef { expand_ratio: 6, kernel: 3, stride: 2, repeats: 2, in_ch: 16, out_ch: 24 },
+    StageDef { expand_ratio: 6, kernel: 5, stride: 2, repeats: 2, in_ch: 24, out_ch: 40 },
+    StageDef { expand_ratio: 6, kernel: 3, stride: 2, repeats: 3, in_ch: 40, out_ch: 80 },
+    StageDef { expand_ratio: 6, kernel: 5, stride: 1, repeats: 3, in_ch: 80, out_ch: 112 },
+    StageDef { expand_ratio: 6, kernel: 5, stride: 2, repeats: 4, in_ch: 112, out_ch: 192 },
+    StageDef { expand_ratio: 6, kernel: 3, stride: 1, repeats: 1, in_ch: 192, out_ch: 320 },
 ];
 
 /// B0's stem and head widths before width scaling.
@@ -360,20 +298,10 @@ impl BlockSpec {
 
     /// Learnable parameters: conv weights, BN weight+bias, SE weights+biases.
     pub fn param_count(&self) -> usize {
-        let (i, e, o, k, s) = (
-            self.in_ch,
-            self.expanded_ch,
-            self.out_ch,
-            self.kernel,
-            self.se_ch,
-        );
+        let (i, e, o, k, s) = (self.in_ch, self.expanded_ch, self.out_ch, self.kernel, self.se_ch);
         let expand = if self.has_expand() { i * e + 2 * e } else { 0 };
         let depthwise = e * k * k + 2 * e;
-        let se = if self.has_se() {
-            e * s + s + s * e + e
-        } else {
-            0
-        };
+        let se = if self.has_se() { e * s + s + s * e + e } else { 0 };
         let project = e * o + 2 * o;
         expand + depthwise + se + project
     }
@@ -382,13 +310,8 @@ impl BlockSpec {
     fn macs(&self, padding: Padding, h: usize, w: usize) -> (u64, usize, usize) {
         let (oh, _) = conv_padding(padding, h, self.kernel, self.stride);
         let (ow, _) = conv_padding(padding, w, self.kernel, self.stride);
-        let (i, e, o, k, s) = (
-            self.in_ch as u64,
-            self.expanded_ch as u64,
-            self.out_ch as u64,
-            self.kernel as u64,
-            self.se_ch as u64,
-        );
+        let (i, e, o, k, s) =
+            (self.in_ch as u64, self.expanded_ch as u64, self.out_ch as u64, self.kernel as u64, self.se_ch as u64);
         let (hw, ohw) = ((h * w) as u64, (oh * ow) as u64);
         let expand = if self.has_expand() { hw * i * e } else { 0 };
         let depthwise = ohw * e * k * k;
@@ -439,11 +362,7 @@ impl Config {
             dropout,
             num_classes,
             se: !lite,
-            activation: if lite {
-                Activation::Relu6
-            } else {
-                Activation::Swish
-            },
+            activation: if lite { Activation::Relu6 } else { Activation::Swish },
             padding: Padding::Symmetric,
             bn_eps,
             lite,
@@ -453,13 +372,7 @@ impl Config {
     }
 
     /// A B-style network (swish, SE, symmetric padding, eps 1e-5) with your own coefficients.
-    pub fn custom(
-        width: f64,
-        depth: f64,
-        resolution: u32,
-        dropout: f32,
-        num_classes: usize,
-    ) -> Config {
+    pub fn custom(width: f64, depth: f64, resolution: u32, dropout: f32, num_classes: usize) -> Config {
         Config {
             name: "efficientnet-custom".to_string(),
             width,
@@ -480,16 +393,10 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::invalid(format!("config {}: {what}", self.name)));
         if !(self.width.is_finite() && self.width > 0.0) {
-            return bad(&format!(
-                "width must be a positive number, got {}",
-                self.width
-            ));
+            return bad(&format!("width must be a positive number, got {}", self.width));
         }
         if !(self.depth.is_finite() && self.depth > 0.0) {
-            return bad(&format!(
-                "depth must be a positive number, got {}",
-                self.depth
-            ));
+            return bad(&format!("depth must be a positive number, got {}", self.depth));
         }
         if self.num_classes == 0 {
             return bad("num_classes must be at least 1");
@@ -498,10 +405,7 @@ impl Config {
             return bad(&format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         if !(0.0..1.0).contains(&self.drop_connect) {
-            return bad(&format!(
-                "drop_connect must be in [0, 1), got {}",
-                self.drop_connect
-            ));
+            return bad(&format!("drop_connect must be in [0, 1), got {}", self.drop_connect));
         }
         if !(self.bn_eps.is_finite() && self.bn_eps > 0.0) {
             return bad(&format!("bn_eps must be positive, got {}", self.bn_eps));
@@ -548,11 +452,8 @@ impl Config {
 
     /// Every MBConv block in execution order.
     pub fn blocks(&self) -> Vec<BlockSpec> {
-        let repeats: Vec<usize> = B0_STAGES
-            .iter()
-            .enumerate()
-            .map(|(i, st)| self.stage_repeats(i, st.repeats))
-            .collect();
+        let repeats: Vec<usize> =
+            B0_STAGES.iter().enumerate().map(|(i, st)| self.stage_repeats(i, st.repeats)).collect();
         let total: usize = repeats.iter().sum();
         let mut blocks = Vec::with_capacity(total);
         let mut in_stage = self.stem_channels();
@@ -642,8 +543,7 @@ impl Config {
 
         let blocks = self.blocks();
         for (si, st) in B0_STAGES.iter().enumerate() {
-            let stage_blocks: Vec<&BlockSpec> =
-                blocks.iter().filter(|b| b.stage == si + 1).collect();
+            let stage_blocks: Vec<&BlockSpec> = blocks.iter().filter(|b| b.stage == si + 1).collect();
             let mut macs = 0;
             for b in &stage_blocks {
                 let (m, oh, ow) = b.macs(self.padding, ch, cw);

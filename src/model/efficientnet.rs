@@ -49,7 +49,7 @@ pub struct ForwardOutput {
     pub features: Vec<f32>,
 }
 
-fn tensor<'a>(w: &'a Weights, layer: Layer, field: Field) -> Result<&'a HostTensor> {
+fn tensor(w: &Weights, layer: Layer, field: Field) -> Result<&HostTensor> {
     w.get(layer, field).ok_or_else(|| Error::invalid(format!("weights have no {field:?} for {layer:?}")))
 }
 
@@ -119,7 +119,8 @@ impl EfficientNet {
         let mut blocks = Vec::new();
         for spec in config.blocks() {
             let part = |part| Layer::Block { index: spec.index, part };
-            let expand = spec.has_expand().then(|| GpuLayer::conv_bn(gpu, weights, part(BlockPart::Expand), eps)).transpose()?;
+            let expand =
+                spec.has_expand().then(|| GpuLayer::conv_bn(gpu, weights, part(BlockPart::Expand), eps)).transpose()?;
             let depthwise = GpuLayer::conv_bn(gpu, weights, part(BlockPart::Depthwise), eps)?;
             let se = if spec.has_se() {
                 Some((
@@ -149,7 +150,9 @@ impl EfficientNet {
     /// batches larger than the device's binding limit allows run in slices.
     pub fn forward(&self, gpu: &Gpu, input: &[f32], batch: usize, h: usize, w: usize) -> Result<ForwardOutput> {
         if batch == 0 || h == 0 || w == 0 {
-            return Err(Error::invalid(format!("input must have batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]")));
+            return Err(Error::invalid(format!(
+                "input must have batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
+            )));
         }
         if input.len() != batch * 3 * h * w {
             return Err(Error::Shape { what: "input".into(), expected: vec![batch, 3, h, w], got: vec![input.len()] });
@@ -280,7 +283,10 @@ impl EfficientNet {
                     p.has_bias = true;
                     p.act = cfg.activation;
                     let y = r.alloc(p.m * p.n)?;
-                    r.push(gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?, &format!("{label} expand"));
+                    r.push(
+                        gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?,
+                        &format!("{label} expand"),
+                    );
                     Some(y)
                 }
                 None => None,
@@ -291,7 +297,10 @@ impl EfficientNet {
             dp.act = cfg.activation;
             let d = r.alloc(dp.output_len())?;
             let dw_in = expanded.as_ref().unwrap_or(&x);
-            r.push(depthwise_conv_fwd(gpu, &dp, dw_in, &b.depthwise.weight, Some(&b.depthwise.bias), &d)?, &format!("{label} depthwise"));
+            r.push(
+                depthwise_conv_fwd(gpu, &dp, dw_in, &b.depthwise.weight, Some(&b.depthwise.bias), &d)?,
+                &format!("{label} depthwise"),
+            );
             if let Some(e) = expanded {
                 r.release(e);
             }
@@ -310,13 +319,19 @@ impl EfficientNet {
                     p1.has_bias = true;
                     p1.act = cfg.activation;
                     let hidden = r.alloc(n * s.se_ch)?;
-                    r.push(gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hidden)?, &format!("{label} se reduce"));
+                    r.push(
+                        gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hidden)?,
+                        &format!("{label} se reduce"),
+                    );
                     r.release(pooled);
                     let mut p2 = GemmParams::new(n, s.expanded_ch, s.se_ch);
                     p2.has_bias = true;
                     p2.act = Activation::Sigmoid;
                     let gate = r.alloc(n * s.expanded_ch)?;
-                    r.push(gemm_fwd(gpu, &p2, &hidden, &expand.weight, Some(&expand.bias), None, None, &gate)?, &format!("{label} se expand"));
+                    r.push(
+                        gemm_fwd(gpu, &p2, &hidden, &expand.weight, Some(&expand.bias), None, None, &gate)?,
+                        &format!("{label} se expand"),
+                    );
                     r.release(hidden);
                     Some(gate)
                 }
@@ -368,21 +383,15 @@ impl EfficientNet {
         let mut p = GemmParams::new(n, cfg.num_classes, hc);
         p.has_bias = true;
         let logits = gpu.empty(n * cfg.num_classes, "logits")?;
-        r.push(gemm_fwd(gpu, &p, &features, &self.classifier.weight, Some(&self.classifier.bias), None, None, &logits)?, "classifier");
+        r.push(
+            gemm_fwd(gpu, &p, &features, &self.classifier.weight, Some(&self.classifier.bias), None, None, &logits)?,
+            "classifier",
+        );
         let probs = gpu.empty(n * cfg.num_classes, "probabilities")?;
         let sp = SoftmaxParams { rows: n, cols: cfg.num_classes };
         let softmax = softmax_fwd(gpu, &sp, &logits, &probs)?;
 
-        Ok(ForwardPlan {
-            batch: n,
-            input,
-            dispatches: r.dispatches,
-            softmax,
-            logits,
-            features,
-            probs,
-            taps: tapped,
-        })
+        Ok(ForwardPlan { batch: n, input, dispatches: r.dispatches, softmax, logits, features, probs, taps: tapped })
     }
 }
 
@@ -397,13 +406,8 @@ struct Recorder<'a> {
 impl Recorder<'_> {
     fn alloc(&mut self, len: usize) -> Result<GpuBuffer> {
         // Best fit among free buffers; a new buffer when none is large enough.
-        let best = self
-            .free
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.len >= len)
-            .min_by_key(|(_, b)| b.len)
-            .map(|(i, _)| i);
+        let best =
+            self.free.iter().enumerate().filter(|(_, b)| b.len >= len).min_by_key(|(_, b)| b.len).map(|(i, _)| i);
         match best {
             Some(i) => {
                 let b = self.free.swap_remove(i);
@@ -423,6 +427,9 @@ impl Recorder<'_> {
         self.dispatches.push(d);
     }
 }
+
+/// A tapped intermediate output: (name, NHWC data, [n, h, w, c]).
+pub type Tap = (String, Vec<f32>, [usize; 4]);
 
 /// A forward pass recorded once for one (batch, h, w): replaying it is one upload, one compute
 /// pass and one readback.
@@ -458,14 +465,25 @@ impl ForwardPlan {
 
     /// Uploads `input` (this plan's batch, NCHW; `None` when the input buffer was filled on the
     /// GPU) and records the whole forward into `encoder`, softmax included when asked.
-    pub fn encode(&self, gpu: &Gpu, input: Option<&[f32]>, encoder: &mut wgpu::CommandEncoder, softmax: bool) -> Result<()> {
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        input: Option<&[f32]>,
+        encoder: &mut wgpu::CommandEncoder,
+        softmax: bool,
+    ) -> Result<()> {
         if let Some(input) = input {
             if input.len() != self.input.len {
-                return Err(Error::Shape { what: "plan input".into(), expected: vec![self.input.len], got: vec![input.len()] });
+                return Err(Error::Shape {
+                    what: "plan input".into(),
+                    expected: vec![self.input.len],
+                    got: vec![input.len()],
+                });
             }
             gpu.queue.write_buffer(&self.input.buffer, 0, bytemuck::cast_slice(input));
         }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
         for d in &self.dispatches {
             d.encode(&mut pass);
         }
@@ -493,8 +511,8 @@ impl ForwardPlan {
         gpu.read(&self.probs)
     }
 
-    /// Reads a tapped intermediate output: (name, NHWC data, [n, h, w, c]).
-    pub fn read_taps(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<f32>, [usize; 4])>> {
+    /// Reads the tapped intermediate outputs.
+    pub fn read_taps(&self, gpu: &Gpu) -> Result<Vec<Tap>> {
         let bufs: Vec<&GpuBuffer> = self.taps.iter().map(|t| &t.1).collect();
         let data = gpu.read_many(&bufs)?;
         Ok(self.taps.iter().zip(data).map(|(t, d)| (t.0.clone(), d, t.2)).collect())

@@ -1,7 +1,9 @@
 //! ImageNet-1k class names in torchvision's order (from torchvision's `_meta.py`, BSD-3-Clause).
 const IMAGENET_CLASSES: &str = include_str!("imagenet_classes.txt");
 /// Name of ImageNet-1k class `index`, or `None` past 999.
-pub fn imagenet_label(index: usize) -> Option<&'static str> { IMAGENET_CLASSES.lines().nth(index) }
+pub fn imagenet_label(index: usize) -> Option<&'static str> {
+    IMAGENET_CLASSES.lines().nth(index)
+}
 
 #[cfg(test)]
 mod tests {

@@ -30,12 +30,8 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
-    pub const ALL: [WeightFormat; 4] = [
-        WeightFormat::Torchvision,
-        WeightFormat::Timm,
-        WeightFormat::TimmTf,
-        WeightFormat::Lukemelas,
-    ];
+    pub const ALL: [WeightFormat; 4] =
+        [WeightFormat::Torchvision, WeightFormat::Timm, WeightFormat::TimmTf, WeightFormat::Lukemelas];
 
     /// The CLI spelling: `torchvision`, `timm`, `timm-tf`, `lukemelas`.
     pub fn name(self) -> &'static str {
@@ -89,9 +85,7 @@ impl FromStr for WeightFormat {
             "torchvision" | "tv" => Ok(WeightFormat::Torchvision),
             "timm" => Ok(WeightFormat::Timm),
             "timm-tf" | "timm_tf" | "tf" => Ok(WeightFormat::TimmTf),
-            "lukemelas" | "efficientnet_pytorch" | "efficientnet-pytorch" => {
-                Ok(WeightFormat::Lukemelas)
-            }
+            "lukemelas" | "efficientnet_pytorch" | "efficientnet-pytorch" => Ok(WeightFormat::Lukemelas),
             _ => Err(Error::invalid(format!(
                 "unknown weight format {s:?}; expected torchvision, timm, timm-tf or lukemelas"
             ))),
@@ -154,20 +148,13 @@ pub enum Field {
 impl Field {
     /// Trained by the optimizer (not BN running statistics or the counter).
     pub fn is_learnable(self) -> bool {
-        matches!(
-            self,
-            Field::Weight | Field::Bias | Field::BnWeight | Field::BnBias
-        )
+        matches!(self, Field::Weight | Field::Bias | Field::BnWeight | Field::BnBias)
     }
 
     pub fn is_bn(self) -> bool {
         matches!(
             self,
-            Field::BnWeight
-                | Field::BnBias
-                | Field::RunningMean
-                | Field::RunningVar
-                | Field::NumBatchesTracked
+            Field::BnWeight | Field::BnBias | Field::RunningMean | Field::RunningVar | Field::NumBatchesTracked
         )
     }
 
@@ -215,20 +202,14 @@ impl HostTensor {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<HostTensor> {
         let numel: usize = shape.iter().product();
         if numel != data.len() {
-            return Err(Error::invalid(format!(
-                "tensor of shape {shape:?} needs {numel} values, got {}",
-                data.len()
-            )));
+            return Err(Error::invalid(format!("tensor of shape {shape:?} needs {numel} values, got {}", data.len())));
         }
         Ok(HostTensor { shape, data })
     }
 
     pub fn full(shape: Vec<usize>, value: f32) -> HostTensor {
         let numel = shape.iter().product();
-        HostTensor {
-            shape,
-            data: vec![value; numel],
-        }
+        HostTensor { shape, data: vec![value; numel] }
     }
 
     pub fn zeros(shape: Vec<usize>) -> HostTensor {
@@ -247,12 +228,7 @@ fn roles(cfg: &Config, blocks: &[BlockSpec]) -> Vec<(Layer, Field, Vec<usize>)> 
     let conv_bn = |out: &mut Vec<_>, layer: Layer, weight: Vec<usize>| {
         let c = weight[0];
         out.push((layer, Field::Weight, weight));
-        for field in [
-            Field::BnWeight,
-            Field::BnBias,
-            Field::RunningMean,
-            Field::RunningVar,
-        ] {
+        for field in [Field::BnWeight, Field::BnBias, Field::RunningMean, Field::RunningVar] {
             out.push((layer, field, vec![c]));
         }
         out.push((layer, Field::NumBatchesTracked, vec![]));
@@ -260,10 +236,7 @@ fn roles(cfg: &Config, blocks: &[BlockSpec]) -> Vec<(Layer, Field, Vec<usize>)> 
     let stem = cfg.stem_channels();
     conv_bn(&mut out, Layer::Stem, vec![stem, 3, 3, 3]);
     for b in blocks {
-        let part = |part| Layer::Block {
-            index: b.index,
-            part,
-        };
+        let part = |part| Layer::Block { index: b.index, part };
         let (i, e, o, k, s) = (b.in_ch, b.expanded_ch, b.out_ch, b.kernel, b.se_ch);
         if b.has_expand() {
             conv_bn(&mut out, part(BlockPart::Expand), vec![e, i, 1, 1]);
@@ -280,11 +253,7 @@ fn roles(cfg: &Config, blocks: &[BlockSpec]) -> Vec<(Layer, Field, Vec<usize>)> 
     let last = blocks.last().map_or(stem, |b| b.out_ch);
     let head = cfg.head_channels();
     conv_bn(&mut out, Layer::Head, vec![head, last, 1, 1]);
-    out.push((
-        Layer::Classifier,
-        Field::Weight,
-        vec![cfg.num_classes, head],
-    ));
+    out.push((Layer::Classifier, Field::Weight, vec![cfg.num_classes, head]));
     out.push((Layer::Classifier, Field::Bias, vec![cfg.num_classes]));
     out
 }
@@ -379,11 +348,7 @@ impl Config {
         roles(self, &blocks)
             .into_iter()
             .map(|(layer, field, shape)| TensorSpec {
-                key: format!(
-                    "{}.{}",
-                    module_name(format, layer, field, &blocks),
-                    field.suffix()
-                ),
+                key: format!("{}.{}", module_name(format, layer, field, &blocks), field.suffix()),
                 shape,
                 layer,
                 field,
@@ -429,12 +394,7 @@ pub struct Weights {
 
 /// Up to `limit` items joined with ", " and "(+N more)".
 fn list_some(items: &[String], limit: usize) -> String {
-    let mut s = items
-        .iter()
-        .take(limit)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut s = items.iter().take(limit).cloned().collect::<Vec<_>>().join(", ");
     if items.len() > limit {
         s.push_str(&format!(", ... (+{} more)", items.len() - limit));
     }
@@ -457,12 +417,7 @@ fn spec_matches(spec: &[TensorSpec], file: &HashMap<String, Vec<usize>>) -> bool
 }
 
 /// Reads one tensor as f32, converting F16/BF16/F64 (and integer counters) on the way.
-fn read_values(
-    path: &Path,
-    name: &str,
-    view: &TensorView<'_>,
-    integer_ok: bool,
-) -> Result<Vec<f32>> {
+fn read_values(path: &Path, name: &str, view: &TensorView<'_>, integer_ok: bool) -> Result<Vec<f32>> {
     let bytes = view.data();
     let numel: usize = view.shape().iter().product();
     let width = match view.dtype() {
@@ -471,11 +426,8 @@ fn read_values(
         Dtype::F64 | Dtype::I64 => 8,
         _ => 0,
     };
-    let dtype_error = || Error::DType {
-        path: path.to_path_buf(),
-        name: name.to_string(),
-        dtype: view.dtype().to_string(),
-    };
+    let dtype_error =
+        || Error::DType { path: path.to_path_buf(), name: name.to_string(), dtype: view.dtype().to_string() };
     let is_int = matches!(view.dtype(), Dtype::I32 | Dtype::I64);
     if width == 0 || (is_int && !integer_ok) {
         return Err(dtype_error());
@@ -483,40 +435,28 @@ fn read_values(
     if bytes.len() != numel * width {
         return Err(Error::Safetensors {
             path: path.to_path_buf(),
-            message: format!(
-                "tensor {name:?} has {} bytes, expected {}",
-                bytes.len(),
-                numel * width
-            ),
+            message: format!("tensor {name:?} has {} bytes, expected {}", bytes.len(), numel * width),
         });
     }
     // `chunks_exact` yields slices of exactly `width` bytes, so the array conversions cannot fail;
     // `unwrap_or` keeps that proof out of panic paths anyway.
     let values = match view.dtype() {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes(c.try_into().unwrap_or([0; 2])).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes(c.try_into().unwrap_or([0; 2])).to_f32())
-            .collect(),
-        Dtype::F64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
-            .collect(),
-        Dtype::I32 => bytes
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f32)
-            .collect(),
-        Dtype::I64 => bytes
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
-            .collect(),
+        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect(),
+        Dtype::F16 => {
+            bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap_or([0; 2])).to_f32()).collect()
+        }
+        Dtype::BF16 => {
+            bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes(c.try_into().unwrap_or([0; 2])).to_f32()).collect()
+        }
+        Dtype::F64 => {
+            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect()
+        }
+        Dtype::I32 => {
+            bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f32).collect()
+        }
+        Dtype::I64 => {
+            bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect()
+        }
         _ => return Err(dtype_error()),
     };
     Ok(values)
@@ -553,30 +493,14 @@ fn f32_bytes(values: &[f32]) -> Cow<'_, [u8]> {
 }
 
 fn model_label(cfg: &Config, format: WeightFormat) -> String {
-    format!(
-        "{} with {} classes ({} names)",
-        cfg.name, cfg.num_classes, format
-    )
+    format!("{} with {} classes ({} names)", cfg.name, cfg.num_classes, format)
 }
 
 impl Weights {
     fn from_parts(specs: Vec<TensorSpec>, tensors: Vec<HostTensor>) -> Weights {
-        let by_key = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.key.clone(), i))
-            .collect();
-        let by_role = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| ((s.layer, s.field), i))
-            .collect();
-        Weights {
-            specs,
-            tensors,
-            by_key,
-            by_role,
-        }
+        let by_key = specs.iter().enumerate().map(|(i, s)| (s.key.clone(), i)).collect();
+        let by_role = specs.iter().enumerate().map(|(i, s)| ((s.layer, s.field), i)).collect();
+        Weights { specs, tensors, by_key, by_role }
     }
 
     /// TF's initialisation, deterministic from `seed`: conv kernels N(0, sqrt(2 / fan_out)) with
@@ -593,25 +517,15 @@ impl Weights {
                 match (s.layer, s.field) {
                     (Layer::Classifier, Field::Weight) => {
                         let range = 1.0 / (shape[0].max(1) as f64).sqrt();
-                        let data = (0..s.numel())
-                            .map(|_| ((rng.uniform() * 2.0 - 1.0) * range) as f32)
-                            .collect();
+                        let data = (0..s.numel()).map(|_| ((rng.uniform() * 2.0 - 1.0) * range) as f32).collect();
                         HostTensor { shape, data }
                     }
                     (layer, Field::Weight) => {
-                        let depthwise = matches!(
-                            layer,
-                            Layer::Block {
-                                part: BlockPart::Depthwise,
-                                ..
-                            }
-                        );
+                        let depthwise = matches!(layer, Layer::Block { part: BlockPart::Depthwise, .. });
                         let (out, kh, kw) = (shape[0], shape[2], shape[3]);
                         let fan_out = if depthwise { kh * kw } else { kh * kw * out };
                         let std = (2.0 / fan_out.max(1) as f64).sqrt();
-                        let data = (0..s.numel())
-                            .map(|_| (rng.normal() * std) as f32)
-                            .collect();
+                        let data = (0..s.numel()).map(|_| (rng.normal() * std) as f32).collect();
                         HostTensor { shape, data }
                     }
                     (_, Field::BnWeight | Field::RunningVar) => HostTensor::full(shape, 1.0),
@@ -634,10 +548,8 @@ impl Weights {
     ) -> Result<(Weights, WeightFormat)> {
         let path = path.as_ref();
         let buffer = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&buffer).map_err(|e| Error::Safetensors {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let st = SafeTensors::deserialize(&buffer)
+            .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
         let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
         names.sort();
 
@@ -671,10 +583,7 @@ impl Weights {
                 // Only num_batches_tracked may be absent here (checked above): start it at 0.
                 Err(_) => vec![0.0; t.numel()],
             };
-            tensors.push(HostTensor {
-                shape: t.shape.clone(),
-                data,
-            });
+            tensors.push(HostTensor { shape: t.shape.clone(), data });
         }
         Ok((Weights::from_parts(canonical, tensors), format))
     }
@@ -694,18 +603,13 @@ impl Weights {
             .filter(|t| t.field != Field::NumBatchesTracked && !file.contains_key(&t.key))
             .map(|t| t.key.clone())
             .collect();
-        let mut unexpected: Vec<String> = file
-            .keys()
-            .filter(|k| !expected.contains(k.as_str()))
-            .cloned()
-            .collect();
+        let mut unexpected: Vec<String> = file.keys().filter(|k| !expected.contains(k.as_str())).cloned().collect();
         unexpected.sort();
         let wrong_shape: Vec<String> = spec
             .iter()
             .filter_map(|t| {
                 let got = file.get(&t.key)?;
-                (*got != t.shape)
-                    .then(|| format!("{} expected {:?}, file has {:?}", t.key, t.shape, got))
+                (*got != t.shape).then(|| format!("{} expected {:?}, file has {:?}", t.key, t.shape, got))
             })
             .collect();
         if missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty() {
@@ -714,50 +618,28 @@ impl Weights {
 
         let mut parts = Vec::new();
         if !wrong_shape.is_empty() {
-            parts.push(format!(
-                "{} tensors with the wrong shape: {}",
-                wrong_shape.len(),
-                list_some(&wrong_shape, 10)
-            ));
+            parts.push(format!("{} tensors with the wrong shape: {}", wrong_shape.len(), list_some(&wrong_shape, 10)));
         }
         if !missing.is_empty() {
-            parts.push(format!(
-                "{} missing: {}",
-                missing.len(),
-                list_some(&missing, 10)
-            ));
+            parts.push(format!("{} missing: {}", missing.len(), list_some(&missing, 10)));
         }
         if !unexpected.is_empty() {
-            parts.push(format!(
-                "{} unexpected: {}",
-                unexpected.len(),
-                list_some(&unexpected, 10)
-            ));
+            parts.push(format!("{} unexpected: {}", unexpected.len(), list_some(&unexpected, 10)));
         }
         let mut details = parts.join("; ");
         if let Some(hint) = Self::suggest(config, format, file) {
             details.push_str(". ");
             details.push_str(&hint);
         }
-        Err(Error::WeightsMismatch {
-            path: path.to_path_buf(),
-            model: model_label(config, format),
-            details,
-        })
+        Err(Error::WeightsMismatch { path: path.to_path_buf(), model: model_label(config, format), details })
     }
 
     /// The command-line change that makes the file fit, found by trying every variant with the
     /// file's classifier size, or a hint that the names belong to another format.
-    fn suggest(
-        config: &Config,
-        format: WeightFormat,
-        file: &HashMap<String, Vec<usize>>,
-    ) -> Option<String> {
+    fn suggest(config: &Config, format: WeightFormat, file: &HashMap<String, Vec<usize>>) -> Option<String> {
         if let Some(detected) = WeightFormat::detect(file.keys().map(String::as_str)) {
             if !detected.same_names(format) {
-                return Some(format!(
-                    "the names look like {detected}'s: pass --weights-format {detected}"
-                ));
+                return Some(format!("the names look like {detected}'s: pass --weights-format {detected}"));
             }
         }
         let bias_key = config
@@ -792,19 +674,11 @@ impl Weights {
     /// as 0-d I64. Written to `<path>.tmp`, fsynced and renamed, so a crash never leaves a
     /// half-written file under `path`. `metadata` goes into the header (plus `format: pt` unless
     /// given, which PyTorch tooling expects).
-    pub fn save(
-        &self,
-        path: impl AsRef<Path>,
-        config: &Config,
-        mut metadata: HashMap<String, String>,
-    ) -> Result<()> {
+    pub fn save(&self, path: impl AsRef<Path>, config: &Config, mut metadata: HashMap<String, String>) -> Result<()> {
         let path = path.as_ref();
         let expected = config.state_dict_spec(WeightFormat::Torchvision);
         let same = expected.len() == self.specs.len()
-            && expected
-                .iter()
-                .zip(&self.specs)
-                .all(|(a, b)| a.key == b.key && a.shape == b.shape);
+            && expected.iter().zip(&self.specs).all(|(a, b)| a.key == b.key && a.shape == b.shape);
         if !same {
             return Err(Error::WeightsMismatch {
                 path: path.to_path_buf(),
@@ -819,36 +693,18 @@ impl Weights {
                 ),
             });
         }
-        metadata
-            .entry("format".to_string())
-            .or_insert_with(|| "pt".to_string());
+        metadata.entry("format".to_string()).or_insert_with(|| "pt".to_string());
 
-        let counters: Vec<[u8; 8]> = self
-            .iter()
-            .map(|(s, t)| {
-                if s.field.is_integer() {
-                    counter_bytes(t)
-                } else {
-                    [0; 8]
-                }
-            })
-            .collect();
+        let counters: Vec<[u8; 8]> =
+            self.iter().map(|(s, t)| if s.field.is_integer() { counter_bytes(t) } else { [0; 8] }).collect();
         let views: Vec<(&str, OutTensor<'_>)> = self
             .iter()
             .zip(&counters)
             .map(|((s, t), counter)| {
                 let view = if s.field.is_integer() {
-                    OutTensor {
-                        dtype: Dtype::I64,
-                        shape: vec![],
-                        data: Cow::Borrowed(&counter[..]),
-                    }
+                    OutTensor { dtype: Dtype::I64, shape: vec![], data: Cow::Borrowed(&counter[..]) }
                 } else {
-                    OutTensor {
-                        dtype: Dtype::F32,
-                        shape: t.shape.clone(),
-                        data: f32_bytes(&t.data),
-                    }
+                    OutTensor { dtype: Dtype::F32, shape: t.shape.clone(), data: f32_bytes(&t.data) }
                 };
                 (s.key.as_str(), view)
             })
@@ -878,9 +734,7 @@ impl Weights {
     }
 
     pub fn get_mut(&mut self, layer: Layer, field: Field) -> Option<&mut HostTensor> {
-        self.by_role
-            .get(&(layer, field))
-            .map(|&i| &mut self.tensors[i])
+        self.by_role.get(&(layer, field)).map(|&i| &mut self.tensors[i])
     }
 
     /// Tensor by torchvision key, e.g. `"features.0.0.weight"`.
@@ -890,10 +744,7 @@ impl Weights {
 
     /// Replaces a tensor (by torchvision key), checking that the shape stays the same.
     pub fn set(&mut self, key: &str, tensor: HostTensor) -> Result<()> {
-        let &i = self
-            .by_key
-            .get(key)
-            .ok_or_else(|| Error::invalid(format!("no weight named {key:?}")))?;
+        let &i = self.by_key.get(key).ok_or_else(|| Error::invalid(format!("no weight named {key:?}")))?;
         let numel: usize = tensor.shape.iter().product();
         if tensor.shape != self.specs[i].shape || numel != tensor.data.len() {
             return Err(Error::Shape {
@@ -926,10 +777,7 @@ impl Weights {
 
     /// Learnable parameters (equals `Config::param_count` of the config they were made for).
     pub fn param_count(&self) -> usize {
-        self.iter()
-            .filter(|(s, _)| s.field.is_learnable())
-            .map(|(_, t)| t.numel())
-            .sum()
+        self.iter().filter(|(s, _)| s.field.is_learnable()).map(|(_, t)| t.numel()).sum()
     }
 }
 
@@ -941,30 +789,18 @@ fn counter_bytes(t: &HostTensor) -> [u8; 8] {
 }
 
 fn tmp_path(path: &Path) -> Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::invalid(format!("{}: not a file path", path.display())))?;
+    let name = path.file_name().ok_or_else(|| Error::invalid(format!("{}: not a file path", path.display())))?;
     let mut tmp = name.to_os_string();
     tmp.push(".tmp");
     Ok(path.with_file_name(tmp))
 }
 
-fn write_synced(
-    views: Vec<(&str, OutTensor<'_>)>,
-    metadata: HashMap<String, String>,
-    tmp: &Path,
-) -> Result<()> {
+fn write_synced(views: Vec<(&str, OutTensor<'_>)>, metadata: HashMap<String, String>, tmp: &Path) -> Result<()> {
     safetensors::serialize_to_file(views, Some(metadata), tmp).map_err(|e| match e {
         SafeTensorError::IoError(io) => Error::io(tmp, io),
-        other => Error::Safetensors {
-            path: tmp.to_path_buf(),
-            message: other.to_string(),
-        },
+        other => Error::Safetensors { path: tmp.to_path_buf(), message: other.to_string() },
     })?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(tmp)
-        .map_err(|e| Error::io(tmp, e))?;
+    let file = std::fs::OpenOptions::new().write(true).open(tmp).map_err(|e| Error::io(tmp, e))?;
     file.sync_all().map_err(|e| Error::io(tmp, e))
 }
 

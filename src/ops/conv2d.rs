@@ -31,7 +31,16 @@ pub struct Conv2dParams {
 impl Conv2dParams {
     /// A square-kernel convolution with padding decided by `padding` (symmetric or TF-SAME).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(n: usize, h: usize, w: usize, cin: usize, cout: usize, k: usize, stride: usize, padding: Padding) -> Self {
+    pub fn new(
+        n: usize,
+        h: usize,
+        w: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Self {
         let (oh, pad_top) = conv_padding(padding, h, k, stride);
         let (ow, pad_left) = conv_padding(padding, w, k, stride);
         Conv2dParams {

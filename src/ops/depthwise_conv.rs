@@ -79,6 +79,13 @@ pub fn depthwise_conv_fwd(
 ) -> Result<Dispatch> {
     let threads = (p.n * p.oh * p.ow.div_ceil(4) * p.c.div_ceil(4)) as u64;
     let bytes = 4 * (p.n * p.h * p.w * p.c + p.output_len()) as u64;
-    Ok(Dispatch::new(gpu, Kernel::DepthwiseConvFwd, &p.constants(), &[x, w, bias.unwrap_or(w), y], threads, "depthwise_conv_fwd")?
-        .with_cost(2 * p.macs(), bytes))
+    Ok(Dispatch::new(
+        gpu,
+        Kernel::DepthwiseConvFwd,
+        &p.constants(),
+        &[x, w, bias.unwrap_or(w), y],
+        threads,
+        "depthwise_conv_fwd",
+    )?
+    .with_cost(2 * p.macs(), bytes))
 }

@@ -39,6 +39,7 @@ impl GemmParams {
 }
 
 /// Records the GEMM. Absent optional inputs are bound to `a` (never read).
+#[allow(clippy::too_many_arguments)] // one argument per binding of the kernel
 pub fn gemm_fwd(
     gpu: &Gpu,
     p: &GemmParams,
@@ -52,5 +53,6 @@ pub fn gemm_fwd(
     let threads = (p.m.div_ceil(4) * p.n.div_ceil(4)) as u64;
     let bytes = 4 * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize)) as u64;
     let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
-    Ok(Dispatch::new(gpu, Kernel::GemmFwd, &p.constants(), &buffers, threads, "gemm_fwd")?.with_cost(2 * p.macs(), bytes))
+    Ok(Dispatch::new(gpu, Kernel::GemmFwd, &p.constants(), &buffers, threads, "gemm_fwd")?
+        .with_cost(2 * p.macs(), bytes))
 }

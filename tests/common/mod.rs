@@ -13,7 +13,9 @@ pub fn gpu() -> &'static Gpu {
             eprintln!("test adapter: {}", g.describe());
             g
         }
-        Err(e) => panic!("{e}\n(tests run on any wgpu adapter; on Debian `apt-get install -y mesa-vulkan-drivers` gives lavapipe)"),
+        Err(e) => panic!(
+            "{e}\n(tests run on any wgpu adapter; on Debian `apt-get install -y mesa-vulkan-drivers` gives lavapipe)"
+        ),
     })
 }
 

@@ -1,7 +1,7 @@
 use crate::common::*;
+use efficientnet_wgpu::cpu_ref;
 use efficientnet_wgpu::model::Padding;
 use efficientnet_wgpu::ops::{conv2d_fwd, Activation, Conv2dParams};
-use efficientnet_wgpu::cpu_ref;
 
 fn check(p: &Conv2dParams, seed: u64) {
     let x = rand_vec(p.input_len(), seed);

@@ -1,0 +1,65 @@
+//! Device limits are respected, not assumed: a device with a small storage-binding limit (made the
+//! way a desktop app would share its own device) runs big batches in slices with identical results,
+//! and an input that cannot fit is an error naming the limit.
+
+mod common;
+use common::*;
+
+use efficientnet_wgpu::model::{Config, EfficientNet, Weights};
+use efficientnet_wgpu::{Error, Gpu};
+
+fn small_binding_gpu(max_binding: u64) -> Gpu {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).expect("adapter");
+    let mut limits = adapter.limits();
+    limits.max_storage_buffer_binding_size = max_binding;
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("host app device"),
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .expect("device");
+    Gpu::from_device(device, queue)
+}
+
+#[test]
+fn batches_beyond_the_binding_limit_run_in_slices_with_identical_logits() {
+    let config = Config::b0(1000);
+    let (weights, _) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
+    let input = rand_vec(3 * 3 * 224 * 224, 70);
+
+    let reference = EfficientNet::new(gpu(), config.clone(), &weights).unwrap();
+    let want = reference.forward(gpu(), &input, 3, 224, 224).unwrap();
+
+    // 8 MiB bindings: B0's largest activation at 224 px is 96x112x112 f32 = 4.6 MiB per image.
+    let small = small_binding_gpu(8 << 20);
+    let model = EfficientNet::new(&small, config, &weights).unwrap();
+    assert_eq!(model.max_batch(&small, 224, 224).unwrap(), 1);
+    let got = model.forward(&small, &input, 3, 224, 224).unwrap();
+    assert_eq!(got.logits, want.logits, "sliced batch must equal the whole batch bit for bit");
+    assert_eq!(got.features, want.features);
+
+    // 448 px needs 18.4 MiB for one image: an error that says what and by how much.
+    let big = rand_vec(3 * 448 * 448, 71);
+    match model.forward(&small, &big, 1, 448, 448) {
+        Err(e @ Error::ExceedsDeviceLimit { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains("448x448"), "{msg}");
+        }
+        other => panic!("expected ExceedsDeviceLimit, got {:?}", other.map(|o| o.logits.len())),
+    }
+}
+
+#[test]
+fn bad_input_shapes_are_errors_not_panics() {
+    let config = Config::b0(10);
+    let weights = Weights::init_random(&config, 1);
+    let model = EfficientNet::new(gpu(), config, &weights).unwrap();
+    assert!(matches!(model.forward(gpu(), &[0.0; 10], 1, 32, 32), Err(Error::Shape { .. })));
+    assert!(matches!(model.forward(gpu(), &[], 0, 32, 32), Err(Error::InvalidArgument(_))));
+    // Tiny inputs are fine: every stride-2 layer still produces at least one pixel.
+    let out = model.forward(gpu(), &rand_vec(2 * 3 * 5 * 3, 72), 2, 5, 3).unwrap();
+    assert_eq!(out.logits.len(), 20);
+    assert!(out.logits.iter().all(|v| v.is_finite()));
+}
