@@ -18,3 +18,38 @@ fn activate(x: f32, act: u32) -> f32 {
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
+
+// d act(x) / dx, for the backward kernels. Swish: s(x) * (1 + x * (1 - s(x))); ReLU6 passes the
+// gradient strictly inside (0, 6) as PyTorch's hardtanh does; sigmoid: s * (1 - s).
+fn activate_grad(x: f32, act: u32) -> f32 {
+    switch act {
+        case 1u: {
+            let s = 1.0 / (1.0 + exp(-x));
+            return s * (1.0 + x * (1.0 - s));
+        }
+        case 2u: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
+        case 3u: {
+            let s = 1.0 / (1.0 + exp(-x));
+            return s * (1.0 - s);
+        }
+        default: { return 1.0; }
+    }
+}
+
+// Counter-based random numbers (dropout, stochastic depth): a pure function of (seed, salt, index),
+// so the backward pass regenerates the forward's masks and nothing is stored. Integer-exact, with a
+// bit-identical twin in src/ops/rng.rs. lowbias32 by Chris Wellons.
+fn hash_u32(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+// Uniform in [0, 1) with 24 random bits.
+fn uniform01(seed: u32, salt: u32, index: u32) -> f32 {
+    return f32(hash_u32(index ^ hash_u32(salt ^ hash_u32(seed))) >> 8u) * (1.0 / 16777216.0);
+}

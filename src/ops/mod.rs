@@ -8,6 +8,7 @@ pub mod depthwise_conv;
 pub mod gemm;
 pub mod pool;
 pub mod resize;
+pub mod rng;
 pub mod softmax;
 
 pub use bn_act::{bn_act_fwd, bn_scale_shift, BnActParams};
@@ -34,6 +35,22 @@ impl Activation {
             Activation::Swish => x / (1.0 + (-x).exp()),
             Activation::Relu6 => x.clamp(0.0, 6.0),
             Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        }
+    }
+
+    /// d act(x) / dx, as the kernels' `activate_grad` computes it.
+    pub fn grad(self, x: f32) -> f32 {
+        match self {
+            Activation::None => 1.0,
+            Activation::Swish => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::Relu6 => (x > 0.0 && x < 6.0) as u32 as f32,
+            Activation::Sigmoid => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 - s)
+            }
         }
     }
 }

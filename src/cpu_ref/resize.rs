@@ -1,0 +1,47 @@
+//! CPU twin of the `resize` kernels.
+
+use crate::ops::BilinearResizeParams;
+
+/// Source taps and weights along one axis, as PyTorch computes them.
+fn resize_taps(dst: usize, start: f64, ratio: f64, size: usize, antialias: bool) -> Vec<(usize, f64)> {
+    if antialias {
+        let support = ratio.max(1.0);
+        let center = start + (dst as f64 + 0.5) * ratio;
+        let lo = (center - support + 0.5).max(0.0) as usize;
+        let hi = ((center + support + 0.5).max(0.0) as usize).min(size).max(lo + 1);
+        let taps: Vec<(usize, f64)> =
+            (lo..hi).map(|i| (i, (1.0 - ((i as f64 - center + 0.5) / support).abs()).max(0.0))).collect();
+        let total: f64 = taps.iter().map(|t| t.1).sum();
+        taps.into_iter().map(|(i, w)| (i, w / total)).collect()
+    } else {
+        let src = (start + (dst as f64 + 0.5) * ratio - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(size - 1);
+        let i1 = (i0 + 1).min(size - 1);
+        let l1 = (src - i0 as f64).min(1.0);
+        vec![(i0, 1.0 - l1), (i1, l1)]
+    }
+}
+
+/// (n, c, oh, ow) bilinear resample of a window of x (n, c, ih, iw), then y * mul[c] + add[c].
+pub fn bilinear_resize_fwd(p: &BilinearResizeParams, x: &[f32], affine: &[f32]) -> Vec<f32> {
+    // The antialiased filter applies to both axes once either shrinks, as in PyTorch.
+    let aa = p.antialias && (p.ratio_h > 1.0 || p.ratio_w > 1.0);
+    let mut y = vec![0f32; p.output_len()];
+    for nc in 0..p.n * p.c {
+        let c = nc % p.c;
+        for oy in 0..p.oh {
+            let ty = resize_taps(oy, p.y0 as f64, p.ratio_h as f64, p.ih, aa);
+            for ox in 0..p.ow {
+                let tx = resize_taps(ox, p.x0 as f64, p.ratio_w as f64, p.iw, aa);
+                let mut v = 0.0;
+                for &(iy, wy) in &ty {
+                    for &(ix, wx) in &tx {
+                        v += wy * wx * x[(nc * p.ih + iy) * p.iw + ix] as f64;
+                    }
+                }
+                y[(nc * p.oh + oy) * p.ow + ox] = (v * affine[c] as f64 + affine[p.c + c] as f64) as f32;
+            }
+        }
+    }
+    y
+}
