@@ -64,4 +64,40 @@ kernels! {
     BilinearResizeFwd => "bilinear_resize_fwd", "resize/bilinear_resize_fwd.wgsl", "main", [R, R, W];
     // x, scale, shift, y
     BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", [R, R, R, W];
+    // dc, b, da
+    GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", [R, R, W];
+    // a, a_scale, dc, partial
+    GemmBwdWeight => "gemm_bwd_weight", "gemm/gemm_bwd_weight.wgsl", "main", [R, R, R, W];
+    // d_gated, y, gate, dy, partial
+    SeGateBwd => "se_gate_bwd", "se/se_gate_bwd.wgsl", "main", [R, R, R, W, W];
+    // dy, w, dx
+    DepthwiseConvBwdData => "depthwise_conv_bwd_data", "depthwise_conv/depthwise_conv_bwd_data.wgsl", "main", [R, R, W];
+    // x, dy, partial
+    DepthwiseConvBwdWeight => "depthwise_conv_bwd_weight", "depthwise_conv/depthwise_conv_bwd_weight.wgsl", "main", [R, R, W];
+    // dy, w, dx
+    Conv2dBwdData => "conv2d_bwd_data", "conv2d/conv2d_bwd_data.wgsl", "main", [R, R, W];
+    // x, dy, partial
+    Conv2dBwdWeight => "conv2d_bwd_weight", "conv2d/conv2d_bwd_weight.wgsl", "main", [R, R, W];
+    // partial, out
+    SumPartials => "sum_partials", "reduce/sum_partials.wgsl", "main", [R, W];
+    // x, y (y += x)
+    AddInplace => "add_inplace", "reduce/add_inplace.wgsl", "main", [R, W];
+    // dy, affine, dx
+    BilinearResizeBwd => "bilinear_resize_bwd", "resize/bilinear_resize_bwd.wgsl", "main", [R, R, W];
+    // z, partial
+    BnStatsPartial => "bn_stats_partial", "bn_act/bn_stats_partial.wgsl", "main", [R, W];
+    // partial, gamma_beta, running, stats, scale_shift
+    BnStatsFinish => "bn_stats_finish", "bn_act/bn_stats_finish.wgsl", "main", [R, R, W, W, W];
+    // dy, dy_pool, z, stats, gamma_beta, seed, partial
+    BnActBwdReduce => "bn_act_bwd_reduce", "bn_act/bn_act_bwd_reduce.wgsl", "main", [R, R, R, R, R, R, W];
+    // dy, dy_pool, z, stats, gamma_beta, seed, sums, dz
+    BnActBwdApply => "bn_act_bwd_apply", "bn_act/bn_act_bwd_apply.wgsl", "main", [R, R, R, R, R, R, R, W];
+    // x, y
+    ActivationFwd => "activation_fwd", "activation/activation_fwd.wgsl", "main", [R, W];
+    // x, dy, dx
+    ActivationBwd => "activation_bwd", "activation/activation_bwd.wgsl", "main", [R, R, W];
+    // x, seed, y
+    DropoutFwd => "dropout_fwd", "dropout/dropout_fwd.wgsl", "main", [R, R, W];
+    // logits, target, losses, dlogits
+    SoftmaxCrossEntropy => "softmax_cross_entropy", "loss/softmax_cross_entropy.wgsl", "main", [R, R, W, W];
 }

@@ -1,0 +1,11 @@
+// PLACEHOLDER for bn_stats_finish: to be written.
+@group(0) @binding(0) var<storage, read> placeholder0: array<f32>;
+@group(0) @binding(1) var<storage, read> placeholder1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> placeholder2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> placeholder3: array<f32>;
+@group(0) @binding(4) var<storage, read_write> placeholder4: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    placeholder4[0] = f32(gid.x);
+}

@@ -1,0 +1,8 @@
+// PLACEHOLDER for sum_partials: to be written.
+@group(0) @binding(0) var<storage, read> placeholder0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> placeholder1: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    placeholder1[0] = f32(gid.x);
+}
