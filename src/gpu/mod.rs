@@ -14,16 +14,40 @@ use crate::error::{Error, Result};
 /// a multiple of every GPU's SIMD width.
 pub const WG: u32 = 64;
 
-/// A storage buffer and the number of f32 elements it holds.
+/// A range of a storage buffer: `len` f32 elements from byte `offset`. Most tensors own a whole
+/// buffer (offset 0); parameters are ranges of one flat buffer, so that an optimizer updates them
+/// all in one dispatch.
 #[derive(Clone, Debug)]
 pub struct GpuBuffer {
     pub buffer: Arc<wgpu::Buffer>,
+    pub offset: u64,
     pub len: usize,
 }
 
 impl GpuBuffer {
     pub fn bytes(&self) -> u64 {
         (self.len * 4) as u64
+    }
+
+    /// `len` elements starting `start` elements into this range. `start * 4` must respect the
+    /// device's `min_storage_buffer_offset_alignment` when the slice is bound.
+    pub fn slice(&self, start: usize, len: usize) -> GpuBuffer {
+        debug_assert!(start + len <= self.len);
+        GpuBuffer { buffer: self.buffer.clone(), offset: self.offset + (start * 4) as u64, len }
+    }
+
+    /// The binding resource for this range (at least 4 bytes: empty bindings are invalid).
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.bytes().max(4)),
+        })
+    }
+
+    /// Whether two ranges share a buffer (then one dispatch may not read one and write the other).
+    pub fn same_buffer(&self, other: &GpuBuffer) -> bool {
+        Arc::ptr_eq(&self.buffer, &other.buffer)
     }
 }
 
@@ -46,11 +70,20 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(GpuBuffer { buffer: Arc::new(buffer), len })
+        Ok(GpuBuffer { buffer: Arc::new(buffer), offset: 0, len })
     }
 
     /// A storage buffer holding `data`.
     pub fn upload(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty(data.len(), label)?;
+        if !data.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(b)
+    }
+
+    /// A buffer of u32 values (class targets, RNG seeds): same 4-byte elements as f32 buffers.
+    pub fn upload_u32(&self, data: &[u32], label: &str) -> Result<GpuBuffer> {
         let b = self.empty(data.len(), label)?;
         if !data.is_empty() {
             self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
@@ -77,7 +110,7 @@ impl Gpu {
                     mapped_at_creation: false,
                 });
                 if s.len > 0 {
-                    encoder.copy_buffer_to_buffer(&s.buffer, 0, &st, 0, s.bytes());
+                    encoder.copy_buffer_to_buffer(&s.buffer, s.offset, &st, 0, s.bytes());
                 }
                 st
             })
@@ -141,7 +174,7 @@ impl Dispatch {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.buffer.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.binding() })
             .collect();
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.name()),

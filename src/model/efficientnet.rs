@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::graph::Recorder;
 use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, Weights};
 use crate::ops::{
     bilinear_resize_fwd, conv2d_fwd, depthwise_conv_fwd, gemm_fwd, global_avg_pool_fwd, softmax_fwd, Activation,
@@ -240,7 +241,7 @@ impl EfficientNet {
 
     fn build_plan(&self, gpu: &Gpu, n: usize, h: usize, w: usize, taps: &[&str]) -> Result<ForwardPlan> {
         let cfg = &self.config;
-        let mut r = Recorder { gpu, free: Vec::new(), dispatches: Vec::new() };
+        let mut r = Recorder::new(gpu);
         let input = gpu.empty(n * 3 * h * w, "input")?;
         let mut tapped = Vec::new();
         let wants = |name: &str| taps.contains(&name);
@@ -392,39 +393,6 @@ impl EfficientNet {
         let softmax = softmax_fwd(gpu, &sp, &logits, &probs)?;
 
         Ok(ForwardPlan { batch: n, input, dispatches: r.dispatches, softmax, logits, features, probs, taps: tapped })
-    }
-}
-
-/// Records dispatches and hands out activation buffers, reusing those whose last reader has
-/// already been recorded (dispatches in one pass run in order, so reuse is safe).
-struct Recorder<'a> {
-    gpu: &'a Gpu,
-    free: Vec<GpuBuffer>,
-    dispatches: Vec<Dispatch>,
-}
-
-impl Recorder<'_> {
-    fn alloc(&mut self, len: usize) -> Result<GpuBuffer> {
-        // Best fit among free buffers; a new buffer when none is large enough.
-        let best =
-            self.free.iter().enumerate().filter(|(_, b)| b.len >= len).min_by_key(|(_, b)| b.len).map(|(i, _)| i);
-        match best {
-            Some(i) => {
-                let b = self.free.swap_remove(i);
-                Ok(GpuBuffer { buffer: b.buffer, len })
-            }
-            None => self.gpu.empty(len, "activation"),
-        }
-    }
-
-    fn release(&mut self, b: GpuBuffer) {
-        let cap = (b.buffer.size() / 4) as usize;
-        self.free.push(GpuBuffer { buffer: b.buffer, len: cap });
-    }
-
-    fn push(&mut self, mut d: Dispatch, label: &str) {
-        d.label = format!("{label}: {}", d.kernel.name());
-        self.dispatches.push(d);
     }
 }
 

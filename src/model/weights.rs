@@ -43,6 +43,16 @@ impl WeightFormat {
         }
     }
 
+    /// PyTorch-semantics BatchNorm momentum that matches how the weights were trained: 0.1 for
+    /// PyTorch-trained weights, 0.01 (TensorFlow's decay 0.99) for TF-trained ones. Training from
+    /// scratch follows the paper: 0.01.
+    pub fn default_bn_momentum(self) -> f32 {
+        match self {
+            WeightFormat::Torchvision | WeightFormat::Timm => 0.1,
+            WeightFormat::TimmTf | WeightFormat::Lukemelas => 0.01,
+        }
+    }
+
     /// Switches a config to the numerics the weights were trained with: TF-trained weights need
     /// TF "SAME" padding and BN eps 1e-3; PyTorch-trained ones keep the config as it is.
     pub fn adjust_config(&self, cfg: &mut Config) {

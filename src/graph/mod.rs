@@ -1,0 +1,12 @@
+//! Graphs recorded once and replayed: the buffer recorder, the flat parameter store, and the
+//! differentiable training graph (forward, loss and backward in one recorded step).
+
+pub mod params;
+pub mod recorder;
+#[cfg(feature = "wip-train")]
+pub mod train;
+
+pub use params::{ParamEntry, ParamKind, ParamStore};
+pub use recorder::Recorder;
+#[cfg(feature = "wip-train")]
+pub use train::{StepReport, TrainGraph, TrainOptions, TrainStep};

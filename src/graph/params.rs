@@ -1,0 +1,264 @@
+//! Trainable parameters on the GPU: every learnable tensor is a range of ONE flat buffer (and its
+//! gradient the same range of one flat gradient buffer), in the layout the kernels read, so an
+//! optimizer updates all of them in a single dispatch. BatchNorm running statistics live in a third
+//! flat buffer. PyTorch layouts and names exist only at the boundary (`from_weights`, `to_weights`).
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuBuffer};
+use crate::model::{Config, Field, HostTensor, Layer, Weights};
+
+/// How a parameter is laid out on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// OIHW conv weight stored HWIO (kh, kw, cin/groups, cout); depthwise [C,1,kh,kw] → (kh, kw, C);
+    /// 1x1 convs and linear weights [out, in(,1,1)] → (in, out): the GEMM's B operand.
+    Weight,
+    /// Bias of an SE conv or the classifier.
+    Bias,
+    /// BatchNorm gamma then beta (2C).
+    GammaBeta,
+}
+
+/// One parameter's place in the flat buffers.
+#[derive(Clone, Debug)]
+pub struct ParamEntry {
+    pub layer: Layer,
+    pub kind: ParamKind,
+    /// PyTorch shape of the weight (or [C] for BN / bias).
+    pub torch_shape: Vec<usize>,
+    /// Element offset in the flat buffers (aligned for binding).
+    pub offset: usize,
+    pub len: usize,
+    /// Weight decay applies (conv and linear weights); BN parameters and biases are exempt.
+    pub decay: bool,
+}
+
+/// Where one BN layer's running statistics are (mean then var, 2C, from `offset`).
+#[derive(Clone, Debug)]
+pub struct RunningEntry {
+    pub layer: Layer,
+    pub offset: usize,
+    pub c: usize,
+}
+
+pub struct ParamStore {
+    pub entries: Vec<ParamEntry>,
+    pub running_entries: Vec<RunningEntry>,
+    /// All parameters; decayed ones first, ending at `decay_len`.
+    pub params: GpuBuffer,
+    pub grads: GpuBuffer,
+    pub running: GpuBuffer,
+    pub decay_len: usize,
+}
+
+/// OIHW (o, i, kh, kw) → HWIO (kh, kw, i, o); with (o, i) = (out, in) and kh = kw = 1 this is the
+/// (in, out) transpose of a linear weight.
+pub fn oihw_to_hwio(t: &[f32], shape: &[usize]) -> Vec<f32> {
+    let (o, i) = (shape[0], shape[1]);
+    let (kh, kw) = (shape.get(2).copied().unwrap_or(1), shape.get(3).copied().unwrap_or(1));
+    let mut out = vec![0f32; t.len()];
+    for a in 0..o {
+        for b in 0..i {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((y * kw + x) * i + b) * o + a] = t[((a * i + b) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of `oihw_to_hwio`.
+pub fn hwio_to_oihw(t: &[f32], shape: &[usize]) -> Vec<f32> {
+    let (o, i) = (shape[0], shape[1]);
+    let (kh, kw) = (shape.get(2).copied().unwrap_or(1), shape.get(3).copied().unwrap_or(1));
+    let mut out = vec![0f32; t.len()];
+    for a in 0..o {
+        for b in 0..i {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((a * i + b) * kh + y) * kw + x] = t[((y * kw + x) * i + b) * o + a];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn get<'a>(w: &'a Weights, layer: Layer, field: Field) -> Result<&'a HostTensor> {
+    w.get(layer, field).ok_or_else(|| Error::invalid(format!("weights have no {field:?} for {layer:?}")))
+}
+
+/// Every learnable layer of `config`, in network order: (layer, has BN, has bias).
+fn layers(config: &Config) -> Vec<(Layer, bool, bool)> {
+    use crate::model::BlockPart::*;
+    let mut out = vec![(Layer::Stem, true, false)];
+    for b in config.blocks() {
+        let part = |part| Layer::Block { index: b.index, part };
+        if b.has_expand() {
+            out.push((part(Expand), true, false));
+        }
+        out.push((part(Depthwise), true, false));
+        if b.has_se() {
+            out.push((part(SeReduce), false, true));
+            out.push((part(SeExpand), false, true));
+        }
+        out.push((part(Project), true, false));
+    }
+    out.push((Layer::Head, true, false));
+    out.push((Layer::Classifier, false, true));
+    out
+}
+
+impl ParamStore {
+    /// Uploads `weights` (PyTorch layout) into the flat GPU buffers.
+    pub fn from_weights(gpu: &Gpu, config: &Config, weights: &Weights) -> Result<ParamStore> {
+        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let aligned = |n: usize| n.div_ceil(align) * align;
+        let (mut entries, mut running_entries) = (Vec::new(), Vec::new());
+        let (mut decayed, mut exempt) = (Vec::new(), Vec::new());
+        for (layer, bn, bias) in layers(config) {
+            let w = get(weights, layer, Field::Weight)?;
+            decayed.push((layer, ParamKind::Weight, w.shape.clone(), oihw_to_hwio(&w.data, &w.shape)));
+            if bias {
+                let b = get(weights, layer, Field::Bias)?;
+                exempt.push((layer, ParamKind::Bias, b.shape.clone(), b.data.clone()));
+            }
+            if bn {
+                let g = get(weights, layer, Field::BnWeight)?;
+                let b = get(weights, layer, Field::BnBias)?;
+                exempt.push((layer, ParamKind::GammaBeta, g.shape.clone(), [g.data.clone(), b.data.clone()].concat()));
+            }
+        }
+        let mut flat = Vec::new();
+        let mut decay_len = 0;
+        for (group, decay) in [(decayed, true), (exempt, false)] {
+            for (layer, kind, torch_shape, data) in group {
+                let offset = flat.len();
+                entries.push(ParamEntry { layer, kind, torch_shape, offset, len: data.len(), decay });
+                flat.extend_from_slice(&data);
+                flat.resize(aligned(flat.len()), 0.0);
+            }
+            if decay {
+                decay_len = flat.len();
+            }
+        }
+        let mut running = Vec::new();
+        for (layer, bn, _) in layers(config) {
+            if bn {
+                let m = get(weights, layer, Field::RunningMean)?;
+                let v = get(weights, layer, Field::RunningVar)?;
+                running_entries.push(RunningEntry { layer, offset: running.len(), c: m.data.len() });
+                running.extend_from_slice(&m.data);
+                running.extend_from_slice(&v.data);
+                running.resize(aligned(running.len()), 0.0);
+            }
+        }
+        let store = ParamStore {
+            params: gpu.upload(&flat, "parameters")?,
+            grads: gpu.upload(&vec![0.0; flat.len()], "gradients")?,
+            running: gpu.upload(&running, "bn running statistics")?,
+            entries,
+            running_entries,
+            decay_len,
+        };
+        gpu.queue.submit([]);
+        Ok(store)
+    }
+
+    fn find(&self, layer: Layer, kind: ParamKind) -> Result<&ParamEntry> {
+        self.entries
+            .iter()
+            .find(|e| e.layer == layer && e.kind == kind)
+            .ok_or_else(|| Error::invalid(format!("no {kind:?} parameter for {layer:?}")))
+    }
+
+    /// The parameter's range of the flat parameter buffer.
+    pub fn param(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
+        let e = self.find(layer, kind)?;
+        Ok(self.params.slice(e.offset, e.len))
+    }
+
+    /// The parameter's range of the flat gradient buffer.
+    pub fn grad(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
+        let e = self.find(layer, kind)?;
+        Ok(self.grads.slice(e.offset, e.len))
+    }
+
+    /// The BN layer's running statistics (mean then var).
+    pub fn running(&self, layer: Layer) -> Result<GpuBuffer> {
+        let e = self
+            .running_entries
+            .iter()
+            .find(|e| e.layer == layer)
+            .ok_or_else(|| Error::invalid(format!("no BN running statistics for {layer:?}")))?;
+        Ok(self.running.slice(e.offset, 2 * e.c))
+    }
+
+    /// Number of learnable values (without alignment padding).
+    pub fn count(&self) -> usize {
+        self.entries.iter().map(|e| e.len).sum()
+    }
+
+    /// Writes flat GPU-layout values (parameters or gradients) into `out` in PyTorch layout:
+    /// `Field::Weight/Bias/BnWeight/BnBias` of every layer.
+    pub fn unflatten_into(&self, flat: &[f32], out: &mut Weights) -> Result<()> {
+        for e in &self.entries {
+            let data = &flat[e.offset..e.offset + e.len];
+            let put = |out: &mut Weights, field: Field, values: Vec<f32>| -> Result<()> {
+                let t = out.get_mut(e.layer, field).ok_or_else(|| Error::invalid(format!("no {field:?} for {:?}", e.layer)))?;
+                if t.data.len() != values.len() {
+                    return Err(Error::Shape { what: format!("{:?} {field:?}", e.layer), expected: t.shape.clone(), got: vec![values.len()] });
+                }
+                t.data = values;
+                Ok(())
+            };
+            match e.kind {
+                ParamKind::Weight => put(out, Field::Weight, hwio_to_oihw(data, &e.torch_shape))?,
+                ParamKind::Bias => put(out, Field::Bias, data.to_vec())?,
+                ParamKind::GammaBeta => {
+                    let c = e.len / 2;
+                    put(out, Field::BnWeight, data[..c].to_vec())?;
+                    put(out, Field::BnBias, data[c..].to_vec())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the flat running statistics into `out` (RunningMean / RunningVar).
+    pub fn unflatten_running_into(&self, flat: &[f32], out: &mut Weights) -> Result<()> {
+        for e in &self.running_entries {
+            for (field, start) in [(Field::RunningMean, e.offset), (Field::RunningVar, e.offset + e.c)] {
+                let t = out.get_mut(e.layer, field).ok_or_else(|| Error::invalid(format!("no {field:?} for {:?}", e.layer)))?;
+                t.data = flat[start..start + e.c].to_vec();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads parameters and running statistics back into `out` (which must match the config).
+    pub fn read_into(&self, gpu: &Gpu, out: &mut Weights) -> Result<()> {
+        let v = gpu.read_many(&[&self.params, &self.running])?;
+        self.unflatten_into(&v[0], out)?;
+        self.unflatten_running_into(&v[1], out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_conversions_are_inverse() {
+        let shape = [5, 3, 2, 4];
+        let t: Vec<f32> = (0..120).map(|i| i as f32).collect();
+        let h = oihw_to_hwio(&t, &shape);
+        assert_eq!(h[((1 * 4 + 2) * 3 + 1) * 5 + 4], t[((4 * 3 + 1) * 2 + 1) * 4 + 2]);
+        assert_eq!(hwio_to_oihw(&h, &shape), t);
+        let lin = [7, 3];
+        let t: Vec<f32> = (0..21).map(|i| i as f32).collect();
+        assert_eq!(oihw_to_hwio(&t, &lin)[2 * 7 + 5], t[5 * 3 + 2]);
+    }
+}

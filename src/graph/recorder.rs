@@ -1,0 +1,54 @@
+//! Records dispatches and hands out activation buffers, reusing a buffer as soon as its last
+//! reader has been recorded: dispatches replay in order inside one compute pass (wgpu orders
+//! storage-buffer hazards between dispatches), so a later dispatch may overwrite it safely.
+
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+
+pub struct Recorder<'a> {
+    pub gpu: &'a Gpu,
+    free: Vec<GpuBuffer>,
+    pub dispatches: Vec<Dispatch>,
+    /// Bytes of activation buffers created (the plan's activation memory).
+    pub allocated_bytes: u64,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(gpu: &'a Gpu) -> Self {
+        Recorder { gpu, free: Vec::new(), dispatches: Vec::new(), allocated_bytes: 0 }
+    }
+
+    /// A buffer of at least `len` f32: the smallest free one that fits, else a new one.
+    pub fn alloc(&mut self, len: usize) -> Result<GpuBuffer> {
+        let best =
+            self.free.iter().enumerate().filter(|(_, b)| b.len >= len).min_by_key(|(_, b)| b.len).map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                let b = self.free.swap_remove(i);
+                Ok(GpuBuffer { buffer: b.buffer, offset: 0, len })
+            }
+            None => {
+                let b = self.gpu.empty(len, "activation")?;
+                self.allocated_bytes += b.buffer.size();
+                Ok(b)
+            }
+        }
+    }
+
+    /// Returns a buffer from `alloc` for reuse by later dispatches.
+    pub fn release(&mut self, b: GpuBuffer) {
+        let cap = (b.buffer.size() / 4) as usize;
+        self.free.push(GpuBuffer { buffer: b.buffer, offset: 0, len: cap });
+    }
+
+    pub fn push(&mut self, mut d: Dispatch, label: &str) {
+        d.label = format!("{label}: {}", d.kernel.name());
+        self.dispatches.push(d);
+    }
+
+    pub fn push_all<const N: usize>(&mut self, ds: [Dispatch; N], label: &str) {
+        for d in ds {
+            self.push(d, label);
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! The differentiable network: a training step — forward with BatchNorm in training mode, softmax
+//! cross-entropy, and the backward pass to every parameter (and optionally the input) — recorded
+//! once for a (batch, height, width) and replayed with no CPU round trip.
+//!
+//! Autodiff works at the granularity of the paper's units (conv + BN + activation, squeeze-excite,
+//! MBConv block, head): each forward unit returns an explicit saved state holding exactly what its
+//! backward reads, and the backward units are recorded in reverse order. Buffers are reused as soon
+//! as their last reader is recorded; saved tensors live until their backward unit.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::graph::params::{ParamKind, ParamStore};
+use crate::graph::recorder::Recorder;
+use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, WeightFormat, Weights};
+use crate::ops::{self, Activation};
+
+/// What a training step does besides forward + backward.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOptions {
+    /// PyTorch-semantics BN momentum: running = (1 - m) * running + m * batch statistic.
+    pub bn_momentum: f32,
+    /// Update BN running statistics (off for pure gradient checks).
+    pub update_running_stats: bool,
+    /// Dropout before the classifier, at `config.dropout`.
+    pub dropout: bool,
+    /// Stochastic depth on residual blocks, at `config.drop_connect`.
+    pub drop_path: bool,
+    pub label_smoothing: f32,
+    /// Also compute the gradient of the loss with respect to the input images.
+    pub grad_input: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            bn_momentum: 0.01,
+            update_running_stats: true,
+            dropout: true,
+            drop_path: true,
+            label_smoothing: 0.0,
+            grad_input: false,
+        }
+    }
+}
+
+/// EfficientNet's parameters on the GPU, ready to record training steps.
+pub struct TrainGraph {
+    pub config: Config,
+    pub params: ParamStore,
+}
+
+/// One recorded training step for a fixed (batch, h, w).
+pub struct TrainStep {
+    pub batch: usize,
+    pub h: usize,
+    pub w: usize,
+    input: GpuBuffer,
+    targets: GpuBuffer,
+    seed: GpuBuffer,
+    pub dispatches: Vec<Dispatch>,
+    loss: GpuBuffer,
+    logits: GpuBuffer,
+    grad_input: Option<GpuBuffer>,
+    /// Bytes of activation and scratch buffers this step allocated.
+    pub activation_bytes: u64,
+}
+
+/// The BN state of one conv + BN unit: batch statistics and the folded scale/shift.
+struct BnSaved {
+    p: ops::BnParams,
+    layer: Layer,
+    z: GpuBuffer,
+    stats: GpuBuffer,
+    scale_shift: GpuBuffer,
+}
+
+/// How a conv unit convolves, with the shapes.
+#[derive(Clone)]
+enum Conv {
+    Stem(ops::Conv2dParams),
+    /// A 1x1 conv as a GEMM, with the pixels per image (BN's rows per sample).
+    Pointwise(ops::GemmParams, usize),
+    Depthwise(ops::DepthwiseConvParams),
+}
+
+/// Saved state of conv → BN (→ activation): the conv's input, the BN's input and statistics.
+struct ConvBnSaved {
+    conv: Conv,
+    x: GpuBuffer,
+    /// The SE gate applied to `x` as the project conv reads it.
+    gate: Option<GpuBuffer>,
+    bn: BnSaved,
+}
+
+/// Saved state of squeeze-excite: pooled input, the FC pre-activations, the hidden and the gate.
+struct SeSaved {
+    index: usize,
+    se_ch: usize,
+    pool: ops::GlobalAvgPoolParams,
+    pooled: GpuBuffer,
+    s1: GpuBuffer,
+    hidden: GpuBuffer,
+    s2: GpuBuffer,
+    gate: GpuBuffer,
+}
+
+struct BlockSaved {
+    spec: BlockSpec,
+    input: GpuBuffer,
+    expand: Option<ConvBnSaved>,
+    depthwise: ConvBnSaved,
+    /// The depthwise unit's activated output (the SE's and project conv's input).
+    y2: GpuBuffer,
+    se: Option<SeSaved>,
+    project: ConvBnSaved,
+}
+
+struct HeadSaved {
+    conv: ConvBnSaved,
+    features: GpuBuffer,
+    dropped: GpuBuffer,
+    cls: ops::GemmParams,
+}
+
+fn salt_for_block(index: usize) -> u32 {
+    1000 + index as u32
+}
+const DROPOUT_SALT: u32 = 7;
+
+impl TrainGraph {
+    pub fn new(gpu: &Gpu, config: Config, weights: &Weights) -> Result<TrainGraph> {
+        config.validate()?;
+        let params = ParamStore::from_weights(gpu, &config, weights)?;
+        Ok(TrainGraph { config, params })
+    }
+
+    /// Reads parameters and BN running statistics back into PyTorch layout and names.
+    pub fn weights(&self, gpu: &Gpu) -> Result<Weights> {
+        let mut w = Weights::init_random(&self.config, 0);
+        self.params.read_into(gpu, &mut w)?;
+        Ok(w)
+    }
+
+    /// The gradients of the last step, in PyTorch layout, as a `Weights` holding gradients in the
+    /// learnable fields (running statistics are left as they are).
+    pub fn gradients(&self, gpu: &Gpu) -> Result<Weights> {
+        let mut w = Weights::init_random(&self.config, 0);
+        let g = gpu.read(&self.params.grads)?;
+        self.params.unflatten_into(&g, &mut w)?;
+        Ok(w)
+    }
+
+    /// Records a training step for `batch` images of `h` x `w`.
+    pub fn record_step(&self, gpu: &Gpu, batch: usize, h: usize, w: usize, opts: &TrainOptions) -> Result<TrainStep> {
+        if batch == 0 || h == 0 || w == 0 {
+            return Err(Error::invalid(format!("a training step needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]")));
+        }
+        let mut b = Builder { r: Recorder::new(gpu), g: self, opts: opts.clone(), seed: gpu.upload_u32(&[0], "seed")? };
+        let input = gpu.empty(batch * 3 * h * w, "input")?;
+        let targets = gpu.upload_u32(&vec![0; batch], "targets")?;
+
+        // ---- forward ----
+        let cfg = &self.config;
+        let resize = cfg.scale.map(|s| ops::BilinearResizeParams::by_scale(batch, 3, h, w, s));
+        let (x0, h0, w0) = match &resize {
+            Some(p) => {
+                let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
+                let y = b.r.alloc(p.output_len())?;
+                b.r.push(ops::bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize");
+                (y, p.oh, p.ow)
+            }
+            None => (input.clone(), h, w),
+        };
+        let mut sp = ops::Conv2dParams::new(batch, h0, w0, 3, cfg.stem_channels(), 3, 2, cfg.padding);
+        sp.input_nchw = true;
+        let (stem, mut x) = b.conv_bn_fwd(Conv::Stem(sp.clone()), &x0, None, Layer::Stem, cfg.activation, None, None)?;
+        let (mut hh, mut ww) = (sp.oh, sp.ow);
+        let mut blocks = Vec::new();
+        for spec in cfg.blocks() {
+            let (saved, y, oh, ow) = b.block_fwd(&spec, x, batch, hh, ww)?;
+            blocks.push(saved);
+            (x, hh, ww) = (y, oh, ow);
+        }
+        let (head, logits) = b.head_fwd(x, batch, hh, ww)?;
+
+        // ---- loss ----
+        let classes = cfg.num_classes;
+        let lp = ops::SoftmaxCrossEntropyParams { rows: batch, classes, smoothing: opts.label_smoothing };
+        let losses = b.r.alloc(batch)?;
+        let dlogits = b.r.alloc(batch * classes)?;
+        let loss = gpu.empty(1, "loss")?;
+        b.r.push(ops::softmax_cross_entropy(gpu, &lp, &logits, &targets, &losses, &dlogits)?, "loss");
+        let mean = ops::SumPartialsParams { parts: batch, len: 1, scale: 1.0 / batch as f32, accumulate: false };
+        b.r.push(ops::sum_partials(gpu, &mean, &losses, &loss)?, "loss");
+        b.r.release(losses);
+
+        // ---- backward ----
+        let mut d = b.head_bwd(head, dlogits)?;
+        for saved in blocks.into_iter().rev() {
+            d = b.block_bwd(saved, d)?;
+        }
+        let d_stem_in = b.conv_bn_bwd(&stem, Some(&d), None, opts.grad_input, None)?;
+        b.r.release(d);
+        let grad_input = match (&resize, d_stem_in) {
+            (Some(p), Some(d_resized)) => {
+                // Through the input resize (the blog's `scale`) back to the images as given.
+                let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
+                let dx = gpu.empty(batch * 3 * h * w, "grad input")?;
+                b.r.push(ops::bilinear_resize_bwd(gpu, p, &d_resized, &identity, &dx)?, "input resize backward");
+                Some(dx)
+            }
+            (_, g) => g,
+        };
+        let activation_bytes = b.r.allocated_bytes;
+        Ok(TrainStep {
+            batch,
+            h,
+            w,
+            input,
+            targets,
+            seed: b.seed,
+            dispatches: b.r.dispatches,
+            loss,
+            logits,
+            grad_input,
+            activation_bytes,
+        })
+    }
+}
+
+/// Records the forward and backward units of one step.
+struct Builder<'a> {
+    r: Recorder<'a>,
+    g: &'a TrainGraph,
+    opts: TrainOptions,
+    seed: GpuBuffer,
+}
+
+impl Builder<'_> {
+    fn param(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
+        self.g.params.param(layer, kind)
+    }
+    fn grad(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
+        self.g.params.grad(layer, kind)
+    }
+
+    /// conv (its input gated per image and channel by `gate`, for the project conv after SE) →
+    /// BN with batch statistics → activation [→ × stochastic-depth keep/p → + residual].
+    #[allow(clippy::too_many_arguments)]
+    fn conv_bn_fwd(
+        &mut self,
+        conv: Conv,
+        x: &GpuBuffer,
+        gate: Option<&GpuBuffer>,
+        layer: Layer,
+        act: Activation,
+        residual: Option<&GpuBuffer>,
+        drop_path: Option<(u32, f32)>,
+    ) -> Result<(ConvBnSaved, GpuBuffer)> {
+        let gpu = self.r.gpu;
+        let w = self.param(layer, ParamKind::Weight)?;
+        let label = format!("{layer:?}");
+        let (z, rows, rows_per_sample, c) = match &conv {
+            Conv::Stem(p) => {
+                let z = self.r.alloc(p.output_len())?;
+                self.r.push(ops::conv2d_fwd(gpu, p, x, &w, None, &z)?, &label);
+                (z, p.n * p.oh * p.ow, p.oh * p.ow, p.cout)
+            }
+            Conv::Pointwise(p, hw) => {
+                let z = self.r.alloc(p.m * p.n)?;
+                self.r.push(ops::gemm_fwd(gpu, p, x, &w, None, None, gate, &z)?, &label);
+                (z, p.m, *hw, p.n)
+            }
+            Conv::Depthwise(p) => {
+                let z = self.r.alloc(p.output_len())?;
+                self.r.push(ops::depthwise_conv_fwd(gpu, p, x, &w, None, &z)?, &label);
+                (z, p.n * p.oh * p.ow, p.oh * p.ow, p.c)
+            }
+        };
+        let mut bp = ops::BnParams::new(rows, c, rows_per_sample);
+        bp.eps = self.g.config.bn_eps;
+        bp.momentum = self.opts.bn_momentum;
+        bp.update_running = self.opts.update_running_stats;
+        bp.act = act;
+        bp.has_residual = residual.is_some();
+        if let Some((salt, p)) = drop_path {
+            bp.drop_path = Some(ops::DropPath { salt, survival: p });
+        }
+        let (partial, stats, scale_shift) =
+            (self.r.alloc(bp.stats_partial_len())?, self.r.alloc(2 * c)?, self.r.alloc(2 * c)?);
+        let gb = self.param(layer, ParamKind::GammaBeta)?;
+        let running = self.g.params.running(layer)?;
+        let ds = ops::bn_stats(gpu, &bp, &z, &partial, &gb, &running, &stats, &scale_shift)?;
+        self.r.push_all(ds, &label);
+        self.r.release(partial);
+        let y = self.r.alloc(rows * c)?;
+        self.r.push(ops::bn_act_fwd(gpu, &bp, &z, &scale_shift, residual, &self.seed, &y)?, &label);
+        let saved = ConvBnSaved {
+            conv,
+            x: x.clone(),
+            gate: gate.cloned(),
+            bn: BnSaved { p: bp, layer, z, stats, scale_shift },
+        };
+        Ok((saved, y))
+    }
+
+    /// Backward of `conv_bn_fwd`: BN (+ activation, + stochastic depth) backward from `dy` (the
+    /// unit output's gradient) and `dy_pool` (the gradient of a global average pool of the
+    /// output), the conv's weight gradient and, when `want_dx`, its input gradient (for a gated
+    /// project conv: the gradient of the gated input), accumulated into `dx_into` when given.
+    /// Releases the BN's saved tensors; the incoming gradients stay the caller's.
+    fn conv_bn_bwd(
+        &mut self,
+        s: &ConvBnSaved,
+        dy: Option<&GpuBuffer>,
+        dy_pool: Option<&GpuBuffer>,
+        want_dx: bool,
+        dx_into: Option<&GpuBuffer>,
+    ) -> Result<Option<GpuBuffer>> {
+        let gpu = self.r.gpu;
+        let layer = s.bn.layer;
+        let label = format!("{layer:?} backward");
+        let dz = self.r.alloc(s.bn.p.m * s.bn.p.c)?;
+        let partial = self.r.alloc(s.bn.p.bwd_partial_len())?;
+        let gb = self.param(layer, ParamKind::GammaBeta)?;
+        let dgb = self.grad(layer, ParamKind::GammaBeta)?;
+        let ds = ops::bn_act_bwd(
+            gpu,
+            &s.bn.p,
+            dy,
+            dy_pool,
+            &s.bn.z,
+            &s.bn.stats,
+            &gb,
+            &self.seed,
+            &partial,
+            &dgb,
+            &dz,
+        )?;
+        self.r.push_all(ds, &label);
+        self.r.release(partial);
+        for t in [&s.bn.z, &s.bn.stats, &s.bn.scale_shift] {
+            self.r.release(t.clone());
+        }
+
+        let w = self.param(layer, ParamKind::Weight)?;
+        let dw = self.grad(layer, ParamKind::Weight)?;
+        let accumulate = dx_into.is_some();
+        let (dx_len, dx) = match &s.conv {
+            Conv::Stem(p) => {
+                let partial = self.r.alloc(p.weight_partial_len())?;
+                self.r.push_all(ops::conv2d_bwd_weight(gpu, p, &s.x, &dz, &partial, &dw)?, &label);
+                self.r.release(partial);
+                (p.input_len(), None)
+            }
+            Conv::Pointwise(p, _) => {
+                let partial = self.r.alloc(p.weight_partial_len())?;
+                self.r.push_all(ops::gemm_bwd_weight(gpu, p, &s.x, s.gate.as_ref(), &dz, &partial, &dw)?, &label);
+                self.r.release(partial);
+                (p.m * p.k, None)
+            }
+            Conv::Depthwise(p) => {
+                let partial = self.r.alloc(p.weight_partial_len())?;
+                self.r.push_all(ops::depthwise_conv_bwd_weight(gpu, p, &s.x, &dz, &partial, &dw)?, &label);
+                self.r.release(partial);
+                (p.n * p.h * p.w * p.c, None::<GpuBuffer>)
+            }
+        };
+        let dx = match (want_dx, dx) {
+            (false, _) => None,
+            (true, _) => {
+                let dx = match dx_into {
+                    Some(d) => d.clone(),
+                    // The network input's gradient is an output of the step: never reused.
+                    None if matches!(s.conv, Conv::Stem(_)) => gpu.empty(dx_len, "grad input")?,
+                    None => self.r.alloc(dx_len)?,
+                };
+                let d = match &s.conv {
+                    Conv::Stem(p) => ops::conv2d_bwd_data(gpu, p, &dz, &w, &dx, accumulate)?,
+                    Conv::Pointwise(p, _) => ops::gemm_bwd_data(gpu, p, &dz, &w, &dx, accumulate)?,
+                    Conv::Depthwise(p) => ops::depthwise_conv_bwd_data(gpu, p, &dz, &w, &dx, accumulate)?,
+                };
+                self.r.push(d, &label);
+                Some(dx)
+            }
+        };
+        self.r.release(dz);
+        Ok(dx)
+    }
+
+    fn block_fwd(
+        &mut self,
+        spec: &BlockSpec,
+        x: GpuBuffer,
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<(BlockSaved, GpuBuffer, usize, usize)> {
+        let cfg = &self.g.config;
+        let part = |part| Layer::Block { index: spec.index, part };
+        let act = cfg.activation;
+        let padding = cfg.padding;
+        let drop_connect = cfg.drop_connect;
+        // Expand: 1x1 conv → BN → activation. Its output is saved as the depthwise conv's input.
+        let expand = if spec.has_expand() {
+            let p = ops::GemmParams::new(n * h * w, spec.expanded_ch, spec.in_ch);
+            Some(self.conv_bn_fwd(Conv::Pointwise(p, h * w), &x, None, part(BlockPart::Expand), act, None, None)?)
+        } else {
+            None
+        };
+        let (expand, y1) = match expand {
+            Some((s, y1)) => (Some(s), y1),
+            None => (None, x.clone()),
+        };
+        // Depthwise conv (with the block's stride) → BN → activation.
+        let dp = ops::DepthwiseConvParams::new(n, h, w, spec.expanded_ch, spec.kernel, spec.stride, padding);
+        let (oh, ow) = (dp.oh, dp.ow);
+        let (depthwise, y2) = self.conv_bn_fwd(Conv::Depthwise(dp), &y1, None, part(BlockPart::Depthwise), act, None, None)?;
+        // Squeeze-excite: its gate multiplies the project conv's input as the GEMM reads it.
+        let se = if spec.has_se() { Some(self.se_fwd(spec, &y2, n, oh * ow)?) } else { None };
+        // Project: 1x1 conv → BN [→ stochastic depth → + identity].
+        let pp = ops::GemmParams::new(n * oh * ow, spec.out_ch, spec.expanded_ch);
+        let mut pp = pp;
+        if se.is_some() {
+            pp.a_scale_rows = oh * ow;
+        }
+        let drop_path = (spec.residual && self.opts.drop_path && drop_connect > 0.0 && spec.survival_prob < 1.0)
+            .then_some((salt_for_block(spec.index), spec.survival_prob));
+        let residual = spec.residual.then_some(&x);
+        let gate = se.as_ref().map(|s| s.gate.clone());
+        let (project, out) = self.conv_bn_fwd(
+            Conv::Pointwise(pp, oh * ow),
+            &y2,
+            gate.as_ref(),
+            part(BlockPart::Project),
+            Activation::None,
+            residual,
+            drop_path,
+        )?;
+        // The block input is read again only by the expand conv's (or, without one, the depthwise
+        // conv's) weight gradient: both saved units hold it.
+        Ok((BlockSaved { spec: spec.clone(), input: x, expand, depthwise, y2, se, project }, out, oh, ow))
+    }
+
+    fn block_bwd(&mut self, s: BlockSaved, d_out: GpuBuffer) -> Result<GpuBuffer> {
+        let gpu = self.r.gpu;
+        let label = format!("stage{}.{} backward", s.spec.stage, s.spec.index_in_stage);
+        let d_gated = self
+            .conv_bn_bwd(&s.project, Some(&d_out), None, true, None)?
+            .ok_or_else(|| Error::invalid("project conv gave no input gradient"))?;
+        // The identity shortcut passes d_out straight to the input: the input's gradient
+        // accumulates into it. Without a shortcut it is done with.
+        let keep = if s.spec.residual {
+            Some(d_out)
+        } else {
+            self.r.release(d_out);
+            None
+        };
+        let (dy2, dy_pool) = match &s.se {
+            Some(se) => {
+                let gp = ops::SeGateParams::new(se.pool.n, se.pool.hw, se.pool.c);
+                let (dy2, partial, dgate) = (self.r.alloc(d_gated.len)?, self.r.alloc(gp.partial_len())?, self.r.alloc(gp.n * gp.c)?);
+                self.r.push_all(ops::se_gate_bwd(gpu, &gp, &d_gated, &s.y2, &se.gate, &dy2, &partial, &dgate)?, &label);
+                self.r.release(partial);
+                self.r.release(d_gated);
+                let dpool = self.se_bwd(se, dgate, &label)?;
+                (dy2, Some(dpool))
+            }
+            None => (d_gated, None),
+        };
+        self.r.release(s.y2.clone());
+        let into = keep.as_ref();
+        let d_in = match &s.expand {
+            Some(e) => {
+                let dy1 = self
+                    .conv_bn_bwd(&s.depthwise, Some(&dy2), dy_pool.as_ref(), true, None)?
+                    .ok_or_else(|| Error::invalid("depthwise conv gave no input gradient"))?;
+                self.r.release(s.depthwise.x.clone());
+                let d_in = self.conv_bn_bwd(e, Some(&dy1), None, true, into)?;
+                self.r.release(dy1);
+                d_in
+            }
+            None => self.conv_bn_bwd(&s.depthwise, Some(&dy2), dy_pool.as_ref(), true, into)?,
+        };
+        self.r.release(dy2);
+        if let Some(d) = dy_pool {
+            self.r.release(d);
+        }
+        if let Some(se) = s.se {
+            for t in [se.pooled, se.s1, se.hidden, se.s2, se.gate] {
+                self.r.release(t);
+            }
+        }
+        self.r.release(s.input);
+        d_in.ok_or_else(|| Error::invalid("block gave no input gradient"))
+    }
+
+    fn se_fwd(&mut self, spec: &BlockSpec, y: &GpuBuffer, n: usize, hw: usize) -> Result<SeSaved> {
+        let gpu = self.r.gpu;
+        let label = format!("stage{}.{} se", spec.stage, spec.index_in_stage);
+        let part = |part| Layer::Block { index: spec.index, part };
+        let (e, s) = (spec.expanded_ch, spec.se_ch);
+        let pool = ops::GlobalAvgPoolParams::new(n, hw, e);
+        let (partial, pooled) = (self.r.alloc(pool.partial_len())?, self.r.alloc(n * e)?);
+        self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, y, &partial, &pooled)?, &label);
+        self.r.release(partial);
+        let mut p1 = ops::GemmParams::new(n, s, e);
+        p1.has_bias = true;
+        let s1 = self.r.alloc(n * s)?;
+        let reduce = part(BlockPart::SeReduce);
+        let (w1, b1) = (self.param(reduce, ParamKind::Weight)?, self.param(reduce, ParamKind::Bias)?);
+        self.r.push(ops::gemm_fwd(gpu, &p1, &pooled, &w1, Some(&b1), None, None, &s1)?, &label);
+        let hidden = self.r.alloc(n * s)?;
+        let ap = ops::ActivationParams { total: n * s, act: self.g.config.activation, accumulate: false };
+        self.r.push(ops::activation_fwd(gpu, &ap, &s1, &hidden)?, &label);
+        let mut p2 = ops::GemmParams::new(n, e, s);
+        p2.has_bias = true;
+        let s2 = self.r.alloc(n * e)?;
+        let expand = part(BlockPart::SeExpand);
+        let (w2, b2) = (self.param(expand, ParamKind::Weight)?, self.param(expand, ParamKind::Bias)?);
+        self.r.push(ops::gemm_fwd(gpu, &p2, &hidden, &w2, Some(&b2), None, None, &s2)?, &label);
+        let gate = self.r.alloc(n * e)?;
+        let ap = ops::ActivationParams { total: n * e, act: Activation::Sigmoid, accumulate: false };
+        self.r.push(ops::activation_fwd(gpu, &ap, &s2, &gate)?, &label);
+        Ok(SeSaved { index: spec.index, se_ch: s, pool, pooled, s1, hidden, s2, gate })
+    }
+
+    /// Backward of squeeze-excite from the gate's gradient to the pooled input's gradient (n, c).
+    fn se_bwd(&mut self, se: &SeSaved, dgate: GpuBuffer, label: &str) -> Result<GpuBuffer> {
+        let gpu = self.r.gpu;
+        let (n, e, s) = (se.pool.n, se.pool.c, se.se_ch);
+        let part = |part| Layer::Block { index: se.index, part };
+        // Through the sigmoid and the expand FC (s -> e).
+        let ds2 = self.r.alloc(n * e)?;
+        let ap = ops::ActivationParams { total: n * e, act: Activation::Sigmoid, accumulate: false };
+        self.r.push(ops::activation_bwd(gpu, &ap, &se.s2, &dgate, &ds2)?, label);
+        self.r.release(dgate);
+        let dhidden = self.linear_bwd(part(BlockPart::SeExpand), ops::GemmParams::new(n, e, s), &se.hidden, &ds2, label)?;
+        self.r.release(ds2);
+        // Through the activation and the reduce FC (e -> s).
+        let ds1 = self.r.alloc(n * s)?;
+        let ap = ops::ActivationParams { total: n * s, act: self.g.config.activation, accumulate: false };
+        self.r.push(ops::activation_bwd(gpu, &ap, &se.s1, &dhidden, &ds1)?, label);
+        self.r.release(dhidden);
+        let dpooled = self.linear_bwd(part(BlockPart::SeReduce), ops::GemmParams::new(n, s, e), &se.pooled, &ds1, label)?;
+        self.r.release(ds1);
+        Ok(dpooled)
+    }
+
+    /// Backward of `out = x W + b` (p: m rows, n outputs, k inputs): weight and bias gradients
+    /// into the parameter gradients, and the input gradient (m, k) returned.
+    fn linear_bwd(&mut self, layer: Layer, p: ops::GemmParams, x: &GpuBuffer, dout: &GpuBuffer, label: &str) -> Result<GpuBuffer> {
+        let gpu = self.r.gpu;
+        let (dw, db) = (self.grad(layer, ParamKind::Weight)?, self.grad(layer, ParamKind::Bias)?);
+        let partial = self.r.alloc(p.weight_partial_len())?;
+        self.r.push_all(ops::gemm_bwd_weight(gpu, &p, x, None, dout, &partial, &dw)?, label);
+        self.r.release(partial);
+        let partial = self.r.alloc(p.bias_partial_len())?;
+        self.r.push_all(ops::gemm_bwd_bias(gpu, &p, dout, &partial, &db)?, label);
+        self.r.release(partial);
+        let dx = self.r.alloc(p.m * p.k)?;
+        let w = self.param(layer, ParamKind::Weight)?;
+        self.r.push(ops::gemm_bwd_data(gpu, &p, dout, &w, &dx, false)?, label);
+        Ok(dx)
+    }
+
+    /// Head: 1x1 conv → BN → activation → global average pool → dropout → classifier.
+    fn head_fwd(&mut self, x: GpuBuffer, n: usize, h: usize, w: usize) -> Result<(HeadSaved, GpuBuffer)> {
+        let gpu = self.r.gpu;
+        let cfg = &self.g.config;
+        let (hc, classes) = (cfg.head_channels(), cfg.num_classes);
+        let last = cfg.blocks().last().map_or(cfg.stem_channels(), |b| b.out_ch);
+        let p = ops::GemmParams::new(n * h * w, hc, last);
+        let act = cfg.activation;
+        let (conv, y) = self.conv_bn_fwd(Conv::Pointwise(p, h * w), &x, None, Layer::Head, act, None, None)?;
+        let pool = ops::GlobalAvgPoolParams::new(n, h * w, hc);
+        let (partial, features) = (self.r.alloc(pool.partial_len())?, self.r.alloc(n * hc)?);
+        self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, &y, &partial, &features)?, "pool");
+        self.r.release(partial);
+        self.r.release(y);
+        let dropped = if self.opts.dropout && cfg.dropout > 0.0 {
+            let d = self.r.alloc(n * hc)?;
+            let dp = ops::DropoutParams { total: n * hc, rate: cfg.dropout, salt: DROPOUT_SALT };
+            self.r.push(ops::dropout_fwd(gpu, &dp, &features, &self.seed, &d)?, "dropout");
+            d
+        } else {
+            features.clone()
+        };
+        let mut cls = ops::GemmParams::new(n, classes, hc);
+        cls.has_bias = true;
+        let logits = gpu.empty(n * classes, "logits")?;
+        let (wc, bc) = (self.param(Layer::Classifier, ParamKind::Weight)?, self.param(Layer::Classifier, ParamKind::Bias)?);
+        self.r.push(ops::gemm_fwd(gpu, &cls, &dropped, &wc, Some(&bc), None, None, &logits)?, "classifier");
+        Ok((HeadSaved { conv, features, dropped, cls }, logits))
+    }
+
+    fn head_bwd(&mut self, s: HeadSaved, dlogits: GpuBuffer) -> Result<GpuBuffer> {
+        let gpu = self.r.gpu;
+        let d_dropped = self.linear_bwd(Layer::Classifier, s.cls.clone(), &s.dropped, &dlogits, "classifier backward")?;
+        self.r.release(dlogits);
+        let d_features = if s.dropped.same_buffer(&s.features) {
+            d_dropped
+        } else {
+            // Dropout is its own backward: the same mask (same seed and salt) and scale.
+            let cfg = &self.g.config;
+            let dp = ops::DropoutParams { total: d_dropped.len, rate: cfg.dropout, salt: DROPOUT_SALT };
+            let d = self.r.alloc(d_dropped.len)?;
+            self.r.push(ops::dropout_fwd(gpu, &dp, &d_dropped, &self.seed, &d)?, "dropout backward");
+            self.r.release(d_dropped);
+            self.r.release(s.dropped.clone());
+            d
+        };
+        self.r.release(s.features.clone());
+        // The pool's backward is fused into the BN backward (dy_pool).
+        let dx = self.conv_bn_bwd(&s.conv, None, Some(&d_features), true, None)?;
+        self.r.release(d_features);
+        self.r.release(s.conv.x.clone());
+        dx.ok_or_else(|| Error::invalid("head gave no input gradient"))
+    }
+}
+
+impl TrainStep {
+    /// Uploads one batch (input NCHW f32, class indices, RNG seed) and records the step.
+    pub fn encode(&self, gpu: &Gpu, input: &[f32], targets: &[u32], seed: u32, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
+        if input.len() != self.input.len {
+            return Err(Error::Shape { what: "training input".into(), expected: vec![self.batch, 3, self.h, self.w], got: vec![input.len()] });
+        }
+        if targets.len() != self.batch {
+            return Err(Error::Shape { what: "targets".into(), expected: vec![self.batch], got: vec![targets.len()] });
+        }
+        gpu.queue.write_buffer(&self.input.buffer, self.input.offset, bytemuck::cast_slice(input));
+        gpu.queue.write_buffer(&self.targets.buffer, self.targets.offset, bytemuck::cast_slice(targets));
+        gpu.queue.write_buffer(&self.seed.buffer, self.seed.offset, bytemuck::cast_slice(&[seed]));
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
+        for d in &self.dispatches {
+            d.encode(&mut pass);
+        }
+        Ok(())
+    }
+
+    /// Submits one step (no readback).
+    pub fn run(&self, gpu: &Gpu, input: &[f32], targets: &[u32], seed: u32) -> Result<()> {
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
+        self.encode(gpu, input, targets, seed, &mut encoder)?;
+        gpu.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+
+    pub fn loss(&self) -> &GpuBuffer {
+        &self.loss
+    }
+    pub fn logits(&self) -> &GpuBuffer {
+        &self.logits
+    }
+    pub fn grad_input(&self) -> Option<&GpuBuffer> {
+        self.grad_input.as_ref()
+    }
+}
+
+/// What one reported step produced (read back to the host).
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub loss: f32,
+    /// (batch, classes)
+    pub logits: Vec<f32>,
+    /// (batch, 3, h, w), when asked for.
+    pub grad_input: Option<Vec<f32>>,
+}
+
+impl TrainGraph {
+    /// Records and runs one step on `input` (batch, 3, h, w) NCHW with class `targets`, and reads
+    /// back the loss, logits and (if `opts.grad_input`) the input gradient. For checks and tools:
+    /// training loops record a step once and replay it.
+    pub fn step_once(&self, gpu: &Gpu, input: &[f32], targets: &[u32], shape: [usize; 4], seed: u32, opts: &TrainOptions) -> Result<StepReport> {
+        let [n, c, h, w] = shape;
+        if c != 3 {
+            return Err(Error::Shape { what: "input".into(), expected: vec![n, 3, h, w], got: shape.to_vec() });
+        }
+        if let Some(&t) = targets.iter().find(|&&t| t as usize >= self.config.num_classes) {
+            return Err(Error::invalid(format!("target class {t} is out of range for {} classes", self.config.num_classes)));
+        }
+        let step = self.record_step(gpu, n, h, w, opts)?;
+        step.run(gpu, input, targets, seed)?;
+        let mut bufs = vec![&step.loss, &step.logits];
+        if let Some(g) = &step.grad_input {
+            bufs.push(g);
+        }
+        let mut out = gpu.read_many(&bufs)?.into_iter();
+        let loss = out.next().and_then(|v| v.first().copied()).unwrap_or(f32::NAN);
+        let logits = out.next().unwrap_or_default();
+        Ok(StepReport { loss, logits, grad_input: out.next() })
+    }
+
+    /// Parameter gradients as `grad.<key>` and BN running statistics as `bn_after.<key>`, with the
+    /// keys of `format` (the naming of the weight file the user gave), in PyTorch layout.
+    pub fn named_gradients_and_running(&self, gpu: &Gpu, format: WeightFormat) -> Result<Vec<(String, HostTensor)>> {
+        let grads = self.gradients(gpu)?;
+        let state = self.weights(gpu)?;
+        let mut out = Vec::new();
+        for spec in self.config.state_dict_spec(format) {
+            let (prefix, source) = match spec.field {
+                f if f.is_learnable() => ("grad", &grads),
+                Field::RunningMean | Field::RunningVar => ("bn_after", &state),
+                _ => continue,
+            };
+            let t = source
+                .get(spec.layer, spec.field)
+                .ok_or_else(|| Error::invalid(format!("no {:?} for {:?}", spec.field, spec.layer)))?;
+            out.push((format!("{prefix}.{}", spec.key), t.clone()));
+        }
+        Ok(out)
+    }
+}
