@@ -13,12 +13,14 @@ For each case TAG it writes tests/fixtures/TAG_weights.safetensors (the state_di
 own names) and TAG_io.safetensors:
   input [2,3,61,67] (odd and non-square: TF-SAME pads asymmetrically at stride 2), eval-mode logits,
   act.stem / act.stage1..7 / act.head / act.pooled (NCHW), and one training-mode step (BN batch
-  statistics, dropout and stochastic depth off): train.input, train.target (i64), train.loss,
+  statistics, dropout and stochastic depth off; computed in float64): train.input, train.target (i64), train.loss,
   train.logits, grad.input, grad.<param>, bn_after.<module>.running_mean/var with the BN momentum in
   the metadata. Metadata: format, variant, width, depth, num_classes, bn_eps, bn_momentum.
 BN running statistics are calibrated on random batches first (see ../shared/fixtures/make_fixtures.py:
 an uncalibrated random network's eval-mode signal collapses to ~0 and any output would "match").
 """
+import copy
+import json
 import os
 
 import torch
@@ -68,6 +70,29 @@ def stage_outputs_lukemelas(model):
     return mods + [("act.head", model._bn1), ("act.pooled", model._avg_pooling)]
 
 
+def train_step(model, momentum, dtype):
+    """Gradients (grad.input, grad.<param>) of the fixture's training step in `dtype`."""
+    model = model.to(dtype)
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = momentum
+        if m.__class__.__name__ in ("Dropout", "DropPath"):
+            m.eval()
+    if hasattr(model, "drop_rate"):
+        model.drop_rate = 0.0
+    if hasattr(model, "_global_params"):
+        model._global_params = model._global_params._replace(drop_connect_rate=0.0)
+        model._dropout.p = 0.0
+    g = torch.Generator().manual_seed(4321)
+    xt = torch.randn(2, 3, H, W, generator=g).to(dtype).requires_grad_(True)
+    t = torch.randint(0, CLASSES, (2,), generator=g)
+    nn.functional.cross_entropy(model(xt), t).backward()
+    grads = {"grad.input": xt.grad.detach()}
+    grads.update({f"grad.{n}": p.grad.detach() for n, p in model.named_parameters()})
+    return grads
+
+
 def dump(tag, model, stage_outputs, meta, momentum, width=WIDTH):
     calibrate_bn(model)
     sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
@@ -89,7 +114,13 @@ def dump(tag, model, stage_outputs, meta, momentum, width=WIDTH):
     if tag.startswith("lukemelas"):
         out["act.stem"] = out["act.stem"] * torch.sigmoid(out["act.stem"])
 
-    # One training-mode step.
+    # One training-mode step, in float64: several BN-bias gradients are exactly zero in real
+    # arithmetic (a BN followed by conv + BN cancels constant shifts), and float32 PyTorch leaves
+    # up to ~1e-5 of noise there. A float64 reference is exact to f32 precision everywhere; the
+    # same step in float32 records how far PyTorch's own f32 arithmetic lands from it, per tensor
+    # (metadata `torch_f32_err`), which bounds what any f32 implementation can be asked for.
+    f32_grads = train_step(copy.deepcopy(model), momentum, torch.float32)
+    model = model.double()
     model.train()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -102,7 +133,7 @@ def dump(tag, model, stage_outputs, meta, momentum, width=WIDTH):
         model._global_params = model._global_params._replace(drop_connect_rate=0.0)
         model._dropout.p = 0.0
     g = torch.Generator().manual_seed(4321)
-    xt = torch.randn(2, 3, H, W, generator=g).requires_grad_(True)
+    xt = torch.randn(2, 3, H, W, generator=g).double().requires_grad_(True)
     t = torch.randint(0, CLASSES, (2,), generator=g)
     model.zero_grad(set_to_none=True)
     logits = model(xt)
@@ -116,8 +147,9 @@ def dump(tag, model, stage_outputs, meta, momentum, width=WIDTH):
         if isinstance(m, nn.BatchNorm2d):
             out[f"bn_after.{n}.running_mean"] = m.running_mean.detach().clone()
             out[f"bn_after.{n}.running_var"] = m.running_var.detach().clone()
-    out = {k: v.contiguous() for k, v in out.items()}
-    meta = {k: str(v) for k, v in {**meta, "width": width, "depth": DEPTH, "num_classes": CLASSES,
+    err = {k: float((f32_grads[k].double() - out[k].double()).abs().max()) for k in f32_grads}
+    out = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in out.items()}
+    meta = {k: str(v) for k, v in {**meta, "torch_f32_err": json.dumps(err), "width": width, "depth": DEPTH, "num_classes": CLASSES,
                                     "bn_momentum": momentum}.items()}
     save_file(out, f"{OUT}/{tag}_io.safetensors", metadata=meta)
     nparams = sum(p.numel() for p in model.parameters())

@@ -53,3 +53,11 @@ fn hash_u32(v: u32) -> u32 {
 fn uniform01(seed: u32, salt: u32, index: u32) -> f32 {
     return f32(hash_u32(index ^ hash_u32(salt ^ hash_u32(seed))) >> 8u) * (1.0 / 16777216.0);
 }
+
+// Gradient clipping by global norm: the factor min(1, max_norm / ||g||), or 1 when max_norm <= 0.
+fn clip_scale(max_norm: f32, norm2: f32) -> f32 {
+    if (max_norm <= 0.0) {
+        return 1.0;
+    }
+    return min(1.0, max_norm / sqrt(norm2 + 1e-12));
+}

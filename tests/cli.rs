@@ -148,3 +148,63 @@ fn missing_weights_file_names_the_file() {
     assert!(!ok);
     assert!(err.contains("/nonexistent/w.safetensors"), "{err}");
 }
+
+#[test]
+fn grad_writes_every_gradient_and_running_stat_in_the_fixture_format() {
+    let dir = std::env::temp_dir().join(format!("effnet-cli-grad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("grad.safetensors");
+    let weights = fixture("torchvision-b0/tv_b0.safetensors");
+    let step = fixture("torchvision-b0/tv_b0_grad.safetensors");
+    let (ok, _, err) = effnet(&[
+        "grad",
+        "--model",
+        "b0",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        step.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let got = read_safetensors(&out);
+    let want = read_safetensors(&step);
+    // Every reference tensor but the step's own input is produced, and nothing else.
+    let mut expected: Vec<&String> = want.keys().filter(|k| *k != "input").collect();
+    let mut produced: Vec<&String> = got.keys().collect();
+    expected.sort();
+    produced.sort();
+    assert_eq!(produced, expected);
+    assert_eq!(got["loss"].0, Vec::<usize>::new(), "loss is a scalar");
+    // Tolerances of issue #3 (see tests/parity_grad.rs).
+    for (k, (_, w)) in &want {
+        let tol = if k.starts_with("grad.") {
+            2e-6 + 1e-3 * max_abs(w)
+        } else if k == "input" {
+            continue;
+        } else {
+            1e-5 + 1e-4 * max_abs(w)
+        };
+        assert_close(k, &got[k].1, w, tol, 0.0);
+    }
+    // A target past the classifier is an error naming the class.
+    let bad = dir.join("bad.safetensors");
+    let input = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, 3, 8, 8], &[0u8; 768]).unwrap();
+    let target_bytes = 1000i64.to_le_bytes();
+    let target = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &target_bytes).unwrap();
+    std::fs::write(&bad, safetensors::tensor::serialize([("input", input), ("target", target)], None).unwrap())
+        .unwrap();
+    let (ok, _, err) = effnet(&[
+        "grad",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        bad.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("1000") && err.contains("out of range"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -109,7 +109,9 @@ fn image_folder_split_and_errors() {
     for (class, n) in [("cat", 12), ("dog", 9)] {
         std::fs::create_dir_all(d.join(class)).unwrap();
         for i in 0..n {
-            image::RgbImage::from_fn(40 + i, 30, |x, y| image::Rgb([x as u8, y as u8, i as u8])).save(d.join(class).join(format!("{i}.png"))).unwrap();
+            image::RgbImage::from_fn(40 + i, 30, |x, y| image::Rgb([x as u8, y as u8, i as u8]))
+                .save(d.join(class).join(format!("{i}.png")))
+                .unwrap();
         }
     }
     let (train, test) = load_image_folder(&d, FolderSplit { held_out: 0.25 }).unwrap();
@@ -120,11 +122,12 @@ fn image_folder_split_and_errors() {
     let (train2, _) = load_image_folder(&d, FolderSplit { held_out: 0.25 }).unwrap();
     assert_eq!(train.len(), train2.len());
     // Batches of 24x24 random-resized crops.
-    let b = Loader::start(&train, 4, 0, 0, 1, true, true, Augment::RandomResizedCrop { size: 24 }, Normalize::IMAGENET, 24)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
+    let b =
+        Loader::start(&train, 4, 0, 0, 1, true, true, Augment::RandomResizedCrop { size: 24 }, Normalize::IMAGENET, 24)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
     assert_eq!((b.len(), b.h, b.w, b.input.len()), (4, 24, 24, 4 * 3 * 24 * 24));
 
     std::fs::create_dir_all(d.join("empty_class")).unwrap();
@@ -166,7 +169,12 @@ fn loader_is_reproducible_and_resumable() {
     assert_eq!(c.len(), 2);
     assert_eq!(c[0].input, a[1].input);
     // A different epoch shuffles differently.
-    let other: Vec<Batch> =
-        Loader::start(&train, 4, 4, 0, 77, true, true, Augment::None, Normalize::FASHION_MNIST, 0).unwrap().map(|b| b.unwrap()).collect();
-    assert_ne!(other.iter().map(|b| b.targets.clone()).collect::<Vec<_>>(), a.iter().map(|b| b.targets.clone()).collect::<Vec<_>>());
+    let other: Vec<Batch> = Loader::start(&train, 4, 4, 0, 77, true, true, Augment::None, Normalize::FASHION_MNIST, 0)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_ne!(
+        other.iter().map(|b| b.targets.clone()).collect::<Vec<_>>(),
+        a.iter().map(|b| b.targets.clone()).collect::<Vec<_>>()
+    );
 }

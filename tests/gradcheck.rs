@@ -4,9 +4,9 @@
 
 mod common;
 
-#[path = "gradcheck/conv.rs"]
-mod conv;
 #[path = "gradcheck/bn_act.rs"]
 mod bn_act;
+#[path = "gradcheck/conv.rs"]
+mod conv;
 #[path = "gradcheck/gemm.rs"]
 mod gemm;

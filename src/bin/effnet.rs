@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
 use efficientnet_wgpu::infer::Classifier;
 use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
 use efficientnet_wgpu::{Error, Gpu, Result};
@@ -80,6 +81,22 @@ enum Command {
         #[arg(long)]
         output: PathBuf,
     },
+    /// One training-mode step (dropout and stochastic depth off) on tensors `input` [N,3,H,W]
+    /// and `target` [N]: writes loss, logits, grad.input, grad.<param> and bn_after.<bn>.*
+    Grad {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        weights: WeightArgs,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// BatchNorm momentum (PyTorch semantics); default 0.1 for torchvision/timm weights,
+        /// 0.01 for timm-tf/lukemelas.
+        #[arg(long)]
+        bn_momentum: Option<f32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,6 +115,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info { model, resolution, json } => info(&model, resolution, json),
         Command::Classify { model, weights, top, json, images } => classify(&model, &weights, top, json, &images),
         Command::Run { model, weights, input, output } => run_tensor(&model, &weights, &input, &output),
+        Command::Grad { model, weights, input, output, bn_momentum } => {
+            grad(&model, &weights, &input, &output, bn_momentum)
+        }
     }
 }
 
@@ -191,7 +211,8 @@ fn classes_in_file(path: &Path) -> Option<usize> {
         .find_map(|k| tensors.get(*k).and_then(|t| t.shape.first().copied()))
 }
 
-fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs) -> Result<EfficientNet> {
+/// The config and weights a user named, with the format's numerics applied.
+fn load_weights(args: &ModelArgs, w: &WeightArgs) -> Result<(Config, Weights, WeightFormat)> {
     let format = w.weights_format.as_deref().map(str::parse::<WeightFormat>).transpose()?;
     let classes = args.classes.or_else(|| classes_in_file(&w.weights)).unwrap_or(1000);
     let mut cfg = config(args, classes)?;
@@ -205,6 +226,11 @@ fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs) -> Result<EfficientNe
             eprintln!("effnet: weights detected as timm (PyTorch-trained); pass --weights-format timm-tf for timm's tf_ models");
         }
     }
+    Ok((cfg, weights, format.unwrap_or(detected)))
+}
+
+fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs) -> Result<EfficientNet> {
+    let (cfg, weights, _) = load_weights(args, w)?;
     EfficientNet::new(gpu, cfg, &weights)
 }
 
@@ -243,13 +269,16 @@ fn classify(args: &ModelArgs, w: &WeightArgs, top: usize, json: bool, images: &[
     Ok(())
 }
 
-fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> Result<()> {
+/// Reads tensor `input` [N, 3, H, W] (NCHW f32) and, when `with_target`, `target` [N] (i64 or i32).
+fn read_input(input: &Path, with_target: bool) -> Result<(Vec<usize>, Vec<f32>, Vec<u32>)> {
     let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Safetensors { path: input.to_path_buf(), message: e.to_string() })?;
-    let t = st
-        .tensor("input")
-        .map_err(|_| Error::file(input, format!("no tensor named \"input\" (found: {})", st.names().join(", "))))?;
+    let named = |name: &str| {
+        st.tensor(name)
+            .map_err(|_| Error::file(input, format!("no tensor named {name:?} (found: {})", st.names().join(", "))))
+    };
+    let t = named("input")?;
     if t.dtype() != safetensors::Dtype::F32 {
         return Err(Error::DType {
             path: input.to_path_buf(),
@@ -262,6 +291,36 @@ fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> 
         return Err(Error::file(input, format!("tensor \"input\" must be [N, 3, H, W] (NCHW), got {shape:?}")));
     }
     let data: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+    let mut targets = Vec::new();
+    if with_target {
+        let t = named("target")?;
+        if t.shape() != [shape[0]] {
+            return Err(Error::file(input, format!("tensor \"target\" must be [{}], got {:?}", shape[0], t.shape())));
+        }
+        let values: Vec<i64> = match t.dtype() {
+            safetensors::Dtype::I64 => bytemuck::pod_collect_to_vec::<u8, i64>(t.data()),
+            safetensors::Dtype::I32 => {
+                bytemuck::pod_collect_to_vec::<u8, i32>(t.data()).into_iter().map(i64::from).collect()
+            }
+            d => {
+                return Err(Error::DType {
+                    path: input.to_path_buf(),
+                    name: "target".into(),
+                    dtype: format!("{d:?} (expected I64 or I32)"),
+                })
+            }
+        };
+        for v in values {
+            let class = u32::try_from(v)
+                .map_err(|_| Error::file(input, format!("target class {v} is negative or too large")))?;
+            targets.push(class);
+        }
+    }
+    Ok((shape, data, targets))
+}
+
+fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> Result<()> {
+    let (shape, data, _) = read_input(input, false)?;
     let gpu = Gpu::new()?;
     let model = load_model(&gpu, args, w)?;
     let out = model.forward(&gpu, &data, shape[0], shape[2], shape[3])?;
@@ -274,6 +333,34 @@ fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> 
 }
 
 /// Writes f32 tensors atomically (temp file in the same folder, then rename).
+fn grad(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path, bn_momentum: Option<f32>) -> Result<()> {
+    let (shape, data, targets) = read_input(input, true)?;
+    let (cfg, weights, format) = load_weights(args, w)?;
+    let gpu = Gpu::new()?;
+    let graph = TrainGraph::new(&gpu, cfg, &weights)?;
+    let opts = TrainOptions {
+        bn_momentum: bn_momentum.unwrap_or(format.default_bn_momentum()),
+        update_running_stats: true,
+        dropout: false,
+        drop_path: false,
+        label_smoothing: 0.0,
+        grad_input: true,
+    };
+    let [n, c, h, wd] = [shape[0], shape[1], shape[2], shape[3]];
+    let report = graph.step_once(&gpu, &data, &targets, [n, c, h, wd], 0, &opts)?;
+    let mut tensors: Vec<NamedTensor> = vec![
+        ("loss".into(), (vec![], vec![report.loss])),
+        ("logits".into(), (vec![n, graph.config.num_classes], report.logits)),
+    ];
+    if let Some(g) = report.grad_input {
+        tensors.push(("grad.input".into(), (shape.clone(), g)));
+    }
+    for (name, t) in graph.named_gradients_and_running(&gpu, format)? {
+        tensors.push((name, (t.shape, t.data)));
+    }
+    write_f32_safetensors(output, tensors, HashMap::from([("model".to_string(), graph.config.name.clone())]))
+}
+
 /// A named f32 tensor: (name, (shape, values)).
 type NamedTensor = (String, (Vec<usize>, Vec<f32>));
 

@@ -2,20 +2,32 @@
 //! f64 accumulation so the twin is the more accurate side of every comparison. One file per
 //! kernel family, as in `ops/` and `shaders/`.
 
+mod activation;
 mod bn_act;
 mod conv2d;
 mod depthwise_conv;
+mod dropout;
 mod gemm;
+mod loss;
+mod optim;
 mod pool;
+mod reduce;
 mod resize;
+mod se;
 mod softmax;
 
+pub use activation::*;
 pub use bn_act::*;
 pub use conv2d::*;
 pub use depthwise_conv::*;
+pub use dropout::*;
 pub use gemm::*;
+pub use loss::*;
+pub use optim::*;
 pub use pool::*;
+pub use reduce::*;
 pub use resize::*;
+pub use se::*;
 pub use softmax::*;
 
 use crate::ops::Activation;

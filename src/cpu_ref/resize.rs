@@ -45,3 +45,27 @@ pub fn bilinear_resize_fwd(p: &BilinearResizeParams, x: &[f32], affine: &[f32]) 
     }
     y
 }
+
+/// (n, c, ih, iw) input gradient of `bilinear_resize_fwd` for dy (n, c, oh, ow): each output's taps
+/// scattered back with weight dy * mul[c] * wy * wx. Covers the antialiased filter too (the GPU
+/// kernel does not).
+pub fn bilinear_resize_bwd(p: &BilinearResizeParams, dy: &[f32], affine: &[f32]) -> Vec<f32> {
+    let aa = p.antialias && (p.ratio_h > 1.0 || p.ratio_w > 1.0);
+    let mut dx = vec![0f64; p.n * p.c * p.ih * p.iw];
+    for nc in 0..p.n * p.c {
+        let mul = affine[nc % p.c] as f64;
+        for oy in 0..p.oh {
+            let ty = resize_taps(oy, p.y0 as f64, p.ratio_h as f64, p.ih, aa);
+            for ox in 0..p.ow {
+                let tx = resize_taps(ox, p.x0 as f64, p.ratio_w as f64, p.iw, aa);
+                let d = dy[(nc * p.oh + oy) * p.ow + ox] as f64 * mul;
+                for &(iy, wy) in &ty {
+                    for &(ix, wx) in &tx {
+                        dx[(nc * p.ih + iy) * p.iw + ix] += d * wy * wx;
+                    }
+                }
+            }
+        }
+    }
+    dx.into_iter().map(|v| v as f32).collect()
+}

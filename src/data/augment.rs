@@ -63,7 +63,17 @@ pub fn crop_flip_normalize(
 
 impl Augment {
     /// Augments one in-memory image into `dst` (3, h, w).
-    pub fn apply_small(&self, src: &[u8], channels: usize, h: usize, w: usize, rng: &mut Rng, norm: &Normalize, dst: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_small(
+        &self,
+        src: &[u8],
+        channels: usize,
+        h: usize,
+        w: usize,
+        rng: &mut Rng,
+        norm: &Normalize,
+        dst: &mut [f32],
+    ) {
         match *self {
             Augment::CropFlip { pad } => {
                 let (dy, dx) = (rng.below(2 * pad + 1), rng.below(2 * pad + 1));
@@ -78,7 +88,13 @@ impl Augment {
 /// Decoded image → (3, size, size) f32: a random-resized crop + flip for training, or the
 /// center crop of 87.5% of the short side for evaluation. Resampling by the `image` crate
 /// (triangle filter = bilinear).
-pub fn file_to_tensor(img: &image::DynamicImage, size: usize, train: bool, rng: &mut Rng, norm: &Normalize) -> Vec<f32> {
+pub fn file_to_tensor(
+    img: &image::DynamicImage,
+    size: usize,
+    train: bool,
+    rng: &mut Rng,
+    norm: &Normalize,
+) -> Vec<f32> {
     let rgb = img.to_rgb8();
     let (w, h) = (rgb.width() as f64, rgb.height() as f64);
     let (mut cx, mut cy, mut cw, mut ch) = {

@@ -7,7 +7,8 @@ use super::{Dataset, InMemory, Source};
 use crate::error::{Error, Result};
 
 const RECORD: usize = 1 + 3 * 32 * 32;
-const DEFAULT_NAMES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+const DEFAULT_NAMES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 fn read_batches(dir: &Path, files: &[String], names: &[String]) -> Result<Dataset> {
     let mut pixels = Vec::new();
@@ -23,7 +24,10 @@ fn read_batches(dir: &Path, files: &[String], names: &[String]) -> Result<Datase
         }
         for rec in bytes.chunks(RECORD) {
             if rec[0] as usize >= names.len() {
-                return Err(Error::file(&path, format!("label {} is out of range for {} classes", rec[0], names.len())));
+                return Err(Error::file(
+                    &path,
+                    format!("label {} is out of range for {} classes", rec[0], names.len()),
+                ));
             }
             labels.push(rec[0] as u32);
             pixels.extend_from_slice(&rec[1..]);

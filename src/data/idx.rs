@@ -79,7 +79,10 @@ fn split(dir: &Path, prefix: &str, name: &str) -> Result<Dataset> {
     let (n, h, w, pixels) = read_idx_images(&img_path)?;
     let labels = read_idx_labels(&lbl_path)?;
     if labels.len() != n {
-        return Err(Error::file(&lbl_path, format!("{} labels for {n} images in {}", labels.len(), img_path.display())));
+        return Err(Error::file(
+            &lbl_path,
+            format!("{} labels for {n} images in {}", labels.len(), img_path.display()),
+        ));
     }
     let ds = Dataset {
         name: format!("{name} ({})", lbl_path.display()),

@@ -53,7 +53,14 @@ pub fn batch_image_size(ds: &Dataset, file_size: usize) -> (usize, usize) {
 }
 
 /// Loads example `i` (its index in the data set) into (3, h, w) f32.
-fn example(ds: &Dataset, i: usize, augment: Augment, norm: &Normalize, rng: &mut Rng, file_size: usize) -> Result<Vec<f32>> {
+fn example(
+    ds: &Dataset,
+    i: usize,
+    augment: Augment,
+    norm: &Normalize,
+    rng: &mut Rng,
+    file_size: usize,
+) -> Result<Vec<f32>> {
     match &ds.source {
         Source::Memory(m) => {
             let mut out = vec![0f32; 3 * m.h * m.w];

@@ -62,8 +62,8 @@ kernels! {
     SoftmaxFwd => "softmax_fwd", "softmax/softmax_fwd.wgsl", "main", [R, W];
     // x, channel affine (mul, add), y
     BilinearResizeFwd => "bilinear_resize_fwd", "resize/bilinear_resize_fwd.wgsl", "main", [R, R, W];
-    // x, scale, shift, y
-    BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", [R, R, R, W];
+    // x, scale_shift, residual, seed, y
+    BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", [R, R, R, R, W];
     // dc, b, da
     GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", [R, R, W];
     // a, a_scale, dc, partial
@@ -100,4 +100,14 @@ kernels! {
     DropoutFwd => "dropout_fwd", "dropout/dropout_fwd.wgsl", "main", [R, R, W];
     // logits, target, losses, dlogits
     SoftmaxCrossEntropy => "softmax_cross_entropy", "loss/softmax_cross_entropy.wgsl", "main", [R, R, W, W];
+    // grads, hyper (lr, bc1, bc2, max_norm), norm2, params, ms, mom
+    RmspropTfStep => "rmsprop_tf_step", "optim/rmsprop_tf_step.wgsl", "main", [R, R, R, W, W, W];
+    // grads, hyper, norm2, params, velocity
+    SgdStep => "sgd_step", "optim/sgd_step.wgsl", "main", [R, R, R, W, W];
+    // grads, hyper, norm2, params, m, v
+    AdamwStep => "adamw_step", "optim/adamw_step.wgsl", "main", [R, R, R, W, W, W];
+    // params, ema
+    EmaUpdate => "ema_update", "optim/ema_update.wgsl", "main", [R, W];
+    // x, partial
+    SumSquaresPartial => "sum_squares_partial", "optim/sum_squares_partial.wgsl", "main", [R, W];
 }

@@ -3,10 +3,8 @@
 
 pub mod params;
 pub mod recorder;
-#[cfg(feature = "wip-train")]
 pub mod train;
 
 pub use params::{ParamEntry, ParamKind, ParamStore};
 pub use recorder::Recorder;
-#[cfg(feature = "wip-train")]
 pub use train::{StepReport, TrainGraph, TrainOptions, TrainStep};

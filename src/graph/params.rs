@@ -86,7 +86,7 @@ pub fn hwio_to_oihw(t: &[f32], shape: &[usize]) -> Vec<f32> {
     out
 }
 
-fn get<'a>(w: &'a Weights, layer: Layer, field: Field) -> Result<&'a HostTensor> {
+fn get(w: &Weights, layer: Layer, field: Field) -> Result<&HostTensor> {
     w.get(layer, field).ok_or_else(|| Error::invalid(format!("weights have no {field:?} for {layer:?}")))
 }
 
@@ -207,9 +207,15 @@ impl ParamStore {
         for e in &self.entries {
             let data = &flat[e.offset..e.offset + e.len];
             let put = |out: &mut Weights, field: Field, values: Vec<f32>| -> Result<()> {
-                let t = out.get_mut(e.layer, field).ok_or_else(|| Error::invalid(format!("no {field:?} for {:?}", e.layer)))?;
+                let t = out
+                    .get_mut(e.layer, field)
+                    .ok_or_else(|| Error::invalid(format!("no {field:?} for {:?}", e.layer)))?;
                 if t.data.len() != values.len() {
-                    return Err(Error::Shape { what: format!("{:?} {field:?}", e.layer), expected: t.shape.clone(), got: vec![values.len()] });
+                    return Err(Error::Shape {
+                        what: format!("{:?} {field:?}", e.layer),
+                        expected: t.shape.clone(),
+                        got: vec![values.len()],
+                    });
                 }
                 t.data = values;
                 Ok(())
@@ -231,7 +237,9 @@ impl ParamStore {
     pub fn unflatten_running_into(&self, flat: &[f32], out: &mut Weights) -> Result<()> {
         for e in &self.running_entries {
             for (field, start) in [(Field::RunningMean, e.offset), (Field::RunningVar, e.offset + e.c)] {
-                let t = out.get_mut(e.layer, field).ok_or_else(|| Error::invalid(format!("no {field:?} for {:?}", e.layer)))?;
+                let t = out
+                    .get_mut(e.layer, field)
+                    .ok_or_else(|| Error::invalid(format!("no {field:?} for {:?}", e.layer)))?;
                 t.data = flat[start..start + e.c].to_vec();
             }
         }
@@ -255,7 +263,8 @@ mod tests {
         let shape = [5, 3, 2, 4];
         let t: Vec<f32> = (0..120).map(|i| i as f32).collect();
         let h = oihw_to_hwio(&t, &shape);
-        assert_eq!(h[((1 * 4 + 2) * 3 + 1) * 5 + 4], t[((4 * 3 + 1) * 2 + 1) * 4 + 2]);
+        // HWIO (y=1, x=2, i=1, o=4) is OIHW (o=4, i=1, y=1, x=2).
+        assert_eq!(h[((4 + 2) * 3 + 1) * 5 + 4], t[((4 * 3 + 1) * 2 + 1) * 4 + 2]);
         assert_eq!(hwio_to_oihw(&h, &shape), t);
         let lin = [7, 3];
         let t: Vec<f32> = (0..21).map(|i| i as f32).collect();

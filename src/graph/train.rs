@@ -153,7 +153,9 @@ impl TrainGraph {
     /// Records a training step for `batch` images of `h` x `w`.
     pub fn record_step(&self, gpu: &Gpu, batch: usize, h: usize, w: usize, opts: &TrainOptions) -> Result<TrainStep> {
         if batch == 0 || h == 0 || w == 0 {
-            return Err(Error::invalid(format!("a training step needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]")));
+            return Err(Error::invalid(format!(
+                "a training step needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
+            )));
         }
         let mut b = Builder { r: Recorder::new(gpu), g: self, opts: opts.clone(), seed: gpu.upload_u32(&[0], "seed")? };
         let input = gpu.empty(batch * 3 * h * w, "input")?;
@@ -173,7 +175,8 @@ impl TrainGraph {
         };
         let mut sp = ops::Conv2dParams::new(batch, h0, w0, 3, cfg.stem_channels(), 3, 2, cfg.padding);
         sp.input_nchw = true;
-        let (stem, mut x) = b.conv_bn_fwd(Conv::Stem(sp.clone()), &x0, None, Layer::Stem, cfg.activation, None, None)?;
+        let (stem, mut x) =
+            b.conv_bn_fwd(Conv::Stem(sp.clone()), &x0, None, Layer::Stem, cfg.activation, None, None)?;
         let (mut hh, mut ww) = (sp.oh, sp.ow);
         let mut blocks = Vec::new();
         for spec in cfg.blocks() {
@@ -324,19 +327,8 @@ impl Builder<'_> {
         let partial = self.r.alloc(s.bn.p.bwd_partial_len())?;
         let gb = self.param(layer, ParamKind::GammaBeta)?;
         let dgb = self.grad(layer, ParamKind::GammaBeta)?;
-        let ds = ops::bn_act_bwd(
-            gpu,
-            &s.bn.p,
-            dy,
-            dy_pool,
-            &s.bn.z,
-            &s.bn.stats,
-            &gb,
-            &self.seed,
-            &partial,
-            &dgb,
-            &dz,
-        )?;
+        let ds =
+            ops::bn_act_bwd(gpu, &s.bn.p, dy, dy_pool, &s.bn.z, &s.bn.stats, &gb, &self.seed, &partial, &dgb, &dz)?;
         self.r.push_all(ds, &label);
         self.r.release(partial);
         for t in [&s.bn.z, &s.bn.stats, &s.bn.scale_shift] {
@@ -415,7 +407,8 @@ impl Builder<'_> {
         // Depthwise conv (with the block's stride) → BN → activation.
         let dp = ops::DepthwiseConvParams::new(n, h, w, spec.expanded_ch, spec.kernel, spec.stride, padding);
         let (oh, ow) = (dp.oh, dp.ow);
-        let (depthwise, y2) = self.conv_bn_fwd(Conv::Depthwise(dp), &y1, None, part(BlockPart::Depthwise), act, None, None)?;
+        let (depthwise, y2) =
+            self.conv_bn_fwd(Conv::Depthwise(dp), &y1, None, part(BlockPart::Depthwise), act, None, None)?;
         // Squeeze-excite: its gate multiplies the project conv's input as the GEMM reads it.
         let se = if spec.has_se() { Some(self.se_fwd(spec, &y2, n, oh * ow)?) } else { None };
         // Project: 1x1 conv → BN [→ stochastic depth → + identity].
@@ -459,7 +452,8 @@ impl Builder<'_> {
         let (dy2, dy_pool) = match &s.se {
             Some(se) => {
                 let gp = ops::SeGateParams::new(se.pool.n, se.pool.hw, se.pool.c);
-                let (dy2, partial, dgate) = (self.r.alloc(d_gated.len)?, self.r.alloc(gp.partial_len())?, self.r.alloc(gp.n * gp.c)?);
+                let (dy2, partial, dgate) =
+                    (self.r.alloc(d_gated.len)?, self.r.alloc(gp.partial_len())?, self.r.alloc(gp.n * gp.c)?);
                 self.r.push_all(ops::se_gate_bwd(gpu, &gp, &d_gated, &s.y2, &se.gate, &dy2, &partial, &dgate)?, &label);
                 self.r.release(partial);
                 self.r.release(d_gated);
@@ -535,21 +529,30 @@ impl Builder<'_> {
         let ap = ops::ActivationParams { total: n * e, act: Activation::Sigmoid, accumulate: false };
         self.r.push(ops::activation_bwd(gpu, &ap, &se.s2, &dgate, &ds2)?, label);
         self.r.release(dgate);
-        let dhidden = self.linear_bwd(part(BlockPart::SeExpand), ops::GemmParams::new(n, e, s), &se.hidden, &ds2, label)?;
+        let dhidden =
+            self.linear_bwd(part(BlockPart::SeExpand), ops::GemmParams::new(n, e, s), &se.hidden, &ds2, label)?;
         self.r.release(ds2);
         // Through the activation and the reduce FC (e -> s).
         let ds1 = self.r.alloc(n * s)?;
         let ap = ops::ActivationParams { total: n * s, act: self.g.config.activation, accumulate: false };
         self.r.push(ops::activation_bwd(gpu, &ap, &se.s1, &dhidden, &ds1)?, label);
         self.r.release(dhidden);
-        let dpooled = self.linear_bwd(part(BlockPart::SeReduce), ops::GemmParams::new(n, s, e), &se.pooled, &ds1, label)?;
+        let dpooled =
+            self.linear_bwd(part(BlockPart::SeReduce), ops::GemmParams::new(n, s, e), &se.pooled, &ds1, label)?;
         self.r.release(ds1);
         Ok(dpooled)
     }
 
     /// Backward of `out = x W + b` (p: m rows, n outputs, k inputs): weight and bias gradients
     /// into the parameter gradients, and the input gradient (m, k) returned.
-    fn linear_bwd(&mut self, layer: Layer, p: ops::GemmParams, x: &GpuBuffer, dout: &GpuBuffer, label: &str) -> Result<GpuBuffer> {
+    fn linear_bwd(
+        &mut self,
+        layer: Layer,
+        p: ops::GemmParams,
+        x: &GpuBuffer,
+        dout: &GpuBuffer,
+        label: &str,
+    ) -> Result<GpuBuffer> {
         let gpu = self.r.gpu;
         let (dw, db) = (self.grad(layer, ParamKind::Weight)?, self.grad(layer, ParamKind::Bias)?);
         let partial = self.r.alloc(p.weight_partial_len())?;
@@ -589,14 +592,16 @@ impl Builder<'_> {
         let mut cls = ops::GemmParams::new(n, classes, hc);
         cls.has_bias = true;
         let logits = gpu.empty(n * classes, "logits")?;
-        let (wc, bc) = (self.param(Layer::Classifier, ParamKind::Weight)?, self.param(Layer::Classifier, ParamKind::Bias)?);
+        let (wc, bc) =
+            (self.param(Layer::Classifier, ParamKind::Weight)?, self.param(Layer::Classifier, ParamKind::Bias)?);
         self.r.push(ops::gemm_fwd(gpu, &cls, &dropped, &wc, Some(&bc), None, None, &logits)?, "classifier");
         Ok((HeadSaved { conv, features, dropped, cls }, logits))
     }
 
     fn head_bwd(&mut self, s: HeadSaved, dlogits: GpuBuffer) -> Result<GpuBuffer> {
         let gpu = self.r.gpu;
-        let d_dropped = self.linear_bwd(Layer::Classifier, s.cls.clone(), &s.dropped, &dlogits, "classifier backward")?;
+        let d_dropped =
+            self.linear_bwd(Layer::Classifier, s.cls.clone(), &s.dropped, &dlogits, "classifier backward")?;
         self.r.release(dlogits);
         let d_features = if s.dropped.same_buffer(&s.features) {
             d_dropped
@@ -621,9 +626,20 @@ impl Builder<'_> {
 
 impl TrainStep {
     /// Uploads one batch (input NCHW f32, class indices, RNG seed) and records the step.
-    pub fn encode(&self, gpu: &Gpu, input: &[f32], targets: &[u32], seed: u32, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        input: &[f32],
+        targets: &[u32],
+        seed: u32,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> Result<()> {
         if input.len() != self.input.len {
-            return Err(Error::Shape { what: "training input".into(), expected: vec![self.batch, 3, self.h, self.w], got: vec![input.len()] });
+            return Err(Error::Shape {
+                what: "training input".into(),
+                expected: vec![self.batch, 3, self.h, self.w],
+                got: vec![input.len()],
+            });
         }
         if targets.len() != self.batch {
             return Err(Error::Shape { what: "targets".into(), expected: vec![self.batch], got: vec![targets.len()] });
@@ -631,7 +647,8 @@ impl TrainStep {
         gpu.queue.write_buffer(&self.input.buffer, self.input.offset, bytemuck::cast_slice(input));
         gpu.queue.write_buffer(&self.targets.buffer, self.targets.offset, bytemuck::cast_slice(targets));
         gpu.queue.write_buffer(&self.seed.buffer, self.seed.offset, bytemuck::cast_slice(&[seed]));
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
         for d in &self.dispatches {
             d.encode(&mut pass);
         }
@@ -640,7 +657,8 @@ impl TrainStep {
 
     /// Submits one step (no readback).
     pub fn run(&self, gpu: &Gpu, input: &[f32], targets: &[u32], seed: u32) -> Result<()> {
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
+        let mut encoder =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
         self.encode(gpu, input, targets, seed, &mut encoder)?;
         gpu.queue.submit([encoder.finish()]);
         Ok(())
@@ -671,13 +689,24 @@ impl TrainGraph {
     /// Records and runs one step on `input` (batch, 3, h, w) NCHW with class `targets`, and reads
     /// back the loss, logits and (if `opts.grad_input`) the input gradient. For checks and tools:
     /// training loops record a step once and replay it.
-    pub fn step_once(&self, gpu: &Gpu, input: &[f32], targets: &[u32], shape: [usize; 4], seed: u32, opts: &TrainOptions) -> Result<StepReport> {
+    pub fn step_once(
+        &self,
+        gpu: &Gpu,
+        input: &[f32],
+        targets: &[u32],
+        shape: [usize; 4],
+        seed: u32,
+        opts: &TrainOptions,
+    ) -> Result<StepReport> {
         let [n, c, h, w] = shape;
         if c != 3 {
             return Err(Error::Shape { what: "input".into(), expected: vec![n, 3, h, w], got: shape.to_vec() });
         }
         if let Some(&t) = targets.iter().find(|&&t| t as usize >= self.config.num_classes) {
-            return Err(Error::invalid(format!("target class {t} is out of range for {} classes", self.config.num_classes)));
+            return Err(Error::invalid(format!(
+                "target class {t} is out of range for {} classes",
+                self.config.num_classes
+            )));
         }
         let step = self.record_step(gpu, n, h, w, opts)?;
         step.run(gpu, input, targets, seed)?;

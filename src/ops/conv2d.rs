@@ -1,8 +1,9 @@
 //! General direct convolution (the stem): any kernel, stride, padding and groups, NHWC or NCHW input.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::model::{conv_padding, Padding};
+use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
 use crate::ops::Activation;
 
 /// Shapes of one convolution. Output is NHWC (n, oh, ow, cout); weights are HWIO
@@ -76,7 +77,42 @@ impl Conv2dParams {
         (self.output_len() * self.kh * self.kw * (self.cin / self.groups)) as u64
     }
 
-    fn constants(&self) -> Vec<(&'static str, f64)> {
+    /// Output rows (of the n * oh) per chunk of the weight gradient's partial sums: enough chunks
+    /// for ~16K invocations, so that a GPU is busy and each invocation sums a short stretch.
+    pub fn weight_grad_rows(&self) -> usize {
+        let cin_g = self.cin / self.groups.max(1);
+        let per_chunk = self.kh * self.kw * cin_g.div_ceil(4) * self.cout.div_ceil(4);
+        let rows = self.n * self.oh;
+        let chunks = (16_384 / per_chunk.max(1)).clamp(1, rows.max(1));
+        rows.div_ceil(chunks).max(1)
+    }
+    /// Number of partial-sum chunks of the weight gradient.
+    pub fn weight_grad_chunks(&self) -> usize {
+        (self.n * self.oh).div_ceil(self.weight_grad_rows())
+    }
+    /// Length of the partial-sum scratch of `conv2d_bwd_weight`: (chunks, kh, kw, cin / groups, cout).
+    pub fn weight_partial_len(&self) -> usize {
+        self.weight_grad_chunks() * self.weight_len()
+    }
+
+    /// The backward kernels divide by the stride and the group sizes.
+    fn check_backward(&self) -> Result<()> {
+        let ok = self.stride > 0
+            && self.groups > 0
+            && self.cin > 0
+            && self.cout > 0
+            && self.kh > 0
+            && self.kw > 0
+            && self.cin.is_multiple_of(self.groups)
+            && self.cout.is_multiple_of(self.groups);
+        if !ok {
+            return Err(Error::invalid(format!("conv2d backward: unsupported shape {self:?}")));
+        }
+        Ok(())
+    }
+
+    /// The shape overrides shared by the forward and backward kernels.
+    fn shape_constants(&self) -> Vec<(&'static str, f64)> {
         vec![
             ("N", self.n as f64),
             ("H", self.h as f64),
@@ -92,10 +128,14 @@ impl Conv2dParams {
             ("OH", self.oh as f64),
             ("OW", self.ow as f64),
             ("GROUPS", self.groups as f64),
-            ("ACT", self.act as u32 as f64),
-            ("HAS_BIAS", self.has_bias as u32 as f64),
             ("IN_NCHW", self.input_nchw as u32 as f64),
         ]
+    }
+
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        let mut c = self.shape_constants();
+        c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", self.has_bias as u32 as f64)]);
+        c
     }
 }
 
@@ -112,4 +152,70 @@ pub fn conv2d_fwd(
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
     Ok(Dispatch::new(gpu, Kernel::Conv2dFwd, &p.constants(), &[x, w, bias.unwrap_or(w), y], threads, "conv2d_fwd")?
         .with_cost(2 * p.macs(), bytes))
+}
+
+/// Records `dx (+)= d conv / dx` for `dy` (n, oh, ow, cout), the gradient of the convolution's
+/// output before its bias and activation. dx is (n, h, w, cin), or (n, cin, h, w) when
+/// `p.input_nchw`. With `accumulate`, dx is added to.
+pub fn conv2d_bwd_data(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    dy: &GpuBuffer,
+    w: &GpuBuffer,
+    dx: &GpuBuffer,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    p.check_backward()?;
+    check_len("conv2d_bwd_data dy", dy, p.output_len())?;
+    check_len("conv2d_bwd_data w", w, p.weight_len())?;
+    check_len("conv2d_bwd_data dx", dx, p.input_len())?;
+    let mut c = p.shape_constants();
+    c.push(("ACCUMULATE", accumulate as u32 as f64));
+    let threads = (p.n * p.h * p.w.div_ceil(p.stride) * p.stride * p.cin.div_ceil(4)) as u64;
+    let bytes = 4 * (p.output_len() + p.weight_len() + p.input_len() * (1 + accumulate as usize)) as u64;
+    Ok(Dispatch::new(gpu, Kernel::Conv2dBwdData, &c, &[dy, w, dx], threads, "conv2d_bwd_data")?
+        .with_cost(2 * p.macs(), bytes))
+}
+
+/// Records `dw (kh, kw, cin / groups, cout) = d conv / dw`: per-chunk partial sums into `partial`
+/// (`p.weight_partial_len()` values), then their fixed-order sum into `dw`.
+pub fn conv2d_bwd_weight(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    partial: &GpuBuffer,
+    dw: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    conv2d_bwd_weight_rows(gpu, p, p.weight_grad_rows(), x, dy, partial, dw)
+}
+
+/// `conv2d_bwd_weight` with an explicit chunk size: `rows` output rows (of the n * oh) per
+/// partial sum, so `partial` holds `(n * oh).div_ceil(rows) * p.weight_len()` values.
+pub fn conv2d_bwd_weight_rows(
+    gpu: &Gpu,
+    p: &Conv2dParams,
+    rows: usize,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    partial: &GpuBuffer,
+    dw: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    if rows == 0 {
+        return Err(Error::invalid("conv2d_bwd_weight: rows per chunk must be at least 1"));
+    }
+    let chunks = (p.n * p.oh).div_ceil(rows);
+    p.check_backward()?;
+    check_len("conv2d_bwd_weight x", x, p.input_len())?;
+    check_len("conv2d_bwd_weight dy", dy, p.output_len())?;
+    check_len("conv2d_bwd_weight partial", partial, chunks * p.weight_len())?;
+    let mut c = p.shape_constants();
+    c.push(("ROWS", rows as f64));
+    let cin_g = p.cin / p.groups;
+    let threads = (chunks * p.kh * p.kw * cin_g.div_ceil(4) * p.cout.div_ceil(4)) as u64;
+    let bytes = 4 * (p.input_len() + p.output_len() + chunks * p.weight_len()) as u64;
+    let part = Dispatch::new(gpu, Kernel::Conv2dBwdWeight, &c, &[x, dy, partial], threads, "conv2d_bwd_weight")?
+        .with_cost(2 * p.macs(), bytes);
+    let sum = sum_partials(gpu, &SumPartialsParams::new(chunks, p.weight_len()), partial, dw)?;
+    Ok([part, sum])
 }

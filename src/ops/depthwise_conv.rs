@@ -1,8 +1,9 @@
 //! Depthwise convolution (one filter per channel), NHWC, with a fused bias + activation epilogue.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::model::{conv_padding, Padding};
+use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
 use crate::ops::Activation;
 
 /// Input (n, h, w, c), weights (kh, kw, c), output (n, oh, ow, c).
@@ -49,7 +50,45 @@ impl DepthwiseConvParams {
     pub fn macs(&self) -> u64 {
         (self.output_len() * self.kh * self.kw) as u64
     }
-    fn constants(&self) -> Vec<(&'static str, f64)> {
+    pub fn input_len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+    pub fn weight_len(&self) -> usize {
+        self.kh * self.kw * self.c
+    }
+
+    /// Output rows (of the n * oh) per chunk of the weight gradient's partial sums: enough chunks
+    /// for ~16K invocations, so that a GPU is busy and each invocation sums a short stretch.
+    pub fn weight_grad_rows(&self) -> usize {
+        let per_chunk = self.kh * self.kw.div_ceil(self.weight_grad_kx_block()) * self.c.div_ceil(4);
+        let rows = self.n * self.oh;
+        let chunks = (16_384 / per_chunk.max(1)).clamp(1, rows.max(1));
+        rows.div_ceil(chunks).max(1)
+    }
+    /// Number of partial-sum chunks of the weight gradient.
+    pub fn weight_grad_chunks(&self) -> usize {
+        (self.n * self.oh).div_ceil(self.weight_grad_rows())
+    }
+    /// Length of the partial-sum scratch of `depthwise_conv_bwd_weight`: (chunks, kh, kw, c).
+    pub fn weight_partial_len(&self) -> usize {
+        self.weight_grad_chunks() * self.weight_len()
+    }
+    /// Taps kx per invocation of the weight gradient (at most 5 accumulators), splitting kw evenly.
+    fn weight_grad_kx_block(&self) -> usize {
+        let blocks = self.kw.div_ceil(5).max(1);
+        self.kw.div_ceil(blocks).max(1)
+    }
+
+    /// The backward kernels divide by the stride and index the last channel.
+    fn check_backward(&self) -> Result<()> {
+        if self.stride == 0 || self.c == 0 || self.kh == 0 || self.kw == 0 {
+            return Err(Error::invalid(format!("depthwise_conv backward: degenerate shape {self:?}")));
+        }
+        Ok(())
+    }
+
+    /// The shape overrides shared by the forward and backward kernels.
+    fn shape_constants(&self) -> Vec<(&'static str, f64)> {
         vec![
             ("N", self.n as f64),
             ("H", self.h as f64),
@@ -63,9 +102,13 @@ impl DepthwiseConvParams {
             ("PL", self.pad_left as f64),
             ("OH", self.oh as f64),
             ("OW", self.ow as f64),
-            ("ACT", self.act as u32 as f64),
-            ("HAS_BIAS", self.has_bias as u32 as f64),
         ]
+    }
+
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        let mut c = self.shape_constants();
+        c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", self.has_bias as u32 as f64)]);
+        c
     }
 }
 
@@ -88,4 +131,76 @@ pub fn depthwise_conv_fwd(
         "depthwise_conv_fwd",
     )?
     .with_cost(2 * p.macs(), bytes))
+}
+
+/// Records `dx (n, h, w, c) (+)= d conv / dx` for `dy` (n, oh, ow, c), the gradient of the
+/// convolution's output before its bias and activation. With `accumulate`, dx is added to.
+pub fn depthwise_conv_bwd_data(
+    gpu: &Gpu,
+    p: &DepthwiseConvParams,
+    dy: &GpuBuffer,
+    w: &GpuBuffer,
+    dx: &GpuBuffer,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    p.check_backward()?;
+    check_len("depthwise_conv_bwd_data dy", dy, p.output_len())?;
+    check_len("depthwise_conv_bwd_data w", w, p.weight_len())?;
+    check_len("depthwise_conv_bwd_data dx", dx, p.input_len())?;
+    let mut c = p.shape_constants();
+    c.push(("ACCUMULATE", accumulate as u32 as f64));
+    let threads = (p.n * p.h * p.w.div_ceil(4 * p.stride) * p.stride * p.c.div_ceil(4)) as u64;
+    let bytes = 4 * (p.output_len() + p.weight_len() + p.input_len() * (1 + accumulate as usize)) as u64;
+    Ok(Dispatch::new(gpu, Kernel::DepthwiseConvBwdData, &c, &[dy, w, dx], threads, "depthwise_conv_bwd_data")?
+        .with_cost(2 * p.macs(), bytes))
+}
+
+/// Records `dw (kh, kw, c) = d conv / dw`: per-chunk partial sums into `partial`
+/// (`p.weight_partial_len()` values), then their fixed-order sum into `dw`.
+pub fn depthwise_conv_bwd_weight(
+    gpu: &Gpu,
+    p: &DepthwiseConvParams,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    partial: &GpuBuffer,
+    dw: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    depthwise_conv_bwd_weight_rows(gpu, p, p.weight_grad_rows(), x, dy, partial, dw)
+}
+
+/// `depthwise_conv_bwd_weight` with an explicit chunk size: `rows` output rows (of the n * oh) per
+/// partial sum, so `partial` holds `(n * oh).div_ceil(rows) * p.weight_len()` values.
+pub fn depthwise_conv_bwd_weight_rows(
+    gpu: &Gpu,
+    p: &DepthwiseConvParams,
+    rows: usize,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    partial: &GpuBuffer,
+    dw: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    if rows == 0 {
+        return Err(Error::invalid("depthwise_conv_bwd_weight: rows per chunk must be at least 1"));
+    }
+    let chunks = (p.n * p.oh).div_ceil(rows);
+    p.check_backward()?;
+    check_len("depthwise_conv_bwd_weight x", x, p.input_len())?;
+    check_len("depthwise_conv_bwd_weight dy", dy, p.output_len())?;
+    check_len("depthwise_conv_bwd_weight partial", partial, chunks * p.weight_len())?;
+    let kb = p.weight_grad_kx_block();
+    let mut c = p.shape_constants();
+    c.extend([("ROWS", rows as f64), ("KB", kb as f64)]);
+    let threads = (chunks * p.kh * p.kw.div_ceil(kb) * p.c.div_ceil(4)) as u64;
+    let bytes = 4 * (p.input_len() + p.output_len() + chunks * p.weight_len()) as u64;
+    let part = Dispatch::new(
+        gpu,
+        Kernel::DepthwiseConvBwdWeight,
+        &c,
+        &[x, dy, partial],
+        threads,
+        "depthwise_conv_bwd_weight",
+    )?
+    .with_cost(2 * p.macs(), bytes);
+    let sum = sum_partials(gpu, &SumPartialsParams::new(chunks, p.weight_len()), partial, dw)?;
+    Ok([part, sum])
 }

@@ -2,7 +2,9 @@
 
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
-use crate::ops::Activation;
+use crate::ops::pool::global_avg_pool_partial;
+use crate::ops::reduce::{sum_partials, SumPartialsParams};
+use crate::ops::{Activation, GlobalAvgPoolParams};
 
 /// `out (m, n) = act((a * a_scale) (m, k) x b (k, n) + bias (n)) + residual (m, n)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,4 +57,98 @@ pub fn gemm_fwd(
     let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
     Ok(Dispatch::new(gpu, Kernel::GemmFwd, &p.constants(), &buffers, threads, "gemm_fwd")?
         .with_cost(2 * p.macs(), bytes))
+}
+
+impl GemmParams {
+    /// Rows of A per split-K chunk of the weight gradient: enough chunks to keep a GPU busy
+    /// (~16K threads of 4x4 tiles), at least 32 rows each so the partial sums stay small.
+    pub fn weight_grad_rows(&self) -> usize {
+        let tiles = self.k.div_ceil(4) * self.n.div_ceil(4);
+        let chunks = (16_384 / tiles.max(1)).clamp(1, self.m.div_ceil(32).max(1));
+        self.m.div_ceil(chunks).max(1)
+    }
+    /// Length of the partial-sum scratch of `gemm_bwd_weight`.
+    pub fn weight_partial_len(&self) -> usize {
+        self.m.div_ceil(self.weight_grad_rows()) * self.k * self.n
+    }
+    /// Length of the partial-sum scratch of `gemm_bwd_bias`.
+    pub fn bias_partial_len(&self) -> usize {
+        GlobalAvgPoolParams::new(1, self.m, self.n).partial_len()
+    }
+}
+
+/// Records `da (m, k) = dc (m, n) x b^T`, accumulated into `da` when `accumulate`.
+pub fn gemm_bwd_data(
+    gpu: &Gpu,
+    p: &GemmParams,
+    dc: &GpuBuffer,
+    b: &GpuBuffer,
+    da: &GpuBuffer,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let c = [("M", p.m as f64), ("N", p.n as f64), ("K", p.k as f64), ("ACCUMULATE", accumulate as u32 as f64)];
+    let threads = (p.m.div_ceil(4) * p.k.div_ceil(4)) as u64;
+    let bytes = 4 * (p.m * p.n + p.k * p.n + p.m * p.k * (1 + accumulate as usize)) as u64;
+    Ok(Dispatch::new(gpu, Kernel::GemmBwdData, &c, &[dc, b, da], threads, "gemm_bwd_data")?
+        .with_cost(2 * p.macs(), bytes))
+}
+
+/// Records `db (k, n) = (a * a_scale)^T x dc` as split-K partials plus their fixed-order sum.
+pub fn gemm_bwd_weight(
+    gpu: &Gpu,
+    p: &GemmParams,
+    a: &GpuBuffer,
+    a_scale: Option<&GpuBuffer>,
+    dc: &GpuBuffer,
+    partial: &GpuBuffer,
+    db: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    let rows = p.weight_grad_rows();
+    let chunks = p.m.div_ceil(rows);
+    let c = [
+        ("M", p.m as f64),
+        ("N", p.n as f64),
+        ("K", p.k as f64),
+        ("ROWS", rows as f64),
+        ("HAS_A_SCALE", (p.a_scale_rows > 0) as u32 as f64),
+        ("A_SCALE_ROWS", p.a_scale_rows.max(1) as f64),
+    ];
+    let threads = (chunks * p.k.div_ceil(4) * p.n.div_ceil(4)) as u64;
+    let bytes = 4 * (p.m * p.k + p.m * p.n + chunks * p.k * p.n) as u64;
+    let part = Dispatch::new(
+        gpu,
+        Kernel::GemmBwdWeight,
+        &c,
+        &[a, a_scale.unwrap_or(a), dc, partial],
+        threads,
+        "gemm_bwd_weight",
+    )?
+    .with_cost(2 * p.macs(), bytes);
+    let sum = sum_partials(
+        gpu,
+        &SumPartialsParams { parts: chunks, len: p.k * p.n, scale: 1.0, accumulate: false },
+        partial,
+        db,
+    )?;
+    Ok([part, sum])
+}
+
+/// Records `dbias (n) = sum over rows of dc (m, n)`: chunked column sums (the pooling kernel's
+/// first stage), then their fixed-order sum.
+pub fn gemm_bwd_bias(
+    gpu: &Gpu,
+    p: &GemmParams,
+    dc: &GpuBuffer,
+    partial: &GpuBuffer,
+    dbias: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    let pp = GlobalAvgPoolParams::new(1, p.m, p.n);
+    let part = global_avg_pool_partial(gpu, &pp, dc, partial)?;
+    let sum = sum_partials(
+        gpu,
+        &SumPartialsParams { parts: pp.chunks(), len: p.n, scale: 1.0, accumulate: false },
+        partial,
+        dbias,
+    )?;
+    Ok([part, sum])
 }

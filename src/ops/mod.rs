@@ -2,21 +2,33 @@
 //! the recorder that binds buffers and builds the dispatch of the WGSL kernel, and FLOP/byte
 //! counts for the bench. These are the only code that knows a kernel's bindings.
 
+pub mod activation;
 pub mod bn_act;
 pub mod conv2d;
 pub mod depthwise_conv;
+pub mod dropout;
 pub mod gemm;
+pub mod loss;
+pub mod optim;
 pub mod pool;
+pub mod reduce;
 pub mod resize;
 pub mod rng;
+pub mod se;
 pub mod softmax;
 
-pub use bn_act::{bn_act_fwd, bn_scale_shift, BnActParams};
-pub use conv2d::{conv2d_fwd, Conv2dParams};
-pub use depthwise_conv::{depthwise_conv_fwd, DepthwiseConvParams};
-pub use gemm::{gemm_fwd, GemmParams};
+pub use activation::{activation_bwd, activation_fwd, ActivationParams};
+pub use bn_act::{bn_act_bwd, bn_act_fwd, bn_scale_shift, bn_stats, BnParams, DropPath};
+pub use conv2d::{conv2d_bwd_data, conv2d_bwd_weight, conv2d_fwd, Conv2dParams};
+pub use depthwise_conv::{depthwise_conv_bwd_data, depthwise_conv_bwd_weight, depthwise_conv_fwd, DepthwiseConvParams};
+pub use dropout::{dropout_fwd, DropoutParams};
+pub use gemm::{gemm_bwd_bias, gemm_bwd_data, gemm_bwd_weight, gemm_fwd, GemmParams};
+pub use loss::{softmax_cross_entropy, SoftmaxCrossEntropyParams};
+pub use optim::{ema_update, grad_norm2, optimizer_step, OptimizerKind, OptimizerParams};
 pub use pool::{global_avg_pool_fwd, GlobalAvgPoolParams};
-pub use resize::{bilinear_resize_fwd, BilinearResizeParams};
+pub use reduce::{add_inplace, sum_partials, SumPartialsParams};
+pub use resize::{bilinear_resize_bwd, bilinear_resize_fwd, BilinearResizeParams};
+pub use se::{se_gate_bwd, SeGateParams};
 pub use softmax::{softmax_fwd, SoftmaxParams};
 
 /// Activation applied in a kernel's epilogue. The discriminant is the WGSL `ACT` override value.

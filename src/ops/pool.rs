@@ -29,6 +29,25 @@ impl GlobalAvgPoolParams {
     }
 }
 
+/// Records the first stage alone: per-chunk sums over rows, (n, chunks, c). With n = 1 these are
+/// column sums of a (rows, c) matrix, which `sum_partials` finishes (bias gradients).
+pub fn global_avg_pool_partial(
+    gpu: &Gpu,
+    p: &GlobalAvgPoolParams,
+    x: &GpuBuffer,
+    partial: &GpuBuffer,
+) -> Result<Dispatch> {
+    Ok(Dispatch::new(
+        gpu,
+        Kernel::GlobalAvgPoolPartial,
+        &p.constants(),
+        &[x, partial],
+        p.partial_len() as u64,
+        "global_avg_pool",
+    )?
+    .with_cost((p.n * p.hw * p.c) as u64, 4 * (p.n * p.hw * p.c) as u64))
+}
+
 /// Records both stages; `partial` must hold `p.partial_len()` values.
 pub fn global_avg_pool_fwd(
     gpu: &Gpu,
@@ -38,10 +57,8 @@ pub fn global_avg_pool_fwd(
     y: &GpuBuffer,
 ) -> Result<[Dispatch; 2]> {
     let c = p.constants();
-    let read = 4 * (p.n * p.hw * p.c) as u64;
     Ok([
-        Dispatch::new(gpu, Kernel::GlobalAvgPoolPartial, &c, &[x, partial], p.partial_len() as u64, "global_avg_pool")?
-            .with_cost((p.n * p.hw * p.c) as u64, read),
+        global_avg_pool_partial(gpu, p, x, partial)?,
         Dispatch::new(gpu, Kernel::GlobalAvgPoolFinish, &c, &[partial, y], (p.n * p.c) as u64, "global_avg_pool")?
             .with_cost(p.partial_len() as u64, 4 * p.partial_len() as u64),
     ])

@@ -1,8 +1,9 @@
 //! Bilinear resampling of NCHW images (PyTorch `align_corners=False`), with an optional source
 //! window (center crop), antialiasing and a per-channel affine (normalisation).
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::ops::reduce::check_len;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct BilinearResizeParams {
@@ -79,4 +80,36 @@ pub fn bilinear_resize_fwd(
     let n = p.output_len() as u64;
     Ok(Dispatch::new(gpu, Kernel::BilinearResizeFwd, &p.constants(), &[x, affine, y], n, "bilinear_resize_fwd")?
         .with_cost(8 * n, 4 * (n + (p.n * p.c * p.ih * p.iw) as u64)))
+}
+
+/// Records `dx (n, c, ih, iw) = d resize / dx` for `dy` (n, c, oh, ow): the gradient of the plain
+/// bilinear resize (times the affine's multipliers; the addends have no input gradient). The
+/// antialiased filter has no backward kernel: an error when `p.antialias` would select it
+/// (it does only when shrinking; otherwise the forward is plain bilinear and so is this).
+pub fn bilinear_resize_bwd(
+    gpu: &Gpu,
+    p: &BilinearResizeParams,
+    dy: &GpuBuffer,
+    affine: &GpuBuffer,
+    dx: &GpuBuffer,
+) -> Result<Dispatch> {
+    if p.antialias && (p.ratio_h > 1.0 || p.ratio_w > 1.0) {
+        return Err(Error::invalid(
+            "bilinear_resize_bwd: the antialiased (shrinking) resize has no backward; use antialias = false",
+        ));
+    }
+    let finite = [p.y0, p.x0, p.ratio_h, p.ratio_w].iter().all(|v| v.is_finite());
+    if !finite || p.ratio_h <= 0.0 || p.ratio_w <= 0.0 || p.ih == 0 || p.iw == 0 {
+        return Err(Error::invalid(format!("bilinear_resize_bwd: invalid resize {p:?}")));
+    }
+    let input_len = p.n * p.c * p.ih * p.iw;
+    check_len("bilinear_resize_bwd dy", dy, p.output_len())?;
+    check_len("bilinear_resize_bwd affine", affine, 2 * p.c)?;
+    check_len("bilinear_resize_bwd dx", dx, input_len)?;
+    let mut c = p.constants();
+    c.retain(|&(k, _)| k != "ANTIALIAS");
+    // Each output element feeds 4 input elements: ~2 FLOPs each, plus the tap recomputation.
+    let n = p.output_len() as u64;
+    Ok(Dispatch::new(gpu, Kernel::BilinearResizeBwd, &c, &[dy, affine, dx], input_len as u64, "bilinear_resize_bwd")?
+        .with_cost(8 * n, 4 * (n + input_len as u64)))
 }

@@ -1,21 +1,111 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
-use efficientnet_wgpu::ops::{bn_act_fwd, bn_scale_shift, Activation, BnActParams};
+use efficientnet_wgpu::gpu::GpuBuffer;
+use efficientnet_wgpu::ops::rng::uniform01;
+use efficientnet_wgpu::ops::{bn_act_fwd, bn_scale_shift, Activation, BnParams, DropPath};
 
-#[test]
-fn every_activation_c_not_multiple_of_4() {
-    let c = 7;
+const ALL_ACTS: [Activation; 4] = [Activation::None, Activation::Swish, Activation::Relu6, Activation::Sigmoid];
+
+fn seed_buffer(seed: u32) -> GpuBuffer {
+    gpu().upload_u32(&[seed], "seed").unwrap()
+}
+
+fn scale_shift(c: usize) -> Vec<f32> {
     let gamma = rand_vec(c, 50);
     let beta = rand_vec(c, 51);
     let mean = rand_vec(c, 52);
     let var: Vec<f32> = rand_vec(c, 53).iter().map(|v| v.abs() + 0.1).collect();
-    let (scale, shift) = bn_scale_shift(&gamma, &beta, &mean, &var, 1e-3);
+    bn_scale_shift(&gamma, &beta, &mean, &var, 1e-3)
+}
+
+fn run(p: &BnParams, x: &[f32], ss: &[f32], residual: Option<&[f32]>, seed: u32) -> Vec<f32> {
+    let (xg, sg, y) = (upload(x), upload(ss), empty(x.len()));
+    let rg = residual.map(upload);
+    let d = bn_act_fwd(gpu(), p, &xg, &sg, rg.as_ref(), &seed_buffer(seed), &y).unwrap();
+    run_and_read(&[d], &y)
+}
+
+// Tolerance throughout: atol 1e-6, rtol 1e-5.
+
+#[test]
+fn every_activation_c_not_multiple_of_4() {
+    let c = 7;
+    let ss = scale_shift(c);
     let x: Vec<f32> = rand_vec(3 * 5 * 5 * c, 54).iter().map(|v| v * 10.0).collect();
-    for act in [Activation::None, Activation::Swish, Activation::Relu6, Activation::Sigmoid] {
-        let p = BnActParams { total: x.len(), c, act };
-        let want = cpu_ref::bn_act_fwd(&p, &x, &scale, &shift);
-        let (xg, sg, hg, y) = (upload(&x), upload(&scale), upload(&shift), empty(x.len()));
-        let got = run_and_read(&[bn_act_fwd(gpu(), &p, &xg, &sg, &hg, &y).unwrap()], &y);
-        assert_close(&format!("{act:?}"), &got, &want, 1e-6, 1e-5);
+    for act in ALL_ACTS {
+        let mut p = BnParams::new(x.len() / c, c, 25);
+        p.act = act;
+        let want = cpu_ref::bn_act_fwd(&p, &x, &ss, None, 0);
+        assert_close(&format!("{act:?}"), &run(&p, &x, &ss, None, 0), &want, 1e-6, 1e-5);
+    }
+}
+
+/// The first seed for which sample keeps are mixed (some dropped, some kept).
+fn mixed_seed(d: DropPath, samples: usize) -> u32 {
+    (0..1000u32)
+        .find(|&s| {
+            let kept = (0..samples).filter(|&n| uniform01(s, d.salt, n as u32) < d.survival).count();
+            kept > 0 && kept < samples
+        })
+        .unwrap()
+}
+
+#[test]
+fn drop_path_and_residual() {
+    // 5 samples of 3x3 (odd rows per sample), 13 channels.
+    let (samples, rps, c) = (5, 9, 13);
+    let m = samples * rps;
+    let ss = scale_shift(c);
+    let x: Vec<f32> = rand_vec(m * c, 55).iter().map(|v| v * 3.0).collect();
+    let res = rand_vec(m * c, 56);
+    let drop = DropPath { survival: 0.6, salt: 17 };
+    let seed = mixed_seed(drop, samples);
+    for act in ALL_ACTS {
+        for (with_drop, with_res) in [(false, true), (true, false), (true, true)] {
+            let mut p = BnParams::new(m, c, rps);
+            p.act = act;
+            p.drop_path = with_drop.then_some(drop);
+            p.has_residual = with_res;
+            let residual = with_res.then_some(&res[..]);
+            let want = cpu_ref::bn_act_fwd(&p, &x, &ss, residual, seed);
+            let got = run(&p, &x, &ss, residual, seed);
+            let what = format!("{act:?} drop {with_drop} residual {with_res}");
+            assert_close(&what, &got, &want, 1e-6, 1e-5);
+            if !with_drop {
+                continue;
+            }
+            // Independently of the twin's drop logic: dropped samples are exactly the residual
+            // (or 0), kept ones the plain output scaled by 1 / survival.
+            let mut plain_p = p.clone();
+            plain_p.drop_path = None;
+            plain_p.has_residual = false;
+            let plain = cpu_ref::bn_act_fwd(&plain_p, &x, &ss, None, 0);
+            let (mut kept, mut dropped) = (0, 0);
+            for n in 0..samples {
+                let keep = uniform01(seed, drop.salt, n as u32) < drop.survival;
+                if keep {
+                    kept += 1
+                } else {
+                    dropped += 1
+                }
+                for i in n * rps * c..(n + 1) * rps * c {
+                    let branch = got[i] - if with_res { res[i] } else { 0.0 };
+                    if keep {
+                        let w = plain[i] / 0.6;
+                        assert!(
+                            (branch - w).abs() <= 1e-5 + 1e-5 * w.abs(),
+                            "{what}: kept sample {n}, element {i}: {branch} vs {w}"
+                        );
+                    } else {
+                        assert_eq!(
+                            got[i],
+                            if with_res { res[i] } else { 0.0 },
+                            "{what}: dropped sample {n}, element {i}"
+                        );
+                    }
+                }
+            }
+            assert!(kept > 0 && dropped > 0);
+        }
     }
 }

@@ -1,0 +1,61 @@
+use crate::common::*;
+use efficientnet_wgpu::cpu_ref;
+use efficientnet_wgpu::ops::{gemm_bwd_bias, gemm_bwd_data, gemm_bwd_weight, GemmParams};
+
+#[test]
+fn bwd_data_odd_shapes_with_and_without_accumulate() {
+    for (m, n, k) in [(3 * 7 * 7, 30, 43), (1, 1000, 1280), (5, 3, 6)] {
+        let p = GemmParams::new(m, n, k);
+        let dc = rand_vec(m * n, 80);
+        let b = rand_vec(k * n, 81);
+        let prior = rand_vec(m * k, 82);
+        let want = cpu_ref::gemm_bwd_data(&p, &dc, &b);
+        let (dcg, bg) = (upload(&dc), upload(&b));
+        let da = empty(m * k);
+        let got = run_and_read(&[gemm_bwd_data(gpu(), &p, &dcg, &bg, &da, false).unwrap()], &da);
+        // Tolerance: sums of n products of values in [-1, 1).
+        let atol = 1e-5 * (n as f32).sqrt();
+        assert_close(&format!("{p:?}"), &got, &want, atol, 1e-4);
+        let acc = upload(&prior);
+        let got = run_and_read(&[gemm_bwd_data(gpu(), &p, &dcg, &bg, &acc, true).unwrap()], &acc);
+        let want_acc: Vec<f32> = want.iter().zip(&prior).map(|(a, b)| a + b).collect();
+        assert_close(&format!("{p:?} accumulate"), &got, &want_acc, atol, 1e-4);
+    }
+}
+
+#[test]
+fn bwd_weight_split_k_with_se_scale_and_bias() {
+    // 3 images of 7x7: the gate changes inside a 4-row tile and inside a split-K chunk.
+    let (m, n, k) = (3 * 49, 18, 26);
+    let mut p = GemmParams::new(m, n, k);
+    p.a_scale_rows = 49;
+    let a = rand_vec(m * k, 83);
+    let s = rand_vec(3 * k, 84);
+    let dc = rand_vec(m * n, 85);
+    assert!(p.m.div_ceil(p.weight_grad_rows()) > 1, "the test must cover several chunks");
+    let want = cpu_ref::gemm_bwd_weight(&p, &a, Some(&s), &dc);
+    let (ag, sg, dcg) = (upload(&a), upload(&s), upload(&dc));
+    let (part, db) = (empty(p.weight_partial_len()), empty(k * n));
+    let got = run_and_read(&gemm_bwd_weight(gpu(), &p, &ag, Some(&sg), &dcg, &part, &db).unwrap(), &db);
+    let atol = 1e-5 * (m as f32).sqrt();
+    assert_close("dB", &got, &want, atol, 1e-4);
+
+    let want = cpu_ref::gemm_bwd_bias(&p, &dc);
+    let (part, dbias) = (empty(p.bias_partial_len()), empty(n));
+    let got = run_and_read(&gemm_bwd_bias(gpu(), &p, &dcg, &part, &dbias).unwrap(), &dbias);
+    assert_close("dbias", &got, &want, atol, 1e-4);
+}
+
+#[test]
+fn bwd_weight_long_m_like_an_expand_conv() {
+    // 2 images of 56x56 into 24 -> 144 channels: M is long, K x N small.
+    let (m, n, k) = (2 * 56 * 56, 144, 24);
+    let p = GemmParams::new(m, n, k);
+    let a = rand_vec(m * k, 86);
+    let dc = rand_vec(m * n, 87);
+    let want = cpu_ref::gemm_bwd_weight(&p, &a, None, &dc);
+    let (ag, dcg) = (upload(&a), upload(&dc));
+    let (part, db) = (empty(p.weight_partial_len()), empty(k * n));
+    let got = run_and_read(&gemm_bwd_weight(gpu(), &p, &ag, None, &dcg, &part, &db).unwrap(), &db);
+    assert_close("dB", &got, &want, 1e-5 * (m as f32).sqrt(), 1e-4);
+}

@@ -1,0 +1,136 @@
+//! Optimizer kernels over the flat parameter buffer (one dispatch per step for all parameters),
+//! the global gradient norm for clipping, and the weight EMA.
+
+use crate::error::Result;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::ops::reduce::{sum_partials, SumPartialsParams};
+
+/// Which update rule, with its fixed constants. The learning rate, bias corrections and clipping
+/// norm change per step and come from the `hyper` buffer instead.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum OptimizerKind {
+    /// TensorFlow's RMSProp (the paper's): eps inside the square root, accumulator starting at 1.
+    RmspropTf {
+        decay: f32,
+        momentum: f32,
+        eps: f32,
+    },
+    Sgd {
+        momentum: f32,
+        nesterov: bool,
+    },
+    AdamW {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
+}
+
+impl OptimizerKind {
+    /// Per-parameter state buffers the rule keeps.
+    pub fn slots(&self) -> usize {
+        match self {
+            OptimizerKind::Sgd { .. } => 1,
+            _ => 2,
+        }
+    }
+    /// Initial value of each state slot (TF-RMSProp's accumulator starts at 1).
+    pub fn slot_init(&self, slot: usize) -> f32 {
+        match (self, slot) {
+            (OptimizerKind::RmspropTf { .. }, 0) => 1.0,
+            _ => 0.0,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerKind::RmspropTf { .. } => "rmsprop-tf",
+            OptimizerKind::Sgd { nesterov: false, .. } => "sgd",
+            OptimizerKind::Sgd { nesterov: true, .. } => "sgd-nesterov",
+            OptimizerKind::AdamW { .. } => "adamw",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerParams {
+    pub kind: OptimizerKind,
+    /// Values in the flat buffers.
+    pub total: usize,
+    /// Weight decay applies to indices below this (conv and linear weights come first).
+    pub decay_end: usize,
+    pub weight_decay: f32,
+}
+
+/// The `hyper` buffer's four values for one step.
+pub fn hyper(kind: &OptimizerKind, lr: f32, step: u64, max_norm: f32) -> [f32; 4] {
+    let (bc1, bc2) = match kind {
+        OptimizerKind::AdamW { beta1, beta2, .. } => {
+            let t = step.max(1) as i32;
+            (1.0 - beta1.powi(t), 1.0 - beta2.powi(t))
+        }
+        _ => (1.0, 1.0),
+    };
+    [lr, bc1, bc2, max_norm]
+}
+
+/// Records one update of every parameter. `state` holds `kind.slots()` buffers.
+pub fn optimizer_step(
+    gpu: &Gpu,
+    p: &OptimizerParams,
+    grads: &GpuBuffer,
+    hyper: &GpuBuffer,
+    norm2: &GpuBuffer,
+    params: &GpuBuffer,
+    state: &[&GpuBuffer],
+) -> Result<Dispatch> {
+    let mut c =
+        vec![("TOTAL", p.total as f64), ("DECAY_END", p.decay_end as f64), ("WEIGHT_DECAY", p.weight_decay as f64)];
+    let (kernel, bufs): (Kernel, Vec<&GpuBuffer>) = match p.kind {
+        OptimizerKind::RmspropTf { decay, momentum, eps } => {
+            c.extend([("DECAY", decay as f64), ("MOMENTUM", momentum as f64), ("EPS", eps as f64)]);
+            (Kernel::RmspropTfStep, vec![grads, hyper, norm2, params, state[0], state[1]])
+        }
+        OptimizerKind::Sgd { momentum, nesterov } => {
+            c.extend([("MOMENTUM", momentum as f64), ("NESTEROV", nesterov as u32 as f64)]);
+            (Kernel::SgdStep, vec![grads, hyper, norm2, params, state[0]])
+        }
+        OptimizerKind::AdamW { beta1, beta2, eps } => {
+            c.extend([("B1", beta1 as f64), ("B2", beta2 as f64), ("EPS", eps as f64)]);
+            (Kernel::AdamwStep, vec![grads, hyper, norm2, params, state[0], state[1]])
+        }
+    };
+    let n = p.total as u64;
+    Ok(Dispatch::new(gpu, kernel, &c, &bufs, n, kernel.name())?
+        .with_cost(8 * n, 4 * n * (2 + 2 * p.kind.slots() as u64)))
+}
+
+/// Chunk of the first stage of the global norm.
+pub const NORM_CHUNK: usize = 256;
+
+/// Length of the partial-sum scratch of `grad_norm2` for `total` values.
+pub fn grad_norm2_partial_len(total: usize) -> usize {
+    total.div_ceil(NORM_CHUNK)
+}
+
+/// Records `norm2 = sum x^2` over `total` values (two fixed-order stages).
+pub fn grad_norm2(
+    gpu: &Gpu,
+    total: usize,
+    x: &GpuBuffer,
+    partial: &GpuBuffer,
+    norm2: &GpuBuffer,
+) -> Result<[Dispatch; 2]> {
+    let parts = grad_norm2_partial_len(total);
+    let c = [("TOTAL", total as f64), ("CHUNK", NORM_CHUNK as f64)];
+    let part = Dispatch::new(gpu, Kernel::SumSquaresPartial, &c, &[x, partial], parts as u64, "sum_squares_partial")?
+        .with_cost(2 * total as u64, 4 * total as u64);
+    let sum = sum_partials(gpu, &SumPartialsParams { parts, len: 1, scale: 1.0, accumulate: false }, partial, norm2)?;
+    Ok([part, sum])
+}
+
+/// Records `ema = decay * ema + (1 - decay) * params`.
+pub fn ema_update(gpu: &Gpu, total: usize, decay: f32, params: &GpuBuffer, ema: &GpuBuffer) -> Result<Dispatch> {
+    let c = [("TOTAL", total as f64), ("DECAY", decay as f64)];
+    Ok(Dispatch::new(gpu, Kernel::EmaUpdate, &c, &[params, ema], total as u64, "ema_update")?
+        .with_cost(3 * total as u64, 12 * total as u64))
+}

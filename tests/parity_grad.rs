@@ -1,0 +1,155 @@
+//! One training step against PyTorch: loss, logits, the gradient of every parameter and of the
+//! input, and the BN running statistics after the step.
+//! Tolerances (issue #3): loss, logits, running statistics within 1e-5 + 1e-4 * max|ref|; every
+//! gradient tensor within 2e-6 + 1e-3 * max|ref| (some BN-bias gradients are exactly zero in real
+//! arithmetic: the absolute term covers f32 noise there).
+//! The committed small fixtures hold float64 PyTorch references and, per tensor, how far PyTorch's
+//! own float32 step lands from them (`torch_f32_err`). On the Lite fixture that exceeds the
+//! absolute term above (7.6e-6 on an exactly-zero BN-bias gradient), so there a gradient may also
+//! be within 4x PyTorch's own f32 error. Rounding in those structurally-zero sums is a random walk
+//! whose size depends on summation order; PyTorch's error is one sample of it (ours measured up to
+//! 2.1x PyTorch's on one tensor, better than PyTorch on most).
+
+mod common;
+use common::*;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
+use efficientnet_wgpu::model::{Config, Variant, WeightFormat, Weights};
+
+fn targets(path: &Path, key: &str) -> Vec<u32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(key).unwrap();
+    assert_eq!(t.dtype(), safetensors::Dtype::I64);
+    bytemuck::pod_collect_to_vec::<u8, i64>(t.data()).into_iter().map(|v| v as u32).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_step(
+    what: &str,
+    config: Config,
+    weights: &Weights,
+    format: WeightFormat,
+    momentum: f32,
+    io: &Path,
+    prefix: &str,
+    torch_f32_err: &HashMap<String, f64>,
+) {
+    let gpu = gpu();
+    let refs = read_safetensors(io);
+    let (shape, input) = &refs[&format!("{prefix}input")];
+    let t = targets(io, &format!("{prefix}target"));
+    let graph = TrainGraph::new(gpu, config, weights).unwrap();
+    let opts = TrainOptions {
+        bn_momentum: momentum,
+        update_running_stats: true,
+        dropout: false,
+        drop_path: false,
+        label_smoothing: 0.0,
+        grad_input: true,
+    };
+    let shape = [shape[0], shape[1], shape[2], shape[3]];
+    let report = graph.step_once(gpu, input, &t, shape, 0, &opts).unwrap();
+    let loss_ref = refs[&format!("{prefix}loss")].1[0];
+    assert!(
+        (report.loss - loss_ref).abs() <= 1e-5 + 1e-4 * loss_ref.abs(),
+        "{what} loss {} vs {loss_ref}",
+        report.loss
+    );
+    let logits = &refs[&format!("{prefix}logits")].1;
+    assert_close(&format!("{what} logits"), &report.logits, logits, 1e-5 + 1e-4 * max_abs(logits), 0.0);
+    let gi = &refs["grad.input"].1;
+    let tol = (2e-6 + 1e-3 * max_abs(gi)).max(4.0 * torch_f32_err.get("grad.input").copied().unwrap_or(0.0) as f32);
+    assert_close(&format!("{what} grad.input"), report.grad_input.as_ref().unwrap(), gi, tol, 0.0);
+
+    let ours: HashMap<String, Vec<f32>> =
+        graph.named_gradients_and_running(gpu, format).unwrap().into_iter().map(|(k, t)| (k, t.data)).collect();
+    let mut checked = 0;
+    for (key, (_, want)) in &refs {
+        let f32_floor = 4.0 * torch_f32_err.get(key).copied().unwrap_or(0.0) as f32;
+        let tol = if key.starts_with("grad.") && key != "grad.input" {
+            (2e-6 + 1e-3 * max_abs(want)).max(f32_floor)
+        } else if key.starts_with("bn_after.") {
+            1e-5 + 1e-4 * max_abs(want)
+        } else {
+            continue;
+        };
+        let got = ours.get(key).unwrap_or_else(|| panic!("{what}: we produced no {key}"));
+        assert_close(&format!("{what} {key}"), got, want, tol, 0.0);
+        checked += 1;
+    }
+    assert_eq!(checked, ours.len(), "{what}: every tensor we produce has a reference");
+}
+
+#[test]
+fn torchvision_b0_training_step_matches_pytorch() {
+    let config = Config::b0(1000);
+    let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
+    let io = fixture("torchvision-b0/tv_b0_grad.safetensors");
+    check_step("torchvision b0", config, &weights, format, 0.1, &io, "", &HashMap::new());
+}
+
+fn local(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn small_fixture(tag: &str) {
+    let io = local(&format!("{tag}_io.safetensors"));
+    let bytes = std::fs::read(&io).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    let format: WeightFormat = meta["format"].parse().unwrap();
+    let mut config = Config::new(Variant::parse(&meta["variant"]).unwrap(), meta["num_classes"].parse().unwrap());
+    config.width = meta["width"].parse().unwrap();
+    config.depth = meta["depth"].parse().unwrap();
+    format.adjust_config(&mut config);
+    let (weights, _) = Weights::load(local(&format!("{tag}_weights.safetensors")), &config, Some(format)).unwrap();
+    let momentum: f32 = meta["bn_momentum"].parse().unwrap();
+    let err: HashMap<String, f64> = serde_json::from_str(&meta["torch_f32_err"]).unwrap();
+    check_step(tag, config, &weights, format, momentum, &io, "train.", &err);
+}
+
+#[test]
+fn timm_tf_b_training_step_matches_pytorch() {
+    small_fixture("timm_tf_b");
+}
+
+#[test]
+fn timm_tf_lite_training_step_matches_pytorch() {
+    small_fixture("timm_tf_lite");
+}
+
+#[test]
+fn lukemelas_b_training_step_matches_pytorch() {
+    small_fixture("lukemelas_b");
+}
+
+#[test]
+fn two_identical_steps_give_bit_identical_gradients() {
+    let gpu = gpu();
+    let config = Config::b0(10);
+    let weights = Weights::init_random(&config, 3);
+    let graph = TrainGraph::new(gpu, config, &weights).unwrap();
+    let opts = TrainOptions { dropout: true, drop_path: true, grad_input: true, ..TrainOptions::default() };
+    let input = rand_vec(2 * 3 * 32 * 32, 5);
+    let step = graph.record_step(gpu, 2, 32, 32, &opts).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        step.run(gpu, &input, &[3, 7], 42).unwrap();
+        runs.push(gpu.read_many(&[&graph.params.grads, step.grad_input().unwrap(), step.loss()]).unwrap());
+    }
+    assert!(runs[0][0].iter().any(|&g| g != 0.0));
+    assert_eq!(runs[0], runs[1], "same inputs and seed must give bit-identical gradients");
+    // A different seed draws other dropout / stochastic-depth masks.
+    step.run(gpu, &input, &[3, 7], 43).unwrap();
+    let other = gpu.read(&graph.params.grads).unwrap();
+    assert_ne!(other, runs[0][0]);
+}
+
+#[test]
+fn timm_b_training_step_matches_pytorch() {
+    small_fixture("timm_b");
+}
