@@ -31,6 +31,9 @@ struct Args {
     /// One JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Time a training step (forward, loss, backward; dropout and stochastic depth on) instead.
+    #[arg(long)]
+    train: bool,
 }
 
 fn main() {
@@ -46,6 +49,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.train {
+        return run_train(args);
+    }
     let gpu = Gpu::new()?;
     let config = Config::new(Variant::parse(&args.model)?, args.classes);
     let res = args.resolution.unwrap_or(config.resolution as usize);
@@ -155,6 +161,70 @@ fn run(args: Args) -> Result<()> {
     println!("\nslowest dispatches:");
     for (label, t, f, _) in rows.iter().take(12) {
         println!("  {:<44} {:>8.2} ms {:>8.2} GFLOP/s", label, t / 1e6, *f as f64 / t);
+    }
+    Ok(())
+}
+
+/// Training-step throughput: a recorded step replayed, one submit and one loss readback per step.
+fn run_train(args: Args) -> Result<()> {
+    use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
+    let gpu = Gpu::new()?;
+    let config = Config::new(Variant::parse(&args.model)?, args.classes);
+    let res = args.resolution.unwrap_or(config.resolution as usize);
+    let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
+    let n = args.batch.max(1);
+    let t = Instant::now();
+    let step = graph.record_step(&gpu, n, res, res, &TrainOptions::default())?;
+    let build_s = t.elapsed().as_secs_f64();
+    let input: Vec<f32> = (0..n * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+    let targets: Vec<u32> = (0..n as u32).map(|i| i % args.classes as u32).collect();
+    step.run(&gpu, &input, &targets, 0)?;
+    gpu.read(step.loss())?;
+    let mut times = Vec::new();
+    for i in 0..args.iters.max(1) {
+        let t = Instant::now();
+        step.run(&gpu, &input, &targets, i as u32 + 1)?;
+        gpu.read(step.loss())?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let s = median(times);
+    let mut kernels: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    let mut total = 0.0;
+    if !args.no_profile && gpu.caps.timestamps {
+        let ds: Vec<_> = step.dispatches.iter().collect();
+        for (d, t) in ds.iter().zip(profile_dispatches(&gpu, &ds)?) {
+            let e = kernels.entry(d.kernel.name()).or_default();
+            e.0 += t;
+            e.1 += 1;
+            total += t;
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
+                "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
+                "activation_bytes": step.activation_bytes, "record_s": build_s})
+        );
+        return Ok(());
+    }
+    println!("adapter: {}", gpu.describe());
+    println!(
+        "{} training step, batch {n} at {res}x{res}: {:.1} ms, {:.1} images/s; {} dispatches; activations {:.1} MiB; recorded in {:.2} s",
+        config.name,
+        s * 1e3,
+        n as f64 / s,
+        step.dispatches.len(),
+        step.activation_bytes as f64 / (1 << 20) as f64,
+        build_s
+    );
+    if total > 0.0 {
+        let mut sorted: Vec<_> = kernels.into_iter().collect();
+        sorted.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        println!("{:<28} {:>6} {:>10} {:>7}", "kernel", "count", "ms", "share");
+        for (k, (t, c)) in sorted {
+            println!("{:<28} {:>6} {:>10.2} {:>6.1}%", k, c, t / 1e6, 100.0 * t / total);
+        }
     }
     Ok(())
 }

@@ -17,6 +17,10 @@ if [ "${EFFNET_NO_DATA:-0}" != 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]
   need_apt+=(dataset-fashion-mnist)
 fi
 if ! command -v cc >/dev/null 2>&1; then need_apt+=(gcc libc6-dev); fi
+# A font for the text of the training plot (it is drawn without text where none is installed).
+if [ "${EFFNET_NO_DATA:-0}" != 1 ] && ! ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1; then
+  need_apt+=(fonts-dejavu-core)
+fi
 if ! command -v cargo >/dev/null 2>&1 && ! [ -x "$HOME/.cargo/bin/cargo" ]; then need_apt+=(curl ca-certificates); fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -8,6 +8,7 @@ pub mod graph;
 pub mod infer;
 pub mod model;
 pub mod ops;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::Gpu;

@@ -50,6 +50,7 @@ fn check_step(
         drop_path: false,
         label_smoothing: 0.0,
         grad_input: true,
+        resize_to: None,
     };
     let shape = [shape[0], shape[1], shape[2], shape[3]];
     let report = graph.step_once(gpu, input, &t, shape, 0, &opts).unwrap();

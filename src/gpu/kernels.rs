@@ -52,6 +52,8 @@ kernels! {
     Conv2dFwd => "conv2d_fwd", "conv2d/conv2d_fwd.wgsl", "main", [R, R, R, W];
     // a, b, bias, residual, a_scale, out
     GemmFwd => "gemm_fwd", "gemm/gemm_fwd.wgsl", "main", [R, R, R, R, R, W];
+    // the same, K and N multiples of 4
+    GemmFwdVec4 => "gemm_fwd_vec4", "gemm/gemm_fwd_vec4.wgsl", "main", [R, R, R, R, R, W];
     // x, weight (HW C), bias, y
     DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", [R, R, R, W];
     // x, partial sums
@@ -66,8 +68,12 @@ kernels! {
     BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", [R, R, R, R, W];
     // dc, b, da
     GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", [R, R, W];
+    // the same, K and N multiples of 4
+    GemmBwdDataVec4 => "gemm_bwd_data_vec4", "gemm/gemm_bwd_data_vec4.wgsl", "main", [R, R, W];
     // a, a_scale, dc, partial
     GemmBwdWeight => "gemm_bwd_weight", "gemm/gemm_bwd_weight.wgsl", "main", [R, R, R, W];
+    // the same, K and N multiples of 4
+    GemmBwdWeightVec4 => "gemm_bwd_weight_vec4", "gemm/gemm_bwd_weight_vec4.wgsl", "main", [R, R, R, W];
     // d_gated, y, gate, dy, partial
     SeGateBwd => "se_gate_bwd", "se/se_gate_bwd.wgsl", "main", [R, R, R, W, W];
     // dy, w, dx

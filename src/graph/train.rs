@@ -28,6 +28,9 @@ pub struct TrainOptions {
     pub label_smoothing: f32,
     /// Also compute the gradient of the loss with respect to the input images.
     pub grad_input: bool,
+    /// Resize the input images to this (h, w) on the GPU first (bilinear), e.g. 28x28
+    /// Fashion-MNIST to a 32x32 training resolution. Overrides `config.scale`.
+    pub resize_to: Option<(usize, usize)>,
 }
 
 impl Default for TrainOptions {
@@ -39,6 +42,7 @@ impl Default for TrainOptions {
             drop_path: true,
             label_smoothing: 0.0,
             grad_input: false,
+            resize_to: None,
         }
     }
 }
@@ -163,7 +167,13 @@ impl TrainGraph {
 
         // ---- forward ----
         let cfg = &self.config;
-        let resize = cfg.scale.map(|s| ops::BilinearResizeParams::by_scale(batch, 3, h, w, s));
+        let resize = match (opts.resize_to, cfg.scale) {
+            (Some((oh, ow)), _) if (oh, ow) != (h, w) => {
+                Some(ops::BilinearResizeParams::to_size(batch, 3, h, w, oh, ow))
+            }
+            (Some(_), _) => None,
+            (None, s) => s.map(|s| ops::BilinearResizeParams::by_scale(batch, 3, h, w, s)),
+        };
         let (x0, h0, w0) = match &resize {
             Some(p) => {
                 let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;

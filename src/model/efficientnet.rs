@@ -38,6 +38,8 @@ pub struct EfficientNet {
     blocks: Vec<GpuBlock>,
     head: GpuLayer,
     classifier: GpuLayer,
+    /// Resize inputs to this (h, w) first (see `with_input_size`).
+    input_size: Option<(usize, usize)>,
     plans: Mutex<HashMap<(usize, usize, usize), std::sync::Arc<ForwardPlan>>>,
 }
 
@@ -142,6 +144,7 @@ impl EfficientNet {
             classifier: GpuLayer::linear(gpu, weights, Layer::Classifier)?,
             blocks,
             config,
+            input_size: None,
             plans: Mutex::new(HashMap::new()),
         })
     }
@@ -194,14 +197,26 @@ impl EfficientNet {
         Ok((limit / per_image.max(1)) as usize)
     }
 
+    /// The bilinear resize applied to inputs first: to `input_size` when set, else by the
+    /// config's `scale` (the blog's option), else none.
+    fn input_resize(&self, n: usize, h: usize, w: usize) -> Option<BilinearResizeParams> {
+        match self.input_size {
+            Some((oh, ow)) if (oh, ow) != (h, w) => Some(BilinearResizeParams::to_size(n, 3, h, w, oh, ow)),
+            Some(_) => None,
+            None => self.config.scale.map(|s| BilinearResizeParams::by_scale(n, 3, h, w, s)),
+        }
+    }
+
+    /// Resize every input to `size` (h, w) on the GPU before the stem (bilinear), e.g. 28x28
+    /// Fashion-MNIST images to a 32x32 training resolution.
+    pub fn with_input_size(mut self, size: Option<(usize, usize)>) -> Self {
+        self.input_size = size;
+        self.plans.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self
+    }
+
     fn largest_tensor_per_image(&self, h: usize, w: usize) -> usize {
-        let (mut h, mut w) = match self.config.scale {
-            Some(s) => {
-                let p = BilinearResizeParams::by_scale(1, 3, h, w, s);
-                (p.oh, p.ow)
-            }
-            None => (h, w),
-        };
+        let (mut h, mut w) = self.input_resize(1, h, w).map_or((h, w), |p| (p.oh, p.ow));
         let mut largest = 3 * h * w;
         let stem = Conv2dParams::new(1, h, w, 3, self.config.stem_channels(), 3, 2, self.config.padding);
         (h, w) = (stem.oh, stem.ow);
@@ -246,13 +261,13 @@ impl EfficientNet {
         let mut tapped = Vec::new();
         let wants = |name: &str| taps.contains(&name);
 
-        // Optional resize of the input (the blog's `scale`), NCHW → NCHW.
-        let (mut x, mut h, mut w, nchw) = match cfg.scale {
-            Some(s) => {
-                let p = BilinearResizeParams::by_scale(n, 3, h, w, s);
+        // Optional resize of the input (the blog's `scale`, or a fixed input size), NCHW → NCHW.
+        let resize = self.input_resize(n, h, w);
+        let (mut x, mut h, mut w, nchw) = match &resize {
+            Some(p) => {
                 let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
                 let y = r.alloc(p.output_len())?;
-                r.push(bilinear_resize_fwd(gpu, &p, &input, &identity, &y)?, "input resize");
+                r.push(bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize");
                 (y, p.oh, p.ow, true)
             }
             None => (input.clone(), h, w, true),
@@ -265,7 +280,7 @@ impl EfficientNet {
         p.act = cfg.activation;
         let y = r.alloc(p.output_len())?;
         r.push(conv2d_fwd(gpu, &p, &x, &self.stem.weight, Some(&self.stem.bias), &y)?, "stem");
-        if cfg.scale.is_some() {
+        if resize.is_some() {
             r.release(x);
         }
         (x, h, w) = (y, p.oh, p.ow);

@@ -109,6 +109,9 @@ impl fmt::Display for WeightFormat {
     }
 }
 
+/// Prefix of the non-weight tensors of a training checkpoint (optimizer state, EMA).
+pub const TRAIN_PREFIX: &str = "train.";
+
 /// The conv (and its BN) or SE layer a block tensor belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BlockPart {
@@ -560,7 +563,9 @@ impl Weights {
         let buffer = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let st = SafeTensors::deserialize(&buffer)
             .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
-        let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+        // Training checkpoints keep optimizer state under `train.`: not weights.
+        let mut names: Vec<String> =
+            st.names().into_iter().filter(|n| !n.starts_with(TRAIN_PREFIX)).map(str::to_string).collect();
         names.sort();
 
         let format = match format {
@@ -580,7 +585,7 @@ impl Weights {
         let spec = config.state_dict_spec(format);
         let canonical = config.state_dict_spec(WeightFormat::Torchvision);
         let mut file_shapes: HashMap<String, Vec<usize>> = HashMap::with_capacity(names.len());
-        for (name, view) in st.iter() {
+        for (name, view) in st.iter().filter(|(n, _)| !n.starts_with(TRAIN_PREFIX)) {
             file_shapes.insert(name.to_string(), view.shape().to_vec());
         }
         Self::check_names_and_shapes(path, config, format, &spec, &file_shapes)?;
@@ -684,7 +689,19 @@ impl Weights {
     /// as 0-d I64. Written to `<path>.tmp`, fsynced and renamed, so a crash never leaves a
     /// half-written file under `path`. `metadata` goes into the header (plus `format: pt` unless
     /// given, which PyTorch tooling expects).
-    pub fn save(&self, path: impl AsRef<Path>, config: &Config, mut metadata: HashMap<String, String>) -> Result<()> {
+    pub fn save(&self, path: impl AsRef<Path>, config: &Config, metadata: HashMap<String, String>) -> Result<()> {
+        self.save_with(path, config, metadata, &[])
+    }
+
+    /// `save` plus `extra` f32 tensors (name, shape, values) — a training checkpoint's state under
+    /// `train.`, which `load` skips.
+    pub fn save_with(
+        &self,
+        path: impl AsRef<Path>,
+        config: &Config,
+        mut metadata: HashMap<String, String>,
+        extra: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<()> {
         let path = path.as_ref();
         let expected = config.state_dict_spec(WeightFormat::Torchvision);
         let same = expected.len() == self.specs.len()
@@ -707,7 +724,7 @@ impl Weights {
 
         let counters: Vec<[u8; 8]> =
             self.iter().map(|(s, t)| if s.field.is_integer() { counter_bytes(t) } else { [0; 8] }).collect();
-        let views: Vec<(&str, OutTensor<'_>)> = self
+        let mut views: Vec<(&str, OutTensor<'_>)> = self
             .iter()
             .zip(&counters)
             .map(|((s, t), counter)| {
@@ -719,6 +736,9 @@ impl Weights {
                 (s.key.as_str(), view)
             })
             .collect();
+        for (name, shape, data) in extra {
+            views.push((name.as_str(), OutTensor { dtype: Dtype::F32, shape: shape.clone(), data: f32_bytes(data) }));
+        }
 
         let tmp = tmp_path(path)?;
         let result = write_synced(views, metadata, &tmp).and_then(|()| {

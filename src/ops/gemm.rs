@@ -17,14 +17,20 @@ pub struct GemmParams {
     pub has_residual: bool,
     /// Rows of A per row of `a_scale` (H*W for a per-image, per-channel gate); 0 = no scale.
     pub a_scale_rows: usize,
+    /// Use the vec4 kernels when K and N are multiples of 4 (off only to test the scalar ones).
+    pub vec4: bool,
 }
 
 impl GemmParams {
     pub fn new(m: usize, n: usize, k: usize) -> Self {
-        GemmParams { m, n, k, act: Activation::None, has_bias: false, has_residual: false, a_scale_rows: 0 }
+        GemmParams { m, n, k, act: Activation::None, has_bias: false, has_residual: false, a_scale_rows: 0, vec4: true }
     }
     pub fn macs(&self) -> u64 {
         (self.m * self.n * self.k) as u64
+    }
+    /// Whether the vec4 kernels apply: K and N multiples of 4.
+    pub fn uses_vec4(&self) -> bool {
+        self.vec4 && self.k.is_multiple_of(4) && self.n.is_multiple_of(4)
     }
     fn constants(&self) -> Vec<(&'static str, f64)> {
         vec![
@@ -55,8 +61,8 @@ pub fn gemm_fwd(
     let threads = (p.m.div_ceil(4) * p.n.div_ceil(4)) as u64;
     let bytes = 4 * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize)) as u64;
     let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
-    Ok(Dispatch::new(gpu, Kernel::GemmFwd, &p.constants(), &buffers, threads, "gemm_fwd")?
-        .with_cost(2 * p.macs(), bytes))
+    let kernel = if p.uses_vec4() { Kernel::GemmFwdVec4 } else { Kernel::GemmFwd };
+    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
 }
 
 impl GemmParams {
@@ -89,8 +95,8 @@ pub fn gemm_bwd_data(
     let c = [("M", p.m as f64), ("N", p.n as f64), ("K", p.k as f64), ("ACCUMULATE", accumulate as u32 as f64)];
     let threads = (p.m.div_ceil(4) * p.k.div_ceil(4)) as u64;
     let bytes = 4 * (p.m * p.n + p.k * p.n + p.m * p.k * (1 + accumulate as usize)) as u64;
-    Ok(Dispatch::new(gpu, Kernel::GemmBwdData, &c, &[dc, b, da], threads, "gemm_bwd_data")?
-        .with_cost(2 * p.macs(), bytes))
+    let kernel = if p.uses_vec4() { Kernel::GemmBwdDataVec4 } else { Kernel::GemmBwdData };
+    Ok(Dispatch::new(gpu, kernel, &c, &[dc, b, da], threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
 }
 
 /// Records `db (k, n) = (a * a_scale)^T x dc` as split-K partials plus their fixed-order sum.
@@ -115,15 +121,9 @@ pub fn gemm_bwd_weight(
     ];
     let threads = (chunks * p.k.div_ceil(4) * p.n.div_ceil(4)) as u64;
     let bytes = 4 * (p.m * p.k + p.m * p.n + chunks * p.k * p.n) as u64;
-    let part = Dispatch::new(
-        gpu,
-        Kernel::GemmBwdWeight,
-        &c,
-        &[a, a_scale.unwrap_or(a), dc, partial],
-        threads,
-        "gemm_bwd_weight",
-    )?
-    .with_cost(2 * p.macs(), bytes);
+    let kernel = if p.uses_vec4() { Kernel::GemmBwdWeightVec4 } else { Kernel::GemmBwdWeight };
+    let part = Dispatch::new(gpu, kernel, &c, &[a, a_scale.unwrap_or(a), dc, partial], threads, kernel.name())?
+        .with_cost(2 * p.macs(), bytes);
     let sum = sum_partials(
         gpu,
         &SumPartialsParams { parts: chunks, len: p.k * p.n, scale: 1.0, accumulate: false },

@@ -59,3 +59,35 @@ fn bwd_weight_long_m_like_an_expand_conv() {
     let got = run_and_read(&gemm_bwd_weight(gpu(), &p, &ag, None, &dcg, &part, &db).unwrap(), &db);
     assert_close("dB", &got, &want, 1e-5 * (m as f32).sqrt(), 1e-4);
 }
+
+#[test]
+fn vec4_backward_kernels_on_aligned_shapes() {
+    for vec4 in [true, false] {
+        let (m, n, k) = (3 * 49 + 1, 24, 40);
+        let mut p = GemmParams::new(m, n, k);
+        p.vec4 = vec4;
+        p.a_scale_rows = 49;
+        assert_eq!(p.uses_vec4(), vec4);
+        let (a, s, dc, b, prior) = (
+            rand_vec(m * k, 140),
+            rand_vec(4 * k, 141),
+            rand_vec(m * n, 142),
+            rand_vec(k * n, 143),
+            rand_vec(m * k, 144),
+        );
+        let (ag, sg, dcg, bg) = (upload(&a), upload(&s), upload(&dc), upload(&b));
+        let atol = 1e-5 * (m as f32).sqrt();
+        let want = cpu_ref::gemm_bwd_weight(&p, &a, Some(&s), &dc);
+        let (part, db) = (empty(p.weight_partial_len()), empty(k * n));
+        let ds = gemm_bwd_weight(gpu(), &p, &ag, Some(&sg), &dcg, &part, &db).unwrap();
+        assert_eq!(ds[0].kernel == efficientnet_wgpu::gpu::Kernel::GemmBwdWeightVec4, vec4);
+        let got = run_and_read(&ds, &db);
+        assert_close(&format!("dB vec4={vec4}"), &got, &want, atol, 1e-4);
+        let want: Vec<f32> = cpu_ref::gemm_bwd_data(&p, &dc, &b).iter().zip(&prior).map(|(x, y)| x + y).collect();
+        let da = upload(&prior);
+        let d = gemm_bwd_data(gpu(), &p, &dcg, &bg, &da, true).unwrap();
+        assert_eq!(d.kernel == efficientnet_wgpu::gpu::Kernel::GemmBwdDataVec4, vec4);
+        let got = run_and_read(&[d], &da);
+        assert_close(&format!("dA vec4={vec4}"), &got, &want, 1e-5 * (n as f32).sqrt(), 1e-4);
+    }
+}

@@ -33,6 +33,8 @@ fn check(p: &GemmParams, with_bias: bool, with_residual: bool, seed: u64) {
         &out,
     )
     .unwrap();
+    let vec4 = d.kernel == efficientnet_wgpu::gpu::Kernel::GemmFwdVec4;
+    assert_eq!(vec4, p.uses_vec4(), "the vec4 kernel runs exactly when K and N allow it");
     let got = run_and_read(&[d], &out);
     // Tolerance: sums of k products of values in [-1, 1) in f32.
     let atol = 1e-5 * (p.k as f32).sqrt();
@@ -72,4 +74,20 @@ fn relu6_no_bias_single_row() {
     let mut p = GemmParams::new(1, 5, 3);
     p.act = Activation::Relu6;
     check(&p, false, false, 15);
+}
+
+#[test]
+fn vec4_kernel_on_aligned_shapes_and_scalar_kernel_agree() {
+    // K and N multiples of 4 (every EfficientNet 1x1 conv): the vec4 kernel; forced scalar too.
+    for vec4 in [true, false] {
+        let mut p = GemmParams::new(2 * 49 + 3, 24, 40);
+        p.vec4 = vec4;
+        p.act = Activation::Swish;
+        assert_eq!(p.uses_vec4(), vec4);
+        check(&p, true, false, 16);
+        let mut p = GemmParams::new(2 * 25, 16, 96);
+        p.vec4 = vec4;
+        p.a_scale_rows = 25;
+        check(&p, true, true, 17);
+    }
 }

@@ -1,0 +1,125 @@
+//! Run reports: `metrics.csv` (one row per logged step and per evaluation) and a PNG plot of the
+//! loss and accuracy curves (drawn as SVG by plotters, rasterised by resvg; text uses whatever
+//! system font is installed and is left out where there is none).
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// One logged point of a run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MetricsRow {
+    pub step: u64,
+    pub epoch: f64,
+    pub lr: f32,
+    pub train_loss: f32,
+    pub train_accuracy: f64,
+    /// Set on evaluation rows.
+    pub test_accuracy: Option<f64>,
+    pub images_per_second: f64,
+}
+
+/// Appends `row` to the CSV at `path`, writing the header first when the file is new.
+pub fn append_metrics(path: &Path, row: &MetricsRow) -> Result<()> {
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+    let mut line = String::new();
+    if new {
+        line.push_str("step,epoch,lr,train_loss,train_accuracy,test_accuracy,images_per_second\n");
+    }
+    let test = row.test_accuracy.map(|a| format!("{a:.5}")).unwrap_or_default();
+    line.push_str(&format!(
+        "{},{:.4},{:.6},{:.5},{:.5},{},{:.2}\n",
+        row.step, row.epoch, row.lr, row.train_loss, row.train_accuracy, test, row.images_per_second
+    ));
+    f.write_all(line.as_bytes()).map_err(|e| Error::io(path, e))
+}
+
+/// Reads `metrics.csv` back (for the plot and for resumed runs).
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || Error::file(path, format!("line {}: not a metrics row: {line:?}", i + 1));
+        if f.len() != 7 {
+            return Err(bad());
+        }
+        let num = |s: &str| s.parse::<f64>().map_err(|_| bad());
+        rows.push(MetricsRow {
+            step: num(f[0])? as u64,
+            epoch: num(f[1])?,
+            lr: num(f[2])? as f32,
+            train_loss: num(f[3])? as f32,
+            train_accuracy: num(f[4])?,
+            test_accuracy: if f[5].is_empty() { None } else { Some(num(f[5])?) },
+            images_per_second: num(f[6])?,
+        });
+    }
+    Ok(rows)
+}
+
+fn plot_svg(rows: &[MetricsRow], title: &str) -> Result<String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| Error::invalid(format!("plot: {e}"));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 700)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let (top, bottom) = root.split_vertically(350);
+        let max_epoch = rows.iter().map(|r| r.epoch).fold(1e-9, f64::max);
+        let train: Vec<&MetricsRow> = rows.iter().filter(|r| r.test_accuracy.is_none()).collect();
+        let max_loss = train.iter().map(|r| r.train_loss as f64).fold(1e-9, f64::max);
+
+        let mut loss = ChartBuilder::on(&top)
+            .caption(format!("{title}: training loss"), ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..max_epoch, 0.0..max_loss * 1.05)
+            .map_err(|e| err(&e))?;
+        loss.configure_mesh().x_desc("epoch").y_desc("loss").draw().map_err(|e| err(&e))?;
+        loss.draw_series(LineSeries::new(train.iter().map(|r| (r.epoch, r.train_loss as f64)), &RED))
+            .map_err(|e| err(&e))?;
+
+        let mut acc = ChartBuilder::on(&bottom)
+            .caption("accuracy", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..max_epoch, 0.0..1.0)
+            .map_err(|e| err(&e))?;
+        acc.configure_mesh().x_desc("epoch").y_desc("accuracy").draw().map_err(|e| err(&e))?;
+        acc.draw_series(LineSeries::new(train.iter().map(|r| (r.epoch, r.train_accuracy)), &BLUE))
+            .map_err(|e| err(&e))?
+            .label("train (batches)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        let test: Vec<(f64, f64)> = rows.iter().filter_map(|r| r.test_accuracy.map(|a| (r.epoch, a))).collect();
+        acc.draw_series(LineSeries::new(test.iter().copied(), GREEN.stroke_width(3)))
+            .map_err(|e| err(&e))?
+            .label("test")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
+        acc.draw_series(test.iter().map(|&p| Circle::new(p, 4, GREEN.filled()))).map_err(|e| err(&e))?;
+        acc.configure_series_labels().background_style(WHITE).border_style(BLACK).draw().map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
+}
+
+/// Writes the loss/accuracy plot as `path` (PNG) and the same plot beside it as SVG.
+pub fn write_plot(path: &Path, rows: &[MetricsRow], title: &str) -> Result<()> {
+    let svg = plot_svg(rows, title)?;
+    std::fs::write(path.with_extension("svg"), &svg).map_err(|e| Error::io(path.with_extension("svg"), e))?;
+    let mut opt = resvg::usvg::Options::default();
+    opt.fontdb_mut().load_system_fonts();
+    let tree = resvg::usvg::Tree::from_str(&svg, &opt).map_err(|e| Error::invalid(format!("plot: {e}")))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| Error::invalid("plot: empty canvas"))?;
+    resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    let png = pixmap.encode_png().map_err(|e| Error::invalid(format!("plot: {e}")))?;
+    let tmp = path.with_extension("png.tmp");
+    std::fs::write(&tmp, png).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

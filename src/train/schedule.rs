@@ -1,0 +1,81 @@
+//! Learning-rate schedules: linear warm-up, then exponential staircase (the paper's x0.97 every
+//! 2.4 epochs), cosine, or constant.
+
+/// The shape after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Schedule {
+    Constant,
+    /// lr * rate^floor(epoch / every_epochs).
+    ExponentialStaircase {
+        rate: f32,
+        every_epochs: f32,
+    },
+    /// Half a cosine from lr down to 0 at the last step.
+    Cosine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LrSchedule {
+    pub base_lr: f32,
+    pub warmup_steps: u64,
+    pub total_steps: u64,
+    pub steps_per_epoch: u64,
+    pub schedule: Schedule,
+}
+
+impl LrSchedule {
+    /// The paper's: warm-up, then x0.97 every 2.4 epochs.
+    pub fn paper(base_lr: f32, warmup_steps: u64, total_steps: u64, steps_per_epoch: u64) -> Self {
+        LrSchedule {
+            base_lr,
+            warmup_steps,
+            total_steps,
+            steps_per_epoch,
+            schedule: Schedule::ExponentialStaircase { rate: 0.97, every_epochs: 2.4 },
+        }
+    }
+
+    /// The learning rate of step `step` (0-based).
+    pub fn lr(&self, step: u64) -> f32 {
+        if step < self.warmup_steps {
+            return self.base_lr * (step + 1) as f32 / self.warmup_steps as f32;
+        }
+        let after = (step - self.warmup_steps) as f64;
+        match self.schedule {
+            Schedule::Constant => self.base_lr,
+            Schedule::ExponentialStaircase { rate, every_epochs } => {
+                let epoch = step as f64 / self.steps_per_epoch.max(1) as f64;
+                self.base_lr * rate.powi((epoch / every_epochs as f64).floor() as i32)
+            }
+            Schedule::Cosine => {
+                let span = self.total_steps.saturating_sub(self.warmup_steps).max(1) as f64;
+                let t = (after / span).min(1.0);
+                (self.base_lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_then_shapes() {
+        let s = LrSchedule {
+            base_lr: 1.0,
+            warmup_steps: 4,
+            total_steps: 104,
+            steps_per_epoch: 10,
+            schedule: Schedule::Cosine,
+        };
+        assert_eq!(s.lr(0), 0.25);
+        assert_eq!(s.lr(3), 1.0);
+        assert!((s.lr(54) - 0.5).abs() < 1e-6);
+        assert!(s.lr(103) < 1e-3);
+        let p = LrSchedule::paper(1.0, 0, 100, 10);
+        assert_eq!(p.lr(23), 1.0);
+        assert_eq!(p.lr(24), 0.97);
+        assert!((p.lr(48) - 0.97 * 0.97).abs() < 1e-6);
+    }
+}

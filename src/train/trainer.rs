@@ -1,0 +1,197 @@
+//! The training loop's engine: one recorded training step and one optimizer update per batch, in
+//! one submit, with evaluation through the inference graph (BatchNorm folded).
+
+use std::sync::Arc;
+
+use crate::data::{Augment, Batch, Dataset, Loader, Normalize};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::{TrainGraph, TrainOptions, TrainStep};
+use crate::model::{Config, EfficientNet, Weights};
+use crate::ops::rng::hash_u32;
+use crate::ops::OptimizerKind;
+use crate::train::{LrSchedule, Optimizer};
+
+/// Everything about a run that is not the model or the data.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub epochs: u64,
+    /// Stop after this many steps (all epochs otherwise).
+    pub max_steps: Option<u64>,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub schedule: crate::train::Schedule,
+    pub warmup_epochs: f32,
+    pub optimizer: OptimizerKind,
+    /// L2 (RMSProp, SGD) or decoupled (AdamW) weight decay on conv and linear weights.
+    pub weight_decay: f32,
+    /// Clip gradients to this global norm (0 = off).
+    pub max_norm: f32,
+    /// Evaluate with an exponential moving average of the weights (decay), when set.
+    pub ema: Option<f32>,
+    pub label_smoothing: f32,
+    pub bn_momentum: f32,
+    pub dropout: bool,
+    pub drop_path: bool,
+    /// Training resolution: inputs are resized to it on the GPU.
+    pub resolution: usize,
+    pub seed: u64,
+}
+
+/// Accuracy on a data set.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Evaluation {
+    pub accuracy: f64,
+    pub per_class: Vec<f64>,
+    pub examples: usize,
+}
+
+pub struct Trainer {
+    pub gpu: Arc<Gpu>,
+    pub config: Config,
+    pub tc: TrainConfig,
+    pub graph: TrainGraph,
+    pub optimizer: Optimizer,
+    pub schedule: LrSchedule,
+    step_plan: Option<TrainStep>,
+    /// Steps taken so far (the next step's index).
+    pub step: u64,
+    /// Use this learning rate instead of the schedule's (e.g. 0 to only refresh BN statistics).
+    pub lr_override: Option<f32>,
+    pub epoch: u64,
+    /// Batches of `epoch` already consumed (for resuming mid-epoch).
+    pub batch_in_epoch: usize,
+}
+
+impl Trainer {
+    pub fn new(
+        gpu: Arc<Gpu>,
+        config: Config,
+        weights: &Weights,
+        tc: TrainConfig,
+        steps_per_epoch: u64,
+    ) -> Result<Trainer> {
+        if tc.batch_size < 2 {
+            return Err(Error::invalid("training needs a batch size of at least 2 (BatchNorm statistics)"));
+        }
+        let graph = TrainGraph::new(&gpu, config.clone(), weights)?;
+        let optimizer = Optimizer::new(&gpu, &graph.params, tc.optimizer, tc.weight_decay, tc.max_norm, tc.ema)?;
+        let total = tc.max_steps.unwrap_or(u64::MAX).min(tc.epochs * steps_per_epoch);
+        let warmup = (tc.warmup_epochs as f64 * steps_per_epoch as f64) as u64;
+        let schedule = LrSchedule {
+            base_lr: tc.lr,
+            warmup_steps: warmup,
+            total_steps: total,
+            steps_per_epoch,
+            schedule: tc.schedule,
+        };
+        Ok(Trainer {
+            gpu,
+            config,
+            tc,
+            graph,
+            optimizer,
+            schedule,
+            step_plan: None,
+            step: 0,
+            lr_override: None,
+            epoch: 0,
+            batch_in_epoch: 0,
+        })
+    }
+
+    /// Steps the whole run takes.
+    pub fn total_steps(&self) -> u64 {
+        self.schedule.total_steps
+    }
+
+    fn options(&self) -> TrainOptions {
+        TrainOptions {
+            bn_momentum: self.tc.bn_momentum,
+            update_running_stats: true,
+            dropout: self.tc.dropout,
+            drop_path: self.tc.drop_path,
+            label_smoothing: self.tc.label_smoothing,
+            grad_input: false,
+            resize_to: Some((self.tc.resolution, self.tc.resolution)),
+        }
+    }
+
+    /// One optimisation step on `batch`: forward, loss, backward and update, one submit, no
+    /// readback. The step is recorded on first use (and again if the batch shape changes).
+    pub fn train_batch(&mut self, batch: &Batch) -> Result<()> {
+        let n = batch.len();
+        let stale = self.step_plan.as_ref().is_none_or(|s| (s.batch, s.h, s.w) != (n, batch.h, batch.w));
+        if stale {
+            self.step_plan = Some(self.graph.record_step(&self.gpu, n, batch.h, batch.w, &self.options())?);
+        }
+        let step = self.step_plan.as_ref().ok_or_else(|| Error::invalid("no training step recorded"))?;
+        let lr = self.lr_override.unwrap_or_else(|| self.schedule.lr(self.step));
+        self.optimizer.set_step(&self.gpu, lr, self.step + 1);
+        // The dropout / stochastic-depth masks of step k are a function of (seed, k) alone.
+        let seed = hash_u32(self.tc.seed as u32 ^ hash_u32(self.step as u32));
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        step.encode(&self.gpu, &batch.input, &batch.targets, seed, &mut encoder)?;
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.optimizer.encode(&mut pass);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        self.step += 1;
+        self.batch_in_epoch += 1;
+        Ok(())
+    }
+
+    /// The last step's loss and the fraction of its batch classified right (waits for the GPU).
+    pub fn last_loss_and_accuracy(&self, targets: &[u32]) -> Result<(f32, f64)> {
+        let step = self.step_plan.as_ref().ok_or_else(|| Error::invalid("no step has run yet"))?;
+        let v = self.gpu.read_many(&[step.loss(), step.logits()])?;
+        let k = self.config.num_classes;
+        let right = v[1].chunks(k).zip(targets).filter(|(row, &t)| argmax(row) == t as usize).count();
+        Ok((v[0][0], right as f64 / targets.len().max(1) as f64))
+    }
+
+    /// Marks the start of the next epoch.
+    pub fn next_epoch(&mut self) {
+        self.epoch += 1;
+        self.batch_in_epoch = 0;
+    }
+
+    /// The current weights (the EMA when on) with BN running statistics, in PyTorch layout.
+    pub fn weights(&self) -> Result<Weights> {
+        let mut w = self.graph.weights(&self.gpu)?;
+        if let Some((_, ema)) = &self.optimizer.ema {
+            let flat = self.gpu.read(ema)?;
+            self.graph.params.unflatten_into(&flat, &mut w)?;
+        }
+        Ok(w)
+    }
+
+    /// Accuracy on `ds` (inference graph: BN folded, dropout off), images resized on the GPU to
+    /// the training resolution.
+    pub fn evaluate(&self, ds: &Dataset, norm: Normalize, batch: usize) -> Result<Evaluation> {
+        let weights = self.weights()?;
+        let r = self.tc.resolution;
+        let model = EfficientNet::new(&self.gpu, self.config.clone(), &weights)?.with_input_size(Some((r, r)));
+        let k = self.config.num_classes;
+        let (mut right, mut seen) = (vec![0usize; k], vec![0usize; k]);
+        for b in Loader::start(ds, batch, 0, 0, self.tc.seed, false, false, Augment::None, norm, r)? {
+            let b = b?;
+            let out = model.forward(&self.gpu, &b.input, b.len(), b.h, b.w)?;
+            for (row, &t) in out.logits.chunks(k).zip(&b.targets) {
+                seen[t as usize] += 1;
+                right[t as usize] += (argmax(row) == t as usize) as usize;
+            }
+        }
+        let examples: usize = seen.iter().sum();
+        Ok(Evaluation {
+            accuracy: right.iter().sum::<usize>() as f64 / examples.max(1) as f64,
+            per_class: right.iter().zip(&seen).map(|(&r, &s)| r as f64 / s.max(1) as f64).collect(),
+            examples,
+        })
+    }
+}
+
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
+}

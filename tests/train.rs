@@ -1,0 +1,183 @@
+//! Training end to end on lavapipe: a batch overfits, a resumed run reproduces an uninterrupted
+//! one exactly, checkpoints of another model are refused with a clear error, and the report files
+//! are written.
+
+mod common;
+use common::*;
+
+use std::sync::Arc;
+
+use efficientnet_wgpu::data::{Augment, Batch, Dataset, InMemory, Loader, Normalize, Source};
+use efficientnet_wgpu::model::{Config, Weights};
+use efficientnet_wgpu::ops::OptimizerKind;
+use efficientnet_wgpu::train::report::{append_metrics, read_metrics, write_plot, MetricsRow};
+use efficientnet_wgpu::train::{Schedule, TrainConfig, Trainer};
+use efficientnet_wgpu::Gpu;
+
+fn shared_gpu() -> Arc<Gpu> {
+    static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| Arc::new(Gpu::new().expect("a wgpu adapter (apt-get install -y mesa-vulkan-drivers)"))).clone()
+}
+
+fn tc(optimizer: OptimizerKind, batch: usize, lr: f32) -> TrainConfig {
+    TrainConfig {
+        epochs: 100,
+        max_steps: None,
+        batch_size: batch,
+        lr,
+        schedule: Schedule::Constant,
+        warmup_epochs: 0.0,
+        optimizer,
+        weight_decay: 0.0,
+        max_norm: 0.0,
+        ema: None,
+        label_smoothing: 0.0,
+        bn_momentum: 0.1,
+        dropout: false,
+        drop_path: false,
+        resolution: 16,
+        seed: 5,
+    }
+}
+
+/// Grayscale 12x12 images with random pixels and labels.
+fn synthetic(n: usize, classes: u32, seed: u64) -> Dataset {
+    let pixels: Vec<u8> = rand_vec(n * 144, seed).iter().map(|v| ((v + 1.0) * 127.0) as u8).collect();
+    let labels = (0..n as u32).map(|i| (i * 7 + seed as u32) % classes).collect();
+    Dataset {
+        name: "synthetic".into(),
+        source: Source::Memory(InMemory { channels: 1, h: 12, w: 12, pixels, labels }),
+        class_names: (0..classes).map(|c| format!("class {c}")).collect(),
+    }
+}
+
+#[test]
+fn a_batch_of_8_overfits_to_100_percent() {
+    let gpu = shared_gpu();
+    let config = Config::b0(8);
+    let weights = Weights::init_random(&config, 1);
+    let adam = OptimizerKind::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let mut t = Trainer::new(gpu, config, &weights, tc(adam, 8, 3e-3), 1).unwrap();
+    let ds = synthetic(8, 8, 3);
+    let batch: Batch = Loader::start(&ds, 8, 0, 0, 1, false, true, Augment::None, Normalize::FASHION_MNIST, 16)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let mut history = Vec::new();
+    for _ in 0..40 {
+        t.train_batch(&batch).unwrap();
+        history.push(t.last_loss_and_accuracy(&batch.targets).unwrap());
+    }
+    let (first, last) = (history[0], history[history.len() - 1]);
+    assert!(last.0 < 0.1 * first.0, "loss {} -> {}", first.0, last.0);
+    assert_eq!(last.1, 1.0, "training accuracy on the batch: {history:?}");
+    // With lr 0 a step changes nothing but the BN running statistics.
+    let before = t.weights().unwrap();
+    t.lr_override = Some(0.0);
+    t.train_batch(&batch).unwrap();
+    let after = t.weights().unwrap();
+    assert_eq!(before.get_by_key("features.0.0.weight"), after.get_by_key("features.0.0.weight"));
+    assert_ne!(before.get_by_key("features.0.1.running_mean"), after.get_by_key("features.0.1.running_mean"));
+}
+
+fn run_steps(t: &mut Trainer, ds: &Dataset, steps: u64) -> Vec<f32> {
+    let mut losses = Vec::new();
+    while (losses.len() as u64) < steps {
+        let loader = Loader::start(
+            ds,
+            4,
+            t.epoch,
+            t.batch_in_epoch,
+            9,
+            true,
+            true,
+            Augment::CropFlip { pad: 2 },
+            Normalize::FASHION_MNIST,
+            16,
+        )
+        .unwrap();
+        for b in loader {
+            let b = b.unwrap();
+            t.train_batch(&b).unwrap();
+            losses.push(t.last_loss_and_accuracy(&b.targets).unwrap().0);
+            if losses.len() as u64 == steps {
+                return losses;
+            }
+        }
+        t.next_epoch();
+    }
+    losses
+}
+
+#[test]
+fn resume_reproduces_the_uninterrupted_losses_exactly() {
+    let gpu = shared_gpu();
+    let config = Config::custom(0.25, 0.25, 16, 0.2, 4);
+    let weights = Weights::init_random(&config, 2);
+    let ds = synthetic(12, 4, 8); // 3 batches of 4 per epoch: the resume point is mid-epoch
+    let mut opts = tc(OptimizerKind::RmspropTf { decay: 0.9, momentum: 0.9, eps: 1e-3 }, 4, 1e-3);
+    opts.dropout = true;
+    opts.drop_path = true;
+    opts.ema = Some(0.9);
+    opts.max_norm = 1.0;
+    let mut full = Trainer::new(gpu.clone(), config.clone(), &weights, opts.clone(), 3).unwrap();
+    let all = run_steps(&mut full, &ds, 8);
+
+    let dir = std::env::temp_dir().join(format!("effnet-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("checkpoint.safetensors");
+    let mut first = Trainer::new(gpu.clone(), config.clone(), &weights, opts.clone(), 3).unwrap();
+    let head = run_steps(&mut first, &ds, 4);
+    first.save_checkpoint(&ck).unwrap();
+    drop(first);
+    let mut resumed =
+        Trainer::new(gpu.clone(), config.clone(), &Weights::init_random(&config, 99), opts.clone(), 3).unwrap();
+    resumed.resume(&ck).unwrap();
+    assert_eq!((resumed.step, resumed.epoch, resumed.batch_in_epoch), (4, 1, 1));
+    let tail = run_steps(&mut resumed, &ds, 4);
+    assert_eq!([head, tail].concat(), all, "losses after a resume equal the uninterrupted run's");
+    assert_eq!(
+        resumed.weights().unwrap().get_by_key("classifier.1.bias"),
+        full.weights().unwrap().get_by_key("classifier.1.bias")
+    );
+
+    // A checkpoint of another model is refused, naming both.
+    let other = Config::custom(0.5, 0.25, 16, 0.2, 4);
+    let mut wrong = Trainer::new(gpu, other.clone(), &Weights::init_random(&other, 1), opts, 3).unwrap();
+    let e = wrong.resume(&ck).unwrap_err().to_string();
+    assert!(e.contains("checkpoint.safetensors") && e.contains("width 0.25") && e.contains("width 0.5"), "{e}");
+    // The checkpoint is also a weights file in torchvision names.
+    assert!(Weights::load(&ck, &config, None).is_ok());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn metrics_csv_round_trips_and_the_plot_is_a_png() {
+    let dir = std::env::temp_dir().join(format!("effnet-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("metrics.csv");
+    let rows: Vec<MetricsRow> = (1..=5)
+        .map(|i| MetricsRow {
+            step: i * 10,
+            epoch: i as f64 / 5.0,
+            lr: 0.01,
+            train_loss: 2.0 / i as f32,
+            train_accuracy: 0.1 * i as f64,
+            test_accuracy: (i == 5).then_some(0.8),
+            images_per_second: 50.0,
+        })
+        .collect();
+    for r in &rows {
+        append_metrics(&csv, r).unwrap();
+    }
+    let back = read_metrics(&csv).unwrap();
+    assert_eq!(back.len(), 5);
+    assert_eq!(back[4].test_accuracy, Some(0.8));
+    assert_eq!(back[2].step, 30);
+    let png = dir.join("plot.png");
+    write_plot(&png, &back, "test").unwrap();
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (900, 700));
+    std::fs::remove_dir_all(&dir).ok();
+}
