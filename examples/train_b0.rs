@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Peak learning rate (after warm-up).
-    #[arg(long, default_value_t = 0.004)]
+    #[arg(long, default_value_t = 0.003)]
     lr: f32,
     /// adamw | rmsprop-tf (the paper's) | sgd | sgd-nesterov
     #[arg(long, default_value = "adamw")]
@@ -43,9 +43,9 @@ struct Args {
     schedule: String,
     #[arg(long, default_value_t = 0.1)]
     warmup_epochs: f32,
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.01)]
     weight_decay: f32,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
     /// Clip gradients to this global norm (0 = off).
     #[arg(long, default_value_t = 0.0)]
@@ -73,6 +73,10 @@ struct Args {
     out: PathBuf,
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Start from these weights (any supported format) instead of the paper's random init:
+    /// fine-tuning, or another initialisation.
+    #[arg(long)]
+    init: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Read the loss back for the progress bar every N steps (each read waits for the GPU).
@@ -171,7 +175,10 @@ fn run(args: Args) -> Result<()> {
         args.batch_size,
         steps_per_epoch
     );
-    let weights = Weights::init_random(&config, args.seed);
+    let weights = match &args.init {
+        Some(path) => Weights::load(path, &config, None)?.0,
+        None => Weights::init_random(&config, args.seed),
+    };
     let mut trainer = Trainer::new(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?;
     let metrics_path = args.out.join("metrics.csv");
     if let Some(ck) = &args.resume {

@@ -188,3 +188,50 @@ try:
     dump("lukemelas_b", m, stage_outputs_lukemelas, {"format": "lukemelas", "variant": "b0", "bn_eps": 1e-3}, 0.01, width=0.5)
 except ImportError as e:
     print("efficientnet_pytorch not installed, lukemelas fixture skipped:", e)
+
+
+def dump_multistep(tag, model, steps=5):
+    """Five SGD steps (momentum 0.9, lr 0.01, BN momentum 0.1, no dropout / stochastic depth) on
+    two alternating batches of 8 at 64x64, in float64: the loss of each step and the final parameters
+    (well-conditioned: PyTorch f32 and f64 agree to 1e-6 here; at 32x32 with batch 4 the last BNs
+    normalise 4 values and f32 and f64 PyTorch already differ by 1% after one step).
+    Catches what a single-step check cannot (optimizer state, running statistics over steps)."""
+    model = copy.deepcopy(model).double()
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+        if m.__class__.__name__ in ("Dropout", "DropPath"):
+            m.eval()
+    if hasattr(model, "drop_rate"):
+        model.drop_rate = 0.0
+    g = torch.Generator().manual_seed(99)
+    batches = [(torch.randn(8, 3, 64, 64, generator=g), torch.randint(0, CLASSES, (8,), generator=g)) for _ in range(2)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    out, losses = {}, []
+    for s in range(steps):
+        x, t = batches[s % 2]
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x.double()), t)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    for i, (x, t) in enumerate(batches):
+        out[f"multi.input{i}"], out[f"multi.target{i}"] = x, t
+    out["multi.loss"] = torch.tensor(losses)
+    for n, p in model.named_parameters():
+        out[f"multi.final.{n}"] = p.detach()
+    for n, m in model.named_modules():
+        if isinstance(m, nn.BatchNorm2d):
+            out[f"multi.final.{n}.running_mean"] = m.running_mean.detach()
+            out[f"multi.final.{n}.running_var"] = m.running_var.detach()
+    out = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in out.items()}
+    save_file(out, f"{OUT}/{tag}_multistep.safetensors", metadata={"steps": str(steps), "lr": "0.01", "momentum": "0.9"})
+    print(f"{tag}_multistep: losses {[round(v, 5) for v in losses]}")
+
+
+torch.manual_seed(0)
+m = E._gen_efficientnet("efficientnet_b0", channel_multiplier=WIDTH, depth_multiplier=DEPTH, pretrained=False,
+                        num_classes=CLASSES)
+m.load_state_dict(__import__("safetensors.torch", fromlist=["load_file"]).load_file(f"{OUT}/timm_b_weights.safetensors"))
+dump_multistep("timm_b", m)

@@ -181,3 +181,52 @@ fn metrics_csv_round_trips_and_the_plot_is_a_png() {
     assert_eq!((img.width(), img.height()), (900, 700));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Five SGD steps (momentum 0.9, lr 0.01) on two alternating batches of 8 at 64x64 against
+/// PyTorch (float64,
+/// `tests/fixtures/timm_b_multistep.safetensors`, made by scripts/make_fixtures.py): every
+/// step's loss and the final parameters and BN running statistics. Tolerance: 1e-4 * max|ref|
+/// + 1e-5 per tensor (five steps of f32 rounding through the optimizer state).
+#[test]
+fn five_sgd_steps_match_pytorch() {
+    use efficientnet_wgpu::model::{Variant, WeightFormat};
+    let gpu = shared_gpu();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut config = Config::new(Variant::B0, 10);
+    config.width = 0.25;
+    config.depth = 0.5;
+    let (weights, _) =
+        Weights::load(dir.join("timm_b_weights.safetensors"), &config, Some(WeightFormat::Timm)).unwrap();
+    let refs = read_safetensors(&dir.join("timm_b_multistep.safetensors"));
+    let bytes = std::fs::read(dir.join("timm_b_multistep.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let target = |i: usize| -> Vec<u32> {
+        bytemuck::pod_collect_to_vec::<u8, i64>(st.tensor(&format!("multi.target{i}")).unwrap().data())
+            .iter()
+            .map(|&v| v as u32)
+            .collect()
+    };
+    let batches: Vec<Batch> = (0..2)
+        .map(|i| Batch { input: refs[&format!("multi.input{i}")].1.clone(), targets: target(i), h: 64, w: 64 })
+        .collect();
+    let mut opts = tc(OptimizerKind::Sgd { momentum: 0.9, nesterov: false }, 8, 0.01);
+    opts.resolution = 64;
+    let mut t = Trainer::new(gpu.clone(), config.clone(), &weights, opts, 1).unwrap();
+    let want_loss = &refs["multi.loss"].1;
+    for (s, want) in want_loss.iter().enumerate() {
+        let b = &batches[s % 2];
+        t.train_batch(b).unwrap();
+        let (loss, _) = t.last_loss_and_accuracy(&b.targets).unwrap();
+        assert!((loss - want).abs() <= 1e-4 * want.abs() + 1e-5, "step {s}: loss {loss} vs PyTorch {want}");
+    }
+    let ours = t.weights().unwrap();
+    let spec = config.state_dict_spec(WeightFormat::Timm);
+    let mut checked = 0;
+    for s in &spec {
+        let Some((_, want)) = refs.get(&format!("multi.final.{}", s.key)) else { continue };
+        let got = &ours.get(s.layer, s.field).unwrap().data;
+        assert_close(&s.key, got, want, 1e-4 * max_abs(want) + 1e-5, 0.0);
+        checked += 1;
+    }
+    assert!(checked > 100, "compared {checked} tensors");
+}

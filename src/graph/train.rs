@@ -140,7 +140,7 @@ impl TrainGraph {
 
     /// Reads parameters and BN running statistics back into PyTorch layout and names.
     pub fn weights(&self, gpu: &Gpu) -> Result<Weights> {
-        let mut w = Weights::init_random(&self.config, 0);
+        let mut w = Weights::zeros(&self.config);
         self.params.read_into(gpu, &mut w)?;
         Ok(w)
     }
@@ -148,7 +148,7 @@ impl TrainGraph {
     /// The gradients of the last step, in PyTorch layout, as a `Weights` holding gradients in the
     /// learnable fields (running statistics are left as they are).
     pub fn gradients(&self, gpu: &Gpu) -> Result<Weights> {
-        let mut w = Weights::init_random(&self.config, 0);
+        let mut w = Weights::zeros(&self.config);
         let g = gpu.read(&self.params.grads)?;
         self.params.unflatten_into(&g, &mut w)?;
         Ok(w)

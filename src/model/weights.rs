@@ -516,6 +516,13 @@ impl Weights {
         Weights { specs, tensors, by_key, by_role }
     }
 
+    /// All-zero tensors of `config`'s shapes: a container to read GPU tensors back into.
+    pub fn zeros(config: &Config) -> Weights {
+        let specs = config.state_dict_spec(WeightFormat::Torchvision);
+        let tensors = specs.iter().map(|s| HostTensor::zeros(s.shape.clone())).collect();
+        Weights::from_parts(specs, tensors)
+    }
+
     /// TF's initialisation, deterministic from `seed`: conv kernels N(0, sqrt(2 / fan_out)) with
     /// `fan_out = kh·kw·out_channels / groups` (kh·kw for depthwise, as TF's depth-multiplier-1
     /// kernels and timm compute it; torchvision's kaiming uses kh·kw·C there instead), linear

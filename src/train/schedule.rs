@@ -44,8 +44,11 @@ impl LrSchedule {
         match self.schedule {
             Schedule::Constant => self.base_lr,
             Schedule::ExponentialStaircase { rate, every_epochs } => {
-                let epoch = step as f64 / self.steps_per_epoch.max(1) as f64;
-                self.base_lr * rate.powi((epoch / every_epochs as f64).floor() as i32)
+                // The f32 2.4 is 2.4000000954: round it back to its decimal value so the stairs
+                // fall on the steps the user meant.
+                let every = (every_epochs as f64 * 1e6).round() / 1e6;
+                let stairs = step as f64 / (every * self.steps_per_epoch.max(1) as f64);
+                self.base_lr * rate.powi((stairs + 1e-12).floor() as i32)
             }
             Schedule::Cosine => {
                 let span = self.total_steps.saturating_sub(self.warmup_steps).max(1) as f64;
