@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 # A Vulkan driver: any ICD manifest means one is installed (NVIDIA, AMD, Intel or lavapipe).
-if ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; then
+if ! compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null && ! compgen -G "/etc/vulkan/icd.d/*.json" >/dev/null; then
   need_apt+=(mesa-vulkan-drivers)
 fi
 if ! ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then need_apt+=(libvulkan1); fi
