@@ -112,7 +112,18 @@ pub fn write_plot(path: &Path, rows: &[MetricsRow], title: &str) -> Result<()> {
     let svg = plot_svg(rows, title)?;
     std::fs::write(path.with_extension("svg"), &svg).map_err(|e| Error::io(path.with_extension("svg"), e))?;
     let mut opt = resvg::usvg::Options::default();
-    opt.fontdb_mut().load_system_fonts();
+    let db = opt.fontdb_mut();
+    db.load_system_fonts();
+    // plotters asks for the generic "sans-serif", which fontdb maps to Arial by default: point
+    // it at a font that is installed (DejaVu Sans on Debian, else the first one found).
+    let family = db
+        .faces()
+        .flat_map(|f| f.families.iter().map(|(name, _)| name.clone()))
+        .find(|n| n == "DejaVu Sans")
+        .or_else(|| db.faces().next().and_then(|f| f.families.first().map(|(n, _)| n.clone())));
+    if let Some(family) = family {
+        db.set_sans_serif_family(family);
+    }
     let tree = resvg::usvg::Tree::from_str(&svg, &opt).map_err(|e| Error::invalid(format!("plot: {e}")))?;
     let size = tree.size().to_int_size();
     let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())

@@ -121,6 +121,10 @@ impl Trainer {
     /// readback. The step is recorded on first use (and again if the batch shape changes).
     pub fn train_batch(&mut self, batch: &Batch) -> Result<()> {
         let n = batch.len();
+        let k = self.config.num_classes;
+        if let Some(t) = batch.targets.iter().find(|&&t| t as usize >= k) {
+            return Err(Error::invalid(format!("target class {t} is out of range for a {k}-class model")));
+        }
         let stale = self.step_plan.as_ref().is_none_or(|s| (s.batch, s.h, s.w) != (n, batch.h, batch.w));
         if stale {
             self.step_plan = Some(self.graph.record_step(&self.gpu, n, batch.h, batch.w, &self.options())?);
@@ -174,11 +178,17 @@ impl Trainer {
         let r = self.tc.resolution;
         let model = EfficientNet::new(&self.gpu, self.config.clone(), &weights)?.with_input_size(Some((r, r)));
         let k = self.config.num_classes;
+        if ds.num_classes() > k {
+            return Err(Error::invalid(format!("{} has {} classes but the model has {k}", ds.name, ds.num_classes())));
+        }
         let (mut right, mut seen) = (vec![0usize; k], vec![0usize; k]);
         for b in Loader::start(ds, batch, 0, 0, self.tc.seed, false, false, Augment::None, norm, r)? {
             let b = b?;
             let out = model.forward(&self.gpu, &b.input, b.len(), b.h, b.w)?;
             for (row, &t) in out.logits.chunks(k).zip(&b.targets) {
+                if t as usize >= k {
+                    return Err(Error::invalid(format!("{}: label {t} is out of range for {k} classes", ds.name)));
+                }
                 seen[t as usize] += 1;
                 right[t as usize] += (argmax(row) == t as usize) as usize;
             }
