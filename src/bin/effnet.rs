@@ -202,13 +202,18 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool) -> Result<()> {
 }
 
 /// The classifier's class count as stored in a weights file, when it can be read.
+/// Reads only the safetensors header (8-byte length, then JSON), not the tensors.
 fn classes_in_file(path: &Path) -> Option<usize> {
-    let bytes = std::fs::read(path).ok()?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
-    let tensors = meta.tensors();
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let mut header = vec![0u8; usize::try_from(u64::from_le_bytes(len)).ok()?.min(100 << 20)];
+    f.read_exact(&mut header).ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&header).ok()?;
     ["classifier.1.bias", "classifier.bias", "_fc.bias"]
         .iter()
-        .find_map(|k| tensors.get(*k).and_then(|t| t.shape.first().copied()))
+        .find_map(|k| json.get(*k)?.get("shape")?.get(0)?.as_u64().map(|c| c as usize))
 }
 
 /// The config and weights a user named, with the format's numerics applied.

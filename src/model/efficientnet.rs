@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::graph::params::oihw_to_hwio;
 use crate::graph::Recorder;
 use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, Weights};
 use crate::ops::{
@@ -68,23 +69,6 @@ fn bn_fold(w: &Weights, layer: Layer, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> 
     Ok((scale.iter().map(|&s| s as f32).collect(), shift))
 }
 
-/// OIHW (cout, cin_g, kh, kw) → HWIO (kh, kw, cin_g, cout), each output channel times `scale`.
-fn oihw_to_hwio(t: &HostTensor, scale: &[f32]) -> Vec<f32> {
-    let [co, ci, kh, kw] = [t.shape[0], t.shape[1], t.shape[2], t.shape[3]];
-    let mut out = vec![0f32; t.data.len()];
-    for o in 0..co {
-        for i in 0..ci {
-            for y in 0..kh {
-                for x in 0..kw {
-                    out[((y * kw + x) * ci + i) * co + o] =
-                        (t.data[((o * ci + i) * kh + y) * kw + x] as f64 * scale[o] as f64) as f32;
-                }
-            }
-        }
-    }
-    out
-}
-
 impl GpuLayer {
     fn upload(gpu: &Gpu, weight: Vec<f32>, bias: Vec<f32>, name: &str) -> Result<GpuLayer> {
         Ok(GpuLayer { weight: gpu.upload(&weight, name)?, bias: gpu.upload(&bias, name)? })
@@ -94,7 +78,12 @@ impl GpuLayer {
     /// for depthwise convs (kh, kw, c)) with the BN folded in.
     fn conv_bn(gpu: &Gpu, w: &Weights, layer: Layer, eps: f32) -> Result<GpuLayer> {
         let (scale, shift) = bn_fold(w, layer, eps)?;
-        let weight = oihw_to_hwio(tensor(w, layer, Field::Weight)?, &scale);
+        let t = tensor(w, layer, Field::Weight)?;
+        let mut weight = oihw_to_hwio(&t.data, &t.shape);
+        // HWIO keeps the output channel innermost: fold BN's per-channel scale in place.
+        for (v, s) in weight.iter_mut().zip(scale.iter().cycle()) {
+            *v *= s;
+        }
         Self::upload(gpu, weight, shift, &format!("{layer:?}"))
     }
 
@@ -102,14 +91,12 @@ impl GpuLayer {
     /// stored as the (in, out) GEMM operand.
     fn linear(gpu: &Gpu, w: &Weights, layer: Layer) -> Result<GpuLayer> {
         let t = tensor(w, layer, Field::Weight)?;
-        let (o, i) = (t.shape[0], t.shape[1]);
-        let mut weight = vec![0f32; o * i];
-        for r in 0..o {
-            for c in 0..i {
-                weight[c * o + r] = t.data[r * i + c];
-            }
-        }
-        Self::upload(gpu, weight, tensor(w, layer, Field::Bias)?.data.clone(), &format!("{layer:?}"))
+        Self::upload(
+            gpu,
+            oihw_to_hwio(&t.data, &t.shape),
+            tensor(w, layer, Field::Bias)?.data.clone(),
+            &format!("{layer:?}"),
+        )
     }
 }
 
