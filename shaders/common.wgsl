@@ -61,3 +61,12 @@ fn clip_scale(max_norm: f32, norm2: f32) -> f32 {
     }
     return min(1.0, max_norm / sqrt(norm2 + 1e-12));
 }
+
+// Texel kernels read buffers copied into rgba32float textures TEXEL_ROW (= 1 << TEXEL_ROW_LOG2)
+// texels wide: vec4 number i of the buffer is texel (i % TEXEL_ROW, i / TEXEL_ROW). Twin of
+// gpu::TEXEL_ROW.
+const TEXEL_ROW_LOG2: u32 = 11u;
+
+fn texel(i: u32) -> vec2<u32> {
+    return vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2);
+}

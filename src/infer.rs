@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu};
+use crate::gpu::Gpu;
 use crate::model::{imagenet_label, EfficientNet};
 use crate::ops::{bilinear_resize_fwd, BilinearResizeParams};
 
@@ -146,10 +146,7 @@ impl Classifier {
                 pre.push(bilinear_resize_fwd(&self.gpu, &p, &src, &affine, &dst)?);
                 keep.push((src, dst));
             }
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                pre.iter().for_each(|d: &Dispatch| d.encode(&mut pass));
-            }
+            crate::gpu::encode_dispatches(&mut encoder, "preprocess", &pre);
             let per_image = 3 * res * res * 4;
             for (i, (_, dst)) in keep.iter().enumerate() {
                 encoder.copy_buffer_to_buffer(

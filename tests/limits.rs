@@ -16,6 +16,8 @@ fn small_binding_gpu(max_binding: u64) -> Gpu {
     limits.max_storage_buffer_binding_size = max_binding;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("host app device"),
+        // The same features as the library's own device, so that both pick the same kernels.
+        required_features: adapter.features(),
         required_limits: limits,
         ..Default::default()
     }))

@@ -25,7 +25,18 @@ pub struct Capabilities {
     pub timestamps_inside_passes: bool,
     pub shader_f16: bool,
     pub subgroups: bool,
+    /// The subgroup size when the adapter has exactly one (lavapipe: 8). The texel GEMMs share
+    /// weights across 8 lanes with `subgroupShuffle` and need it to be 8.
+    pub fixed_subgroup_size: Option<u32>,
     pub immediates: bool,
+}
+
+impl Capabilities {
+    /// Whether the CPU-adapter kernels that read through textures and shuffle across 8-lane
+    /// subgroups apply (`EFFNET_KERNELS=gpu` turns them off for comparison).
+    pub fn texel_kernels(&self) -> bool {
+        self.kernel_class == KernelClass::Cpu && self.subgroups && self.fixed_subgroup_size == Some(8)
+    }
 }
 
 /// A description of one adapter, for `effnet devices`.
@@ -62,6 +73,8 @@ pub struct Gpu {
     modules: Mutex<HashMap<Kernel, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    /// Scratch textures for `BindingKind::Texels` bindings, keyed by (binding slot, rows).
+    textures: Mutex<HashMap<(u32, u32), Arc<wgpu::Texture>>>,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -187,6 +200,7 @@ impl Gpu {
             timestamps_inside_passes: features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            fixed_subgroup_size: (info.subgroup_min_size == info.subgroup_max_size).then_some(info.subgroup_min_size),
             immediates: features.contains(wgpu::Features::IMMEDIATES),
         };
         Gpu {
@@ -199,6 +213,7 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             layouts: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            textures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -229,13 +244,17 @@ impl Gpu {
                     .map(|(i, kind)| wgpu::BindGroupLayoutEntry {
                         binding: i as u32,
                         visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: match kind {
-                                BindingKind::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                                BindingKind::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                        ty: match kind {
+                            BindingKind::Read | BindingKind::Write => wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Storage { read_only: *kind == BindingKind::Read },
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
                             },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
+                            BindingKind::Texels => wgpu::BindingType::StorageTexture {
+                                access: wgpu::StorageTextureAccess::ReadOnly,
+                                format: wgpu::TextureFormat::Rgba32Float,
+                                view_dimension: wgpu::TextureViewDimension::D2,
+                            },
                         },
                         count: None,
                     })
@@ -285,6 +304,38 @@ impl Gpu {
         }));
         self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, pipeline.clone());
         pipeline
+    }
+
+    /// A scratch `rgba32float` texture of `TEXEL_ROW` x `rows` texels for binding `slot` of texel
+    /// kernels. Rows are rounded up to a power of two, so few sizes exist; one texture serves
+    /// every dispatch that binds that slot, because each dispatch copies its input in just
+    /// before it runs (queue order makes the reuse safe).
+    pub fn scratch_texture(&self, slot: u32, texels: usize) -> Result<Arc<wgpu::Texture>> {
+        let rows = texels.div_ceil(super::TEXEL_ROW as usize).max(1).next_power_of_two();
+        let max = self.limits.max_texture_dimension_2d as usize;
+        if rows > max || (super::TEXEL_ROW as usize) > max {
+            return Err(Error::ExceedsDeviceLimit {
+                what: format!("a texture of {texels} texels"),
+                needed: rows as u64,
+                limit: max as u64,
+                limit_name: "max_texture_dimension_2d",
+                hint: "use a smaller batch or input size".into(),
+            });
+        }
+        let mut textures = self.textures.lock().unwrap_or_else(|e| e.into_inner());
+        let texture = textures.entry((slot, rows as u32)).or_insert_with(|| {
+            Arc::new(self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("texel scratch"),
+                size: wgpu::Extent3d { width: super::TEXEL_ROW, height: rows as u32, depth_or_array_layers: 1 },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            }))
+        });
+        Ok(texture.clone())
     }
 
     /// Number of distinct pipelines built so far (the bench reports it).

@@ -1,14 +1,20 @@
 //! Every WGSL kernel by name. The sources are embedded with `include_str!` so the library and the
 //! `effnet` binary are self-contained.
 
-/// How a kernel uses one binding (all bindings are storage buffers).
+/// How a kernel uses one binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingKind {
+    /// A read-only storage buffer.
     Read,
+    /// A read-write storage buffer.
     Write,
+    /// A read-only `rgba32float` storage texture holding a storage buffer's contents, copied in
+    /// just before the dispatch (see `gpu::TexelCopy`): on CPU adapters a texel load is a vector
+    /// gather, 3–4x cheaper than a storage-buffer load.
+    Texels,
 }
 
-use BindingKind::{Read as R, Write as W};
+use BindingKind::{Read as R, Texels as T, Write as W};
 
 macro_rules! kernels {
     ($($variant:ident => $name:literal, $file:literal, $entry:literal, [$($b:expr),*];)*) => {
@@ -54,8 +60,12 @@ kernels! {
     GemmFwd => "gemm_fwd", "gemm/gemm_fwd.wgsl", "main", [R, R, R, R, R, W];
     // the same, K and N multiples of 4
     GemmFwdVec4 => "gemm_fwd_vec4", "gemm/gemm_fwd_vec4.wgsl", "main", [R, R, R, R, R, W];
+    // a, b, bias, residual, a_scale (texels: a, b, a_scale), out; CPU adapters with 8-lane subgroups
+    GemmFwdTexel => "gemm_fwd_texel", "gemm/gemm_fwd_texel.wgsl", "main", [T, T, R, R, T, W];
     // x, weight (HW C), bias, y
     DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", [R, R, R, W];
+    // x, weight (texels), bias, y; CPU adapters, C % 4 == 0
+    DepthwiseConvFwdTexel => "depthwise_conv_fwd_texel", "depthwise_conv/depthwise_conv_fwd_texel.wgsl", "main", [T, T, R, W];
     // x, partial sums
     GlobalAvgPoolPartial => "global_avg_pool_partial", "pool/global_avg_pool_fwd.wgsl", "partial", [R, W];
     // partial sums, mean
@@ -70,16 +80,24 @@ kernels! {
     GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", [R, R, W];
     // the same, K and N multiples of 4
     GemmBwdDataVec4 => "gemm_bwd_data_vec4", "gemm/gemm_bwd_data_vec4.wgsl", "main", [R, R, W];
+    // dc, b (texels), da; CPU adapters with 8-lane subgroups
+    GemmBwdDataTexel => "gemm_bwd_data_texel", "gemm/gemm_bwd_data_texel.wgsl", "main", [T, T, W];
     // a, a_scale, dc, partial
     GemmBwdWeight => "gemm_bwd_weight", "gemm/gemm_bwd_weight.wgsl", "main", [R, R, R, W];
     // the same, K and N multiples of 4
     GemmBwdWeightVec4 => "gemm_bwd_weight_vec4", "gemm/gemm_bwd_weight_vec4.wgsl", "main", [R, R, R, W];
+    // a, a_scale, dc (texels), partial; CPU adapters with 8-lane subgroups
+    GemmBwdWeightTexel => "gemm_bwd_weight_texel", "gemm/gemm_bwd_weight_texel.wgsl", "main", [T, T, T, W];
     // d_gated, y, gate, dy, partial
     SeGateBwd => "se_gate_bwd", "se/se_gate_bwd.wgsl", "main", [R, R, R, W, W];
     // dy, w, dx
     DepthwiseConvBwdData => "depthwise_conv_bwd_data", "depthwise_conv/depthwise_conv_bwd_data.wgsl", "main", [R, R, W];
+    // dy, w (texels), dx; CPU adapters, C % 4 == 0
+    DepthwiseConvBwdDataTexel => "depthwise_conv_bwd_data_texel", "depthwise_conv/depthwise_conv_bwd_data_texel.wgsl", "main", [T, T, W];
     // x, dy, partial
     DepthwiseConvBwdWeight => "depthwise_conv_bwd_weight", "depthwise_conv/depthwise_conv_bwd_weight.wgsl", "main", [R, R, W];
+    // x, dy (texels), partial; CPU adapters, C % 4 == 0
+    DepthwiseConvBwdWeightTexel => "depthwise_conv_bwd_weight_texel", "depthwise_conv/depthwise_conv_bwd_weight_texel.wgsl", "main", [T, T, W];
     // dy, w, dx
     Conv2dBwdData => "conv2d_bwd_data", "conv2d/conv2d_bwd_data.wgsl", "main", [R, R, W];
     // x, dy, partial

@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 /// a multiple of every GPU's SIMD width.
 pub const WG: u32 = 64;
 
+/// Width in texels of the scratch textures behind `BindingKind::Texels` bindings: a buffer's vec4
+/// number `i` lands at texel (i % TEXEL_ROW, i / TEXEL_ROW). WGSL twin: `TEXEL_ROW_LOG2` in
+/// common.wgsl. 2048 x 16 bytes is a multiple of the 256-byte row pitch copies need.
+pub const TEXEL_ROW: u32 = 2048;
+
 /// A range of a storage buffer: `len` f32 elements from byte `offset`. Most tensors own a whole
 /// buffer (offset 0); parameters are ranges of one flat buffer, so that an optimizer updates them
 /// all in one dispatch.
@@ -145,6 +150,45 @@ impl Gpu {
     }
 }
 
+/// A copy of a buffer range into a scratch texture, encoded just before the dispatch that reads it.
+pub struct TexelCopy {
+    pub src: GpuBuffer,
+    pub texture: Arc<wgpu::Texture>,
+}
+
+impl TexelCopy {
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        let row = TEXEL_ROW as u64;
+        let texels = self.src.len as u64 / 4;
+        let (full, rest) = (texels / row, texels % row);
+        let copy = |encoder: &mut wgpu::CommandEncoder, offset: u64, y: u32, width: u64, height: u64| {
+            encoder.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer: &self.src.buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset,
+                        bytes_per_row: Some(TEXEL_ROW * 16),
+                        rows_per_image: None,
+                    },
+                },
+                wgpu::TexelCopyTextureInfo {
+                    texture: &self.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d { x: 0, y, z: 0 },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: 1 },
+            );
+        };
+        if full > 0 {
+            copy(encoder, self.src.offset, 0, row, full);
+        }
+        if rest > 0 {
+            copy(encoder, self.src.offset + full * row * 16, full as u32, rest, 1);
+        }
+    }
+}
+
 /// One recorded dispatch: everything needed to replay it, built once.
 pub struct Dispatch {
     pub kernel: Kernel,
@@ -156,6 +200,8 @@ pub struct Dispatch {
     pub bytes: u64,
     /// Which graph node this dispatch belongs to, for profiles.
     pub label: String,
+    /// Buffers copied into the textures of its `Texels` bindings before it runs.
+    pub copies: Vec<TexelCopy>,
 }
 
 impl Dispatch {
@@ -171,10 +217,34 @@ impl Dispatch {
         debug_assert_eq!(buffers.len(), kernel.bindings().len(), "{}", kernel.name());
         let pipeline = gpu.pipeline(kernel, constants);
         let layout = gpu.bind_group_layout(kernel);
+        let mut copies = Vec::new();
+        let mut views = Vec::new();
+        for (slot, (b, kind)) in buffers.iter().zip(kernel.bindings()).enumerate() {
+            if *kind == BindingKind::Texels {
+                if !b.len.is_multiple_of(4) || !b.offset.is_multiple_of(16) {
+                    return Err(Error::invalid(format!(
+                        "{}: binding {slot} must be whole vec4s at a 16-byte offset to be read as texels",
+                        kernel.name()
+                    )));
+                }
+                let texture = gpu.scratch_texture(slot as u32, b.len / 4)?;
+                views.push(Some(texture.create_view(&Default::default())));
+                copies.push(TexelCopy { src: (*b).clone(), texture });
+            } else {
+                views.push(None);
+            }
+        }
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
+            .zip(&views)
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.binding() })
+            .map(|(i, (b, view))| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: match view {
+                    Some(v) => wgpu::BindingResource::TextureView(v),
+                    None => b.binding(),
+                },
+            })
             .collect();
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.name()),
@@ -182,7 +252,7 @@ impl Dispatch {
             entries: &entries,
         });
         let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
-        Ok(Dispatch { kernel, pipeline, bind_group, workgroups, flops: 0, bytes: 0, label: label.into() })
+        Ok(Dispatch { kernel, pipeline, bind_group, workgroups, flops: 0, bytes: 0, label: label.into(), copies })
     }
 
     pub fn with_cost(mut self, flops: u64, bytes: u64) -> Self {
@@ -219,21 +289,34 @@ pub fn grid(n: u64, max_per_dim: u32) -> Result<[u32; 3]> {
     Ok([n.div_ceil(y) as u32, y as u32, 1])
 }
 
-/// Records `dispatches` into one compute pass and submits them.
-pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) {
-    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("effnet") });
-    {
+/// Encodes `dispatches` in order, in as few compute passes as possible: a pass ends only where a
+/// dispatch needs buffers copied into textures first (copies can't be encoded inside a pass).
+pub fn encode_dispatches<'a>(
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+) {
+    let mut iter = dispatches.into_iter().peekable();
+    while let Some(first) = iter.next() {
+        first.copies.iter().for_each(|c| c.encode(encoder));
         let mut pass =
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("effnet"), timestamp_writes: None });
-        for d in dispatches {
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+        first.encode(&mut pass);
+        while let Some(d) = iter.next_if(|d| d.copies.is_empty()) {
             d.encode(&mut pass);
         }
     }
+}
+
+/// Records `dispatches` and submits them.
+pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) {
+    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("effnet") });
+    encode_dispatches(&mut encoder, "effnet", dispatches);
     gpu.queue.submit([encoder.finish()]);
 }
 
 /// Times each dispatch on the GPU with timestamp queries, one compute pass per dispatch (so the
-/// figures include a pass boundary each, but attribute time cleanly). Returns nanoseconds per
+/// figures include a pass boundary each, but attribute time cleanly; texel copies fall outside). Returns nanoseconds per
 /// dispatch, in order. Needs `Capabilities::timestamps`.
 pub fn profile_dispatches(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<Vec<f64>> {
     if !gpu.caps.timestamps {
@@ -267,6 +350,7 @@ pub fn profile_dispatches(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<Vec<f64
         });
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         for (i, d) in chunk.iter().enumerate() {
+            d.copies.iter().for_each(|c| c.encode(&mut encoder));
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&d.label),
                 timestamp_writes: Some(wgpu::ComputePassTimestampWrites {

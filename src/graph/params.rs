@@ -114,7 +114,8 @@ fn layers(config: &Config) -> Vec<(Layer, bool, bool)> {
 impl ParamStore {
     /// Uploads `weights` (PyTorch layout) into the flat GPU buffers.
     pub fn from_weights(gpu: &Gpu, config: &Config, weights: &Weights) -> Result<ParamStore> {
-        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        // At least 16-byte offsets: texel kernels copy weights into textures, which needs them.
+        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(4);
         let aligned = |n: usize| n.div_ceil(align) * align;
         let (mut entries, mut running_entries) = (Vec::new(), Vec::new());
         let (mut decayed, mut exempt) = (Vec::new(), Vec::new());

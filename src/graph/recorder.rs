@@ -46,7 +46,7 @@ impl<'a> Recorder<'a> {
         self.dispatches.push(d);
     }
 
-    pub fn push_all<const N: usize>(&mut self, ds: [Dispatch; N], label: &str) {
+    pub fn push_all(&mut self, ds: impl IntoIterator<Item = Dispatch>, label: &str) {
         for d in ds {
             self.push(d, label);
         }

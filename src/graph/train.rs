@@ -356,13 +356,13 @@ impl Builder<'_> {
                 (p.input_len(), None)
             }
             Conv::Pointwise(p, _) => {
-                let partial = self.r.alloc(p.weight_partial_len())?;
+                let partial = self.r.alloc(p.weight_partial_len(gpu))?;
                 self.r.push_all(ops::gemm_bwd_weight(gpu, p, &s.x, s.gate.as_ref(), &dz, &partial, &dw)?, &label);
                 self.r.release(partial);
                 (p.m * p.k, None)
             }
             Conv::Depthwise(p) => {
-                let partial = self.r.alloc(p.weight_partial_len())?;
+                let partial = self.r.alloc(p.weight_partial_len(gpu))?;
                 self.r.push_all(ops::depthwise_conv_bwd_weight(gpu, p, &s.x, &dz, &partial, &dw)?, &label);
                 self.r.release(partial);
                 (p.n * p.h * p.w * p.c, None::<GpuBuffer>)
@@ -565,7 +565,7 @@ impl Builder<'_> {
     ) -> Result<GpuBuffer> {
         let gpu = self.r.gpu;
         let (dw, db) = (self.grad(layer, ParamKind::Weight)?, self.grad(layer, ParamKind::Bias)?);
-        let partial = self.r.alloc(p.weight_partial_len())?;
+        let partial = self.r.alloc(p.weight_partial_len(gpu))?;
         self.r.push_all(ops::gemm_bwd_weight(gpu, &p, x, None, dout, &partial, &dw)?, label);
         self.r.release(partial);
         let partial = self.r.alloc(p.bias_partial_len())?;
@@ -657,11 +657,7 @@ impl TrainStep {
         gpu.queue.write_buffer(&self.input.buffer, self.input.offset, bytemuck::cast_slice(input));
         gpu.queue.write_buffer(&self.targets.buffer, self.targets.offset, bytemuck::cast_slice(targets));
         gpu.queue.write_buffer(&self.seed.buffer, self.seed.offset, bytemuck::cast_slice(&[seed]));
-        let mut pass = encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train step"), timestamp_writes: None });
-        for d in &self.dispatches {
-            d.encode(&mut pass);
-        }
+        crate::gpu::encode_dispatches(encoder, "train step", &self.dispatches);
         Ok(())
     }
 

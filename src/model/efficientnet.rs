@@ -452,14 +452,8 @@ impl ForwardPlan {
             }
             gpu.queue.write_buffer(&self.input.buffer, 0, bytemuck::cast_slice(input));
         }
-        let mut pass =
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
-        for d in &self.dispatches {
-            d.encode(&mut pass);
-        }
-        if softmax {
-            self.softmax.encode(&mut pass);
-        }
+        let tail = softmax.then_some(&self.softmax);
+        crate::gpu::encode_dispatches(encoder, "forward", self.dispatches.iter().chain(tail));
         Ok(())
     }
 

@@ -1,10 +1,10 @@
 //! Depthwise convolution (one filter per channel), NHWC, with a fused bias + activation epilogue.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
 use crate::model::{conv_padding, Padding};
 use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
-use crate::ops::Activation;
+use crate::ops::{Activation, KernelVariant};
 
 /// Input (n, h, w, c), weights (kh, kw, c), output (n, oh, ow, c).
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +22,7 @@ pub struct DepthwiseConvParams {
     pub ow: usize,
     pub act: Activation,
     pub has_bias: bool,
+    pub variant: KernelVariant,
 }
 
 impl DepthwiseConvParams {
@@ -42,6 +43,7 @@ impl DepthwiseConvParams {
             ow,
             act: Activation::None,
             has_bias: false,
+            variant: KernelVariant::Auto,
         }
     }
     pub fn output_len(&self) -> usize {
@@ -57,21 +59,37 @@ impl DepthwiseConvParams {
         self.kh * self.kw * self.c
     }
 
+    /// The kernel family that runs on `gpu`: texels on CPU adapters when C is a multiple of 4
+    /// (forced, on any adapter: they need no subgroups).
+    pub fn kernel_variant(&self, gpu: &Gpu) -> KernelVariant {
+        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
+        match self.variant {
+            KernelVariant::Texel | KernelVariant::Auto
+                if self.c.is_multiple_of(4) && (cpu || self.variant == KernelVariant::Texel) =>
+            {
+                KernelVariant::Texel
+            }
+            _ => KernelVariant::Scalar,
+        }
+    }
+
     /// Output rows (of the n * oh) per chunk of the weight gradient's partial sums: enough chunks
-    /// for ~16K invocations, so that a GPU is busy and each invocation sums a short stretch.
-    pub fn weight_grad_rows(&self) -> usize {
+    /// for ~16K invocations on a GPU (~1K on a CPU, whose few cores gain nothing from more), so
+    /// that the device is busy and each invocation sums a short stretch.
+    pub fn weight_grad_rows(&self, gpu: &Gpu) -> usize {
+        let target = if gpu.caps.kernel_class == KernelClass::Cpu { 1024 } else { 16_384 };
         let per_chunk = self.kh * self.kw.div_ceil(self.weight_grad_kx_block()) * self.c.div_ceil(4);
         let rows = self.n * self.oh;
-        let chunks = (16_384 / per_chunk.max(1)).clamp(1, rows.max(1));
+        let chunks = (target / per_chunk.max(1)).clamp(1, rows.max(1));
         rows.div_ceil(chunks).max(1)
     }
     /// Number of partial-sum chunks of the weight gradient.
-    pub fn weight_grad_chunks(&self) -> usize {
-        (self.n * self.oh).div_ceil(self.weight_grad_rows())
+    pub fn weight_grad_chunks(&self, gpu: &Gpu) -> usize {
+        (self.n * self.oh).div_ceil(self.weight_grad_rows(gpu))
     }
     /// Length of the partial-sum scratch of `depthwise_conv_bwd_weight`: (chunks, kh, kw, c).
-    pub fn weight_partial_len(&self) -> usize {
-        self.weight_grad_chunks() * self.weight_len()
+    pub fn weight_partial_len(&self, gpu: &Gpu) -> usize {
+        self.weight_grad_chunks(gpu) * self.weight_len()
     }
     /// Taps kx per invocation of the weight gradient (at most 5 accumulators), splitting kw evenly.
     fn weight_grad_kx_block(&self) -> usize {
@@ -122,15 +140,12 @@ pub fn depthwise_conv_fwd(
 ) -> Result<Dispatch> {
     let threads = (p.n * p.oh * p.ow.div_ceil(4) * p.c.div_ceil(4)) as u64;
     let bytes = 4 * (p.n * p.h * p.w * p.c + p.output_len()) as u64;
-    Ok(Dispatch::new(
-        gpu,
-        Kernel::DepthwiseConvFwd,
-        &p.constants(),
-        &[x, w, bias.unwrap_or(w), y],
-        threads,
-        "depthwise_conv_fwd",
-    )?
-    .with_cost(2 * p.macs(), bytes))
+    let kernel = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => Kernel::DepthwiseConvFwdTexel,
+        _ => Kernel::DepthwiseConvFwd,
+    };
+    Ok(Dispatch::new(gpu, kernel, &p.constants(), &[x, w, bias.unwrap_or(w), y], threads, kernel.name())?
+        .with_cost(2 * p.macs(), bytes))
 }
 
 /// Records `dx (n, h, w, c) (+)= d conv / dx` for `dy` (n, oh, ow, c), the gradient of the
@@ -151,12 +166,15 @@ pub fn depthwise_conv_bwd_data(
     c.push(("ACCUMULATE", accumulate as u32 as f64));
     let threads = (p.n * p.h * p.w.div_ceil(4 * p.stride) * p.stride * p.c.div_ceil(4)) as u64;
     let bytes = 4 * (p.output_len() + p.weight_len() + p.input_len() * (1 + accumulate as usize)) as u64;
-    Ok(Dispatch::new(gpu, Kernel::DepthwiseConvBwdData, &c, &[dy, w, dx], threads, "depthwise_conv_bwd_data")?
-        .with_cost(2 * p.macs(), bytes))
+    let kernel = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => Kernel::DepthwiseConvBwdDataTexel,
+        _ => Kernel::DepthwiseConvBwdData,
+    };
+    Ok(Dispatch::new(gpu, kernel, &c, &[dy, w, dx], threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
 }
 
 /// Records `dw (kh, kw, c) = d conv / dw`: per-chunk partial sums into `partial`
-/// (`p.weight_partial_len()` values), then their fixed-order sum into `dw`.
+/// (`p.weight_partial_len(gpu)` values), then their fixed-order sum into `dw`.
 pub fn depthwise_conv_bwd_weight(
     gpu: &Gpu,
     p: &DepthwiseConvParams,
@@ -165,7 +183,7 @@ pub fn depthwise_conv_bwd_weight(
     partial: &GpuBuffer,
     dw: &GpuBuffer,
 ) -> Result<[Dispatch; 2]> {
-    depthwise_conv_bwd_weight_rows(gpu, p, p.weight_grad_rows(), x, dy, partial, dw)
+    depthwise_conv_bwd_weight_rows(gpu, p, p.weight_grad_rows(gpu), x, dy, partial, dw)
 }
 
 /// `depthwise_conv_bwd_weight` with an explicit chunk size: `rows` output rows (of the n * oh) per
@@ -192,15 +210,12 @@ pub fn depthwise_conv_bwd_weight_rows(
     c.extend([("ROWS", rows as f64), ("KB", kb as f64)]);
     let threads = (chunks * p.kh * p.kw.div_ceil(kb) * p.c.div_ceil(4)) as u64;
     let bytes = 4 * (p.input_len() + p.output_len() + chunks * p.weight_len()) as u64;
-    let part = Dispatch::new(
-        gpu,
-        Kernel::DepthwiseConvBwdWeight,
-        &c,
-        &[x, dy, partial],
-        threads,
-        "depthwise_conv_bwd_weight",
-    )?
-    .with_cost(2 * p.macs(), bytes);
+    let kernel = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => Kernel::DepthwiseConvBwdWeightTexel,
+        _ => Kernel::DepthwiseConvBwdWeight,
+    };
+    let part =
+        Dispatch::new(gpu, kernel, &c, &[x, dy, partial], threads, kernel.name())?.with_cost(2 * p.macs(), bytes);
     let sum = sum_partials(gpu, &SumPartialsParams::new(chunks, p.weight_len()), partial, dw)?;
     Ok([part, sum])
 }

@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::ops::pool::global_avg_pool_partial;
 use crate::ops::reduce::{sum_partials, SumPartialsParams};
-use crate::ops::{Activation, GlobalAvgPoolParams};
+use crate::ops::{Activation, GlobalAvgPoolParams, KernelVariant};
 
 /// `out (m, n) = act((a * a_scale) (m, k) x b (k, n) + bias (n)) + residual (m, n)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,20 +17,35 @@ pub struct GemmParams {
     pub has_residual: bool,
     /// Rows of A per row of `a_scale` (H*W for a per-image, per-channel gate); 0 = no scale.
     pub a_scale_rows: usize,
-    /// Use the vec4 kernels when K and N are multiples of 4 (off only to test the scalar ones).
-    pub vec4: bool,
+    pub variant: KernelVariant,
 }
 
 impl GemmParams {
     pub fn new(m: usize, n: usize, k: usize) -> Self {
-        GemmParams { m, n, k, act: Activation::None, has_bias: false, has_residual: false, a_scale_rows: 0, vec4: true }
+        GemmParams {
+            m,
+            n,
+            k,
+            act: Activation::None,
+            has_bias: false,
+            has_residual: false,
+            a_scale_rows: 0,
+            variant: KernelVariant::Auto,
+        }
     }
     pub fn macs(&self) -> u64 {
         (self.m * self.n * self.k) as u64
     }
-    /// Whether the vec4 kernels apply: K and N multiples of 4.
-    pub fn uses_vec4(&self) -> bool {
-        self.vec4 && self.k.is_multiple_of(4) && self.n.is_multiple_of(4)
+    /// The kernel family that runs this GEMM on `gpu`. The choice never depends on M, so a batch
+    /// run in slices is bit-identical to the whole batch.
+    pub fn kernel_variant(&self, gpu: &Gpu) -> KernelVariant {
+        let vec4 = self.k.is_multiple_of(4) && self.n.is_multiple_of(4);
+        let texel = gpu.caps.texel_kernels() && self.k.is_multiple_of(8) && self.n.is_multiple_of(4);
+        match self.variant {
+            KernelVariant::Auto | KernelVariant::Texel if texel => KernelVariant::Texel,
+            KernelVariant::Auto | KernelVariant::Texel | KernelVariant::Vec4 if vec4 => KernelVariant::Vec4,
+            _ => KernelVariant::Scalar,
+        }
     }
     fn constants(&self) -> Vec<(&'static str, f64)> {
         vec![
@@ -58,24 +73,39 @@ pub fn gemm_fwd(
     a_scale: Option<&GpuBuffer>,
     out: &GpuBuffer,
 ) -> Result<Dispatch> {
-    let threads = (p.m.div_ceil(4) * p.n.div_ceil(4)) as u64;
     let bytes = 4 * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize)) as u64;
-    let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
-    let kernel = if p.uses_vec4() { Kernel::GemmFwdVec4 } else { Kernel::GemmFwd };
-    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
+    let (kernel, threads) = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => (Kernel::GemmFwdTexel, 8 * p.m.div_ceil(16) * p.n.div_ceil(16)),
+        KernelVariant::Vec4 => (Kernel::GemmFwdVec4, p.m.div_ceil(4) * p.n.div_ceil(4)),
+        _ => (Kernel::GemmFwd, p.m.div_ceil(4) * p.n.div_ceil(4)),
+    };
+    // An absent texel input would still be copied: bind a one-texel stand-in instead.
+    let none =
+        if kernel == Kernel::GemmFwdTexel && a_scale.is_none() { Some(gpu.empty(4, "no a_scale")?) } else { None };
+    let a_scale = a_scale.or(none.as_ref()).unwrap_or(a);
+    let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale, out];
+    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads as u64, kernel.name())?
+        .with_cost(2 * p.macs(), bytes))
 }
 
 impl GemmParams {
-    /// Rows of A per split-K chunk of the weight gradient: enough chunks to keep a GPU busy
-    /// (~16K threads of 4x4 tiles), at least 32 rows each so the partial sums stay small.
-    pub fn weight_grad_rows(&self) -> usize {
-        let tiles = self.k.div_ceil(4) * self.n.div_ceil(4);
-        let chunks = (16_384 / tiles.max(1)).clamp(1, self.m.div_ceil(32).max(1));
+    /// Rows of A per split-K chunk of the weight gradient: enough chunks to fill the device
+    /// (~16K threads of 4x4 tiles on a GPU; 64 subgroups or ~2K threads on a CPU, whose few
+    /// cores gain nothing from more and would pay for the partial sums), and at least 32 rows
+    /// (64 on a CPU) each.
+    pub fn weight_grad_rows(&self, gpu: &Gpu) -> usize {
+        let cpu = gpu.caps.kernel_class == crate::gpu::KernelClass::Cpu;
+        let (threads, tiles, min_rows) = match self.kernel_variant(gpu) {
+            KernelVariant::Texel => (64, self.k.div_ceil(32) * self.n.div_ceil(8), 64),
+            _ if cpu => (2048, self.k.div_ceil(4) * self.n.div_ceil(4), 64),
+            _ => (16_384, self.k.div_ceil(4) * self.n.div_ceil(4), 32),
+        };
+        let chunks = (threads / tiles.max(1)).clamp(1, self.m.div_ceil(min_rows).max(1));
         self.m.div_ceil(chunks).max(1)
     }
     /// Length of the partial-sum scratch of `gemm_bwd_weight`.
-    pub fn weight_partial_len(&self) -> usize {
-        self.m.div_ceil(self.weight_grad_rows()) * self.k * self.n
+    pub fn weight_partial_len(&self, gpu: &Gpu) -> usize {
+        self.m.div_ceil(self.weight_grad_rows(gpu)) * self.k * self.n
     }
     /// Length of the partial-sum scratch of `gemm_bwd_bias`.
     pub fn bias_partial_len(&self) -> usize {
@@ -93,13 +123,17 @@ pub fn gemm_bwd_data(
     accumulate: bool,
 ) -> Result<Dispatch> {
     let c = [("M", p.m as f64), ("N", p.n as f64), ("K", p.k as f64), ("ACCUMULATE", accumulate as u32 as f64)];
-    let threads = (p.m.div_ceil(4) * p.k.div_ceil(4)) as u64;
     let bytes = 4 * (p.m * p.n + p.k * p.n + p.m * p.k * (1 + accumulate as usize)) as u64;
-    let kernel = if p.uses_vec4() { Kernel::GemmBwdDataVec4 } else { Kernel::GemmBwdData };
-    Ok(Dispatch::new(gpu, kernel, &c, &[dc, b, da], threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
+    let (kernel, threads) = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => (Kernel::GemmBwdDataTexel, 8 * p.m.div_ceil(16) * p.k.div_ceil(16)),
+        KernelVariant::Vec4 => (Kernel::GemmBwdDataVec4, p.m.div_ceil(4) * p.k.div_ceil(4)),
+        _ => (Kernel::GemmBwdData, p.m.div_ceil(4) * p.k.div_ceil(4)),
+    };
+    Ok(Dispatch::new(gpu, kernel, &c, &[dc, b, da], threads as u64, kernel.name())?.with_cost(2 * p.macs(), bytes))
 }
 
-/// Records `db (k, n) = (a * a_scale)^T x dc` as split-K partials plus their fixed-order sum.
+/// Records `db (k, n) = (a * a_scale)^T x dc` as split-K partials plus their fixed-order sum
+/// (one chunk writes `db` directly).
 pub fn gemm_bwd_weight(
     gpu: &Gpu,
     p: &GemmParams,
@@ -108,8 +142,8 @@ pub fn gemm_bwd_weight(
     dc: &GpuBuffer,
     partial: &GpuBuffer,
     db: &GpuBuffer,
-) -> Result<[Dispatch; 2]> {
-    let rows = p.weight_grad_rows();
+) -> Result<Vec<Dispatch>> {
+    let rows = p.weight_grad_rows(gpu);
     let chunks = p.m.div_ceil(rows);
     let c = [
         ("M", p.m as f64),
@@ -119,18 +153,31 @@ pub fn gemm_bwd_weight(
         ("HAS_A_SCALE", (p.a_scale_rows > 0) as u32 as f64),
         ("A_SCALE_ROWS", p.a_scale_rows.max(1) as f64),
     ];
-    let threads = (chunks * p.k.div_ceil(4) * p.n.div_ceil(4)) as u64;
     let bytes = 4 * (p.m * p.k + p.m * p.n + chunks * p.k * p.n) as u64;
-    let kernel = if p.uses_vec4() { Kernel::GemmBwdWeightVec4 } else { Kernel::GemmBwdWeight };
-    let part = Dispatch::new(gpu, kernel, &c, &[a, a_scale.unwrap_or(a), dc, partial], threads, kernel.name())?
+    let (kernel, threads) = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => (Kernel::GemmBwdWeightTexel, chunks * 8 * p.k.div_ceil(32) * p.n.div_ceil(8)),
+        KernelVariant::Vec4 => (Kernel::GemmBwdWeightVec4, chunks * p.k.div_ceil(4) * p.n.div_ceil(4)),
+        _ => (Kernel::GemmBwdWeight, chunks * p.k.div_ceil(4) * p.n.div_ceil(4)),
+    };
+    let none = if kernel == Kernel::GemmBwdWeightTexel && a_scale.is_none() {
+        Some(gpu.empty(4, "no a_scale")?)
+    } else {
+        None
+    };
+    let a_scale = a_scale.or(none.as_ref()).unwrap_or(a);
+    let target = if chunks == 1 { db } else { partial };
+    let part = Dispatch::new(gpu, kernel, &c, &[a, a_scale, dc, target], threads as u64, kernel.name())?
         .with_cost(2 * p.macs(), bytes);
+    if chunks == 1 {
+        return Ok(vec![part]);
+    }
     let sum = sum_partials(
         gpu,
         &SumPartialsParams { parts: chunks, len: p.k * p.n, scale: 1.0, accumulate: false },
         partial,
         db,
     )?;
-    Ok([part, sum])
+    Ok(vec![part, sum])
 }
 
 /// Records `dbias (n) = sum over rows of dc (m, n)`: chunked column sums (the pooling kernel's

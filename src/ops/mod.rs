@@ -66,3 +66,18 @@ impl Activation {
         }
     }
 }
+
+/// Which family of a kernel runs. `Auto` picks per adapter and shape; the others force a family
+/// (tests, the bench), falling back Texel → Vec4 → Scalar where the shape or adapter doesn't fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelVariant {
+    Auto,
+    /// The storage-buffer kernel for any shape (for GEMMs: one output per invocation).
+    Scalar,
+    /// GEMM 4x4 register tiles of vec4 loads: K and N multiples of 4.
+    Vec4,
+    /// CPU adapters: inputs read as texels of textures (vector gathers where buffer loads are
+    /// per-lane loops); the GEMMs also share weights across 8-lane subgroups by shuffles. Channel
+    /// counts multiples of 4 (GEMM: K of 8).
+    Texel,
+}

@@ -1,15 +1,33 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
+use efficientnet_wgpu::gpu::Kernel;
 use efficientnet_wgpu::model::Padding;
-use efficientnet_wgpu::ops::{depthwise_conv_fwd, Activation, DepthwiseConvParams};
+use efficientnet_wgpu::ops::{depthwise_conv_fwd, Activation, DepthwiseConvParams, KernelVariant};
+
+/// The storage-buffer kernel on the shape, and the texel kernel on it with C rounded up to a
+/// multiple of 4 (its requirement).
+pub fn both_variants(p: &DepthwiseConvParams) -> [DepthwiseConvParams; 2] {
+    let mut q = p.clone();
+    q.variant = KernelVariant::Texel;
+    q.c = p.c.next_multiple_of(4);
+    [DepthwiseConvParams { variant: KernelVariant::Scalar, ..p.clone() }, q]
+}
 
 fn check(p: &DepthwiseConvParams, seed: u64) {
+    for p in both_variants(p) {
+        check_one(&p, seed);
+    }
+}
+
+fn check_one(p: &DepthwiseConvParams, seed: u64) {
     let x = rand_vec(p.n * p.h * p.w * p.c, seed);
     let w = rand_vec(p.kh * p.kw * p.c, seed + 1);
     let b = rand_vec(p.c, seed + 2);
     let want = cpu_ref::depthwise_conv_fwd(p, &x, &w, p.has_bias.then_some(&b[..]));
     let (xg, wg, bg, y) = (upload(&x), upload(&w), upload(&b), empty(p.output_len()));
     let d = depthwise_conv_fwd(gpu(), p, &xg, &wg, p.has_bias.then_some(&bg), &y).unwrap();
+    let texel = p.variant == KernelVariant::Texel;
+    assert_eq!(d.kernel, if texel { Kernel::DepthwiseConvFwdTexel } else { Kernel::DepthwiseConvFwd });
     let got = run_and_read(&[d], &y);
     assert_close(&format!("{p:?}"), &got, &want, 1e-5, 1e-4);
 }

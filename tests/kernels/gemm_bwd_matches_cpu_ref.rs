@@ -1,6 +1,7 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
-use efficientnet_wgpu::ops::{gemm_bwd_bias, gemm_bwd_data, gemm_bwd_weight, GemmParams};
+use efficientnet_wgpu::gpu::Kernel;
+use efficientnet_wgpu::ops::{gemm_bwd_bias, gemm_bwd_data, gemm_bwd_weight, GemmParams, KernelVariant};
 
 #[test]
 fn bwd_data_odd_shapes_with_and_without_accumulate() {
@@ -32,10 +33,10 @@ fn bwd_weight_split_k_with_se_scale_and_bias() {
     let a = rand_vec(m * k, 83);
     let s = rand_vec(3 * k, 84);
     let dc = rand_vec(m * n, 85);
-    assert!(p.m.div_ceil(p.weight_grad_rows()) > 1, "the test must cover several chunks");
+    assert!(p.m.div_ceil(p.weight_grad_rows(gpu())) > 1, "the test must cover several chunks");
     let want = cpu_ref::gemm_bwd_weight(&p, &a, Some(&s), &dc);
     let (ag, sg, dcg) = (upload(&a), upload(&s), upload(&dc));
-    let (part, db) = (empty(p.weight_partial_len()), empty(k * n));
+    let (part, db) = (empty(p.weight_partial_len(gpu())), empty(k * n));
     let got = run_and_read(&gemm_bwd_weight(gpu(), &p, &ag, Some(&sg), &dcg, &part, &db).unwrap(), &db);
     let atol = 1e-5 * (m as f32).sqrt();
     assert_close("dB", &got, &want, atol, 1e-4);
@@ -55,19 +56,21 @@ fn bwd_weight_long_m_like_an_expand_conv() {
     let dc = rand_vec(m * n, 87);
     let want = cpu_ref::gemm_bwd_weight(&p, &a, None, &dc);
     let (ag, dcg) = (upload(&a), upload(&dc));
-    let (part, db) = (empty(p.weight_partial_len()), empty(k * n));
+    let (part, db) = (empty(p.weight_partial_len(gpu())), empty(k * n));
     let got = run_and_read(&gemm_bwd_weight(gpu(), &p, &ag, None, &dcg, &part, &db).unwrap(), &db);
     assert_close("dB", &got, &want, 1e-5 * (m as f32).sqrt(), 1e-4);
 }
 
 #[test]
-fn vec4_backward_kernels_on_aligned_shapes() {
-    for vec4 in [true, false] {
-        let (m, n, k) = (3 * 49 + 1, 24, 40);
+fn every_variant_of_the_backward_kernels() {
+    // Ragged everywhere: rows not a multiple of 8 or 16, K not of 16 or 32, N not of 8 or 16,
+    // the gate changing inside a tile and a chunk.
+    for variant in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Texel] {
+        let (m, n, k) = (3 * 49 + 1, 36, 40);
         let mut p = GemmParams::new(m, n, k);
-        p.vec4 = vec4;
+        p.variant = variant;
         p.a_scale_rows = 49;
-        assert_eq!(p.uses_vec4(), vec4);
+        assert_eq!(p.kernel_variant(gpu()), variant);
         let (a, s, dc, b, prior) = (
             rand_vec(m * k, 140),
             rand_vec(4 * k, 141),
@@ -78,16 +81,30 @@ fn vec4_backward_kernels_on_aligned_shapes() {
         let (ag, sg, dcg, bg) = (upload(&a), upload(&s), upload(&dc), upload(&b));
         let atol = 1e-5 * (m as f32).sqrt();
         let want = cpu_ref::gemm_bwd_weight(&p, &a, Some(&s), &dc);
-        let (part, db) = (empty(p.weight_partial_len()), empty(k * n));
+        let (part, db) = (empty(p.weight_partial_len(gpu())), empty(k * n));
         let ds = gemm_bwd_weight(gpu(), &p, &ag, Some(&sg), &dcg, &part, &db).unwrap();
-        assert_eq!(ds[0].kernel == efficientnet_wgpu::gpu::Kernel::GemmBwdWeightVec4, vec4);
+        let kernels = [Kernel::GemmBwdWeight, Kernel::GemmBwdWeightVec4, Kernel::GemmBwdWeightTexel];
+        assert_eq!(ds[0].kernel, kernels[variant as usize - 1]);
         let got = run_and_read(&ds, &db);
-        assert_close(&format!("dB vec4={vec4}"), &got, &want, atol, 1e-4);
+        assert_close(&format!("dB {variant:?}"), &got, &want, atol, 1e-4);
         let want: Vec<f32> = cpu_ref::gemm_bwd_data(&p, &dc, &b).iter().zip(&prior).map(|(x, y)| x + y).collect();
         let da = upload(&prior);
         let d = gemm_bwd_data(gpu(), &p, &dcg, &bg, &da, true).unwrap();
-        assert_eq!(d.kernel == efficientnet_wgpu::gpu::Kernel::GemmBwdDataVec4, vec4);
+        let kernels = [Kernel::GemmBwdData, Kernel::GemmBwdDataVec4, Kernel::GemmBwdDataTexel];
+        assert_eq!(d.kernel, kernels[variant as usize - 1]);
         let got = run_and_read(&[d], &da);
-        assert_close(&format!("dA vec4={vec4}"), &got, &want, 1e-5 * (n as f32).sqrt(), 1e-4);
+        assert_close(&format!("dA {variant:?}"), &got, &want, 1e-5 * (n as f32).sqrt(), 1e-4);
+        // Not accumulated, and one split-K chunk (written straight into dB).
+        let da = empty(m * k);
+        let got = run_and_read(&[gemm_bwd_data(gpu(), &p, &dcg, &bg, &da, false).unwrap()], &da);
+        let want = cpu_ref::gemm_bwd_data(&p, &dc, &b);
+        assert_close(&format!("dA {variant:?} no accumulate"), &got, &want, 1e-5 * (n as f32).sqrt(), 1e-4);
+        let p1 = GemmParams { m: 40, a_scale_rows: 0, ..p.clone() };
+        assert_eq!(p1.m.div_ceil(p1.weight_grad_rows(gpu())), 1);
+        let ds = gemm_bwd_weight(gpu(), &p1, &ag.slice(0, 40 * k), None, &dcg.slice(0, 40 * n), &part, &db).unwrap();
+        assert_eq!(ds.len(), 1);
+        let got = run_and_read(&ds, &db);
+        let want = cpu_ref::gemm_bwd_weight(&p1, &a[..40 * k], None, &dc[..40 * n]);
+        assert_close(&format!("dB {variant:?} one chunk"), &got, &want, atol, 1e-4);
     }
 }

@@ -1,6 +1,7 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
-use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams};
+use efficientnet_wgpu::gpu::Kernel;
+use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams, KernelVariant};
 
 fn check(p: &GemmParams, with_bias: bool, with_residual: bool, seed: u64) {
     let a = rand_vec(p.m * p.k, seed);
@@ -33,8 +34,12 @@ fn check(p: &GemmParams, with_bias: bool, with_residual: bool, seed: u64) {
         &out,
     )
     .unwrap();
-    let vec4 = d.kernel == efficientnet_wgpu::gpu::Kernel::GemmFwdVec4;
-    assert_eq!(vec4, p.uses_vec4(), "the vec4 kernel runs exactly when K and N allow it");
+    let kernel = match p.kernel_variant(gpu()) {
+        KernelVariant::Texel => Kernel::GemmFwdTexel,
+        KernelVariant::Vec4 => Kernel::GemmFwdVec4,
+        _ => Kernel::GemmFwd,
+    };
+    assert_eq!(d.kernel, kernel, "{p:?}");
     let got = run_and_read(&[d], &out);
     // Tolerance: sums of k products of values in [-1, 1) in f32.
     let atol = 1e-5 * (p.k as f32).sqrt();
@@ -77,17 +82,33 @@ fn relu6_no_bias_single_row() {
 }
 
 #[test]
-fn vec4_kernel_on_aligned_shapes_and_scalar_kernel_agree() {
-    // K and N multiples of 4 (every EfficientNet 1x1 conv): the vec4 kernel; forced scalar too.
-    for vec4 in [true, false] {
+fn every_variant_on_aligned_shapes() {
+    // K a multiple of 8 and N of 4 (every EfficientNet 1x1 conv): each family, forced. Ragged
+    // tiles: rows not a multiple of 16, columns not of 16, the gate changing inside a tile.
+    for variant in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Texel] {
         let mut p = GemmParams::new(2 * 49 + 3, 24, 40);
-        p.vec4 = vec4;
+        p.variant = variant;
         p.act = Activation::Swish;
-        assert_eq!(p.uses_vec4(), vec4);
         check(&p, true, false, 16);
-        let mut p = GemmParams::new(2 * 25, 16, 96);
-        p.vec4 = vec4;
+        let mut p = GemmParams::new(2 * 25, 36, 96);
+        p.variant = variant;
         p.a_scale_rows = 25;
         check(&p, true, true, 17);
     }
+}
+
+#[test]
+fn texel_kernel_runs_on_lavapipe() {
+    // CI's adapter is lavapipe (8-lane subgroups): Auto picks the texel kernel whenever K is a
+    // multiple of 8 and N of 4, whatever M (so batch slices run the same kernel), else vec4.
+    assert!(gpu().caps.texel_kernels(), "{} should have texel kernels", gpu().describe());
+    let mut p = GemmParams::new(2 * 64 + 5, 40, 24);
+    assert_eq!(p.kernel_variant(gpu()), KernelVariant::Texel);
+    p.has_residual = true;
+    check(&p, true, true, 18);
+    let mut p = GemmParams::new(3, 40, 24);
+    assert_eq!(p.kernel_variant(gpu()), KernelVariant::Texel);
+    p.act = Activation::Sigmoid;
+    check(&p, true, false, 19);
+    assert_eq!(GemmParams::new(8, 40, 12).kernel_variant(gpu()), KernelVariant::Vec4);
 }
