@@ -70,3 +70,11 @@ const TEXEL_ROW_LOG2: u32 = 11u;
 fn texel(i: u32) -> vec2<u32> {
     return vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2);
 }
+
+fn activate4(v: vec4<f32>, act: u32) -> vec4<f32> {
+    return vec4<f32>(activate(v.x, act), activate(v.y, act), activate(v.z, act), activate(v.w, act));
+}
+
+fn activate_grad4(v: vec4<f32>, act: u32) -> vec4<f32> {
+    return vec4<f32>(activate_grad(v.x, act), activate_grad(v.y, act), activate_grad(v.z, act), activate_grad(v.w, act));
+}

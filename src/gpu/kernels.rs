@@ -76,6 +76,8 @@ kernels! {
     BilinearResizeFwd => "bilinear_resize_fwd", "resize/bilinear_resize_fwd.wgsl", "main", [R, R, W];
     // x, scale_shift, residual, seed, y
     BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", [R, R, R, R, W];
+    // the same with x and residual as texels; CPU adapters, C % 4 == 0
+    BnActFwdTexel => "bn_act_fwd_texel", "bn_act/bn_act_fwd_texel.wgsl", "main", [T, R, T, R, W];
     // dc, b, da
     GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", [R, R, W];
     // the same, K and N multiples of 4
@@ -110,12 +112,17 @@ kernels! {
     BilinearResizeBwd => "bilinear_resize_bwd", "resize/bilinear_resize_bwd.wgsl", "main", [R, R, W];
     // z, partial
     BnStatsPartial => "bn_stats_partial", "bn_act/bn_stats_partial.wgsl", "main", [R, W];
+    // z (texels), partial; CPU adapters, C % 4 == 0
+    BnStatsPartialTexel => "bn_stats_partial_texel", "bn_act/bn_stats_partial_texel.wgsl", "main", [T, W];
     // partial, gamma_beta, running, stats, scale_shift
     BnStatsFinish => "bn_stats_finish", "bn_act/bn_stats_finish.wgsl", "main", [R, R, W, W, W];
     // dy, dy_pool, z, stats, gamma_beta, seed, partial
     BnActBwdReduce => "bn_act_bwd_reduce", "bn_act/bn_act_bwd_reduce.wgsl", "main", [R, R, R, R, R, R, W];
     // dy, dy_pool, z, stats, gamma_beta, seed, sums, dz
     BnActBwdApply => "bn_act_bwd_apply", "bn_act/bn_act_bwd_apply.wgsl", "main", [R, R, R, R, R, R, R, W];
+    // the same with dy and z as texels; CPU adapters, C % 4 == 0
+    BnActBwdReduceTexel => "bn_act_bwd_reduce_texel", "bn_act/bn_act_bwd_reduce_texel.wgsl", "main", [T, R, T, R, R, R, W];
+    BnActBwdApplyTexel => "bn_act_bwd_apply_texel", "bn_act/bn_act_bwd_apply_texel.wgsl", "main", [T, R, T, R, R, R, R, W];
     // x, y
     ActivationFwd => "activation_fwd", "activation/activation_fwd.wgsl", "main", [R, W];
     // x, dy, dx

@@ -15,9 +15,9 @@
 //! [`bn_scale_shift`] of the running statistics (or BN folded into the conv).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
 use crate::ops::reduce::{sum_partials, SumPartialsParams};
-use crate::ops::Activation;
+use crate::ops::{Activation, KernelVariant};
 
 /// Stochastic depth of a residual branch: each sample's branch output is kept with probability
 /// `survival` and then scaled by `1 / survival`, or zeroed. The mask of sample `n` is
@@ -61,6 +61,8 @@ pub struct BnParams {
     /// longer sequential merge in the second; [`BnParams::new`] picks at least 64 rows and at
     /// most 512 chunks.
     pub chunk: usize,
+    /// Storage-buffer kernels (`Scalar`) or texel kernels (CPU adapters, C a multiple of 4).
+    pub variant: KernelVariant,
 }
 
 impl BnParams {
@@ -79,7 +81,18 @@ impl BnParams {
             has_residual: false,
             accumulate: false,
             chunk: m.div_ceil(512).max(64),
+            variant: KernelVariant::Auto,
         }
+    }
+    /// Whether the texel kernels run on `gpu`: on CPU adapters when C is a multiple of 4 (forced,
+    /// on any adapter).
+    pub fn texel(&self, gpu: &Gpu) -> bool {
+        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
+        self.c.is_multiple_of(4)
+            && match self.variant {
+                KernelVariant::Auto => cpu,
+                v => v == KernelVariant::Texel,
+            }
     }
     /// Chunks of the first reduction stage.
     pub fn chunks(&self) -> usize {
@@ -117,6 +130,16 @@ impl BnParams {
             )));
         }
         Ok(())
+    }
+}
+
+/// A one-texel buffer bound in place of an absent texel input, which would otherwise be copied
+/// into its texture for nothing.
+fn texel_stand_in(gpu: &Gpu, absent: bool) -> Result<Option<GpuBuffer>> {
+    if absent {
+        Ok(Some(gpu.empty(4, "absent texel input")?))
+    } else {
+        Ok(None)
     }
 }
 
@@ -200,6 +223,22 @@ pub fn bn_act_fwd(
     ];
     let n = total as u64;
     let bytes = 4 * n * (2 + p.has_residual as u64);
+    if p.texel(gpu) {
+        let stand_in = texel_stand_in(gpu, !p.has_residual)?;
+        let residual = stand_in.as_ref().unwrap_or(residual);
+        let mut c = c.to_vec();
+        c[0] = ("M", p.m as f64);
+        let threads = (p.c / 4 * p.m.div_ceil(4)) as u64;
+        return Ok(Dispatch::new(
+            gpu,
+            Kernel::BnActFwdTexel,
+            &c,
+            &[x, scale_shift, residual, seed, y],
+            threads,
+            "bn_act_fwd",
+        )?
+        .with_cost(2 * n, bytes));
+    }
     Ok(Dispatch::new(gpu, Kernel::BnActFwd, &c, &[x, scale_shift, residual, seed, y], n, "bn_act_fwd")?
         .with_cost(2 * n, bytes))
 }
@@ -247,8 +286,13 @@ pub fn bn_stats(
         ("UPDATE_RUNNING", p.update_running as u32 as f64),
     ];
     let parts = p.stats_partial_len() as u64;
+    let (kernel, threads) = if p.texel(gpu) {
+        (Kernel::BnStatsPartialTexel, p.chunks() * p.c / 4)
+    } else {
+        (Kernel::BnStatsPartial, p.chunks() * p.c)
+    };
     Ok([
-        Dispatch::new(gpu, Kernel::BnStatsPartial, &shape, &[z, partial], (p.chunks() * p.c) as u64, "bn_stats")?
+        Dispatch::new(gpu, kernel, &shape, &[z, partial], threads as u64, "bn_stats")?
             .with_cost(4 * mc as u64, 8 * mc as u64 + 4 * parts),
         Dispatch::new(
             gpu,
@@ -336,14 +380,21 @@ pub fn bn_act_bwd(
     let mut apply_c = grad.to_vec();
     apply_c.push(("ACCUMULATE", p.accumulate as u32 as f64));
 
-    let (dy_b, pool_b) = (dy.unwrap_or(z), dy_pool.unwrap_or(z));
+    let texel = p.texel(gpu);
+    let stand_in = texel_stand_in(gpu, texel && dy.is_none())?;
+    let (dy_b, pool_b) = (dy.or(stand_in.as_ref()).unwrap_or(z), dy_pool.unwrap_or(z));
     let read = 4 * mc as u64 * (1 + dy.is_some() as u64);
+    let (reduce_k, reduce_threads, apply_k, apply_threads) = if texel {
+        (Kernel::BnActBwdReduceTexel, p.chunks() * p.c / 4, Kernel::BnActBwdApplyTexel, p.c / 4 * p.m.div_ceil(4))
+    } else {
+        (Kernel::BnActBwdReduce, p.chunks() * p.c, Kernel::BnActBwdApply, mc)
+    };
     let reduce = Dispatch::new(
         gpu,
-        Kernel::BnActBwdReduce,
+        reduce_k,
         &reduce_c,
         &[dy_b, pool_b, z, stats, gamma_beta, seed, partial],
-        (p.chunks() * p.c) as u64,
+        reduce_threads as u64,
         "bn_act_bwd",
     )?
     .with_cost(8 * mc as u64, read + 4 * p.bwd_partial_len() as u64);
@@ -355,10 +406,10 @@ pub fn bn_act_bwd(
     )?;
     let apply = Dispatch::new(
         gpu,
-        Kernel::BnActBwdApply,
+        apply_k,
         &apply_c,
         &[dy_b, pool_b, z, stats, gamma_beta, seed, d_gamma_beta, dz],
-        mc as u64,
+        apply_threads as u64,
         "bn_act_bwd",
     )?
     .with_cost(12 * mc as u64, read + 4 * mc as u64 * (1 + p.accumulate as u64));

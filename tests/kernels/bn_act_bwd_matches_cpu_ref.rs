@@ -1,12 +1,23 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
+use efficientnet_wgpu::gpu::Kernel;
 use efficientnet_wgpu::ops::rng::uniform01;
-use efficientnet_wgpu::ops::{bn_act_bwd, Activation, BnParams, DropPath};
+use efficientnet_wgpu::ops::{bn_act_bwd, Activation, BnParams, DropPath, KernelVariant};
 
 /// Tolerances (|gpu - ref| <= atol + rtol * |ref|), atol relative to the tensor's magnitude
 /// because both outputs are sums with cancellation: d_gamma_beta atol 1e-5 * max|ref| rtol 1e-5;
 /// dz atol 1e-5 * max|ref| rtol 1e-4.
+/// Each check runs the storage-buffer kernels on the shape and the texel kernels on it with C
+/// rounded up to a multiple of 4 (their requirement).
 fn check(p: &BnParams, with_dy: bool, with_pool: bool, seed: u32, data: u64) {
+    let buffer = BnParams { variant: KernelVariant::Scalar, ..p.clone() };
+    let texel = BnParams { variant: KernelVariant::Texel, c: p.c.next_multiple_of(4), ..p.clone() };
+    for p in [buffer, texel] {
+        check_one(&p, with_dy, with_pool, seed, data);
+    }
+}
+
+fn check_one(p: &BnParams, with_dy: bool, with_pool: bool, seed: u32, data: u64) {
     let (m, c) = (p.m, p.c);
     let samples = m / p.rows_per_sample;
     let z: Vec<f32> = rand_vec(m * c, data).iter().map(|v| 2.0 * v + 0.5).collect();
@@ -43,11 +54,14 @@ fn check(p: &BnParams, with_dy: bool, with_pool: bool, seed: u32, data: u64) {
         &dz,
     )
     .unwrap();
+    let texel = p.variant == KernelVariant::Texel;
+    assert_eq!(d[0].kernel, if texel { Kernel::BnActBwdReduceTexel } else { Kernel::BnActBwdReduce });
+    assert_eq!(d[2].kernel, if texel { Kernel::BnActBwdApplyTexel } else { Kernel::BnActBwdApply });
     efficientnet_wgpu::gpu::submit(gpu(), &d);
     let got = gpu().read_many(&[&dgb, &dz]).unwrap();
     let what = format!(
-        "{:?} m {m} c {c} chunk {} dy {with_dy} pool {with_pool} drop {:?} acc {}",
-        p.act, p.chunk, p.drop_path, p.accumulate
+        "{:?} m {m} c {c} chunk {} dy {with_dy} pool {with_pool} drop {:?} acc {} {:?}",
+        p.act, p.chunk, p.drop_path, p.accumulate, p.variant
     );
     let want_dz: Vec<f32> =
         if p.accumulate { want.dz.iter().zip(&prior).map(|(a, b)| a + b).collect() } else { want.dz.clone() };

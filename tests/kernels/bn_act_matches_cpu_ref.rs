@@ -1,8 +1,9 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
 use efficientnet_wgpu::gpu::GpuBuffer;
+use efficientnet_wgpu::gpu::Kernel;
 use efficientnet_wgpu::ops::rng::uniform01;
-use efficientnet_wgpu::ops::{bn_act_fwd, bn_scale_shift, Activation, BnParams, DropPath};
+use efficientnet_wgpu::ops::{bn_act_fwd, bn_scale_shift, Activation, BnParams, DropPath, KernelVariant};
 
 const ALL_ACTS: [Activation; 4] = [Activation::None, Activation::Swish, Activation::Relu6, Activation::Sigmoid];
 
@@ -22,19 +23,32 @@ fn run(p: &BnParams, x: &[f32], ss: &[f32], residual: Option<&[f32]>, seed: u32)
     let (xg, sg, y) = (upload(x), upload(ss), empty(x.len()));
     let rg = residual.map(upload);
     let d = bn_act_fwd(gpu(), p, &xg, &sg, rg.as_ref(), &seed_buffer(seed), &y).unwrap();
+    let texel = p.texel(gpu());
+    assert!(p.variant == KernelVariant::Auto || texel == (p.variant == KernelVariant::Texel), "{p:?}");
+    assert_eq!(d.kernel, if texel { Kernel::BnActFwdTexel } else { Kernel::BnActFwd });
     run_and_read(&[d], &y)
 }
 
 // Tolerance throughout: atol 1e-6, rtol 1e-5.
 
+/// C not a multiple of 4 (the buffer kernel), and a multiple of 4 with either kernel forced.
+const SHAPES: [(usize, KernelVariant); 3] =
+    [(7, KernelVariant::Auto), (12, KernelVariant::Texel), (12, KernelVariant::Scalar)];
+
 #[test]
-fn every_activation_c_not_multiple_of_4() {
-    let c = 7;
+fn every_activation_and_kernel_variant() {
+    for (c, variant) in SHAPES {
+        every_activation(c, variant);
+    }
+}
+
+fn every_activation(c: usize, variant: KernelVariant) {
     let ss = scale_shift(c);
     let x: Vec<f32> = rand_vec(3 * 5 * 5 * c, 54).iter().map(|v| v * 10.0).collect();
     for act in ALL_ACTS {
         let mut p = BnParams::new(x.len() / c, c, 25);
         p.act = act;
+        p.variant = variant;
         let want = cpu_ref::bn_act_fwd(&p, &x, &ss, None, 0);
         assert_close(&format!("{act:?}"), &run(&p, &x, &ss, None, 0), &want, 1e-6, 1e-5);
     }
@@ -51,9 +65,15 @@ fn mixed_seed(d: DropPath, samples: usize) -> u32 {
 }
 
 #[test]
-fn drop_path_and_residual() {
-    // 5 samples of 3x3 (odd rows per sample), 13 channels.
-    let (samples, rps, c) = (5, 9, 13);
+fn drop_path_and_residual_every_kernel_variant() {
+    for (c, variant) in [(13, KernelVariant::Auto), (16, KernelVariant::Texel), (16, KernelVariant::Scalar)] {
+        drop_path_and_residual(c, variant);
+    }
+}
+
+fn drop_path_and_residual(c: usize, variant: KernelVariant) {
+    // 5 samples of 3x3 (odd rows per sample; 45 rows is no multiple of the texel kernel's 4).
+    let (samples, rps) = (5, 9);
     let m = samples * rps;
     let ss = scale_shift(c);
     let x: Vec<f32> = rand_vec(m * c, 55).iter().map(|v| v * 3.0).collect();
@@ -64,12 +84,13 @@ fn drop_path_and_residual() {
         for (with_drop, with_res) in [(false, true), (true, false), (true, true)] {
             let mut p = BnParams::new(m, c, rps);
             p.act = act;
+            p.variant = variant;
             p.drop_path = with_drop.then_some(drop);
             p.has_residual = with_res;
             let residual = with_res.then_some(&res[..]);
             let want = cpu_ref::bn_act_fwd(&p, &x, &ss, residual, seed);
             let got = run(&p, &x, &ss, residual, seed);
-            let what = format!("{act:?} drop {with_drop} residual {with_res}");
+            let what = format!("{act:?} c {c} {variant:?} drop {with_drop} residual {with_res}");
             assert_close(&what, &got, &want, 1e-6, 1e-5);
             if !with_drop {
                 continue;

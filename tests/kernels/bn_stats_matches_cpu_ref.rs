@@ -1,6 +1,7 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
-use efficientnet_wgpu::ops::{bn_stats, BnParams};
+use efficientnet_wgpu::gpu::Kernel;
+use efficientnet_wgpu::ops::{bn_stats, BnParams, KernelVariant};
 
 /// Runs bn_stats on the GPU and compares running, stats and scale_shift with the CPU twin.
 /// Tolerances (|gpu - ref| <= atol + rtol * |ref|): mean atol 1e-6 rtol 1e-6; invstd, scale,
@@ -15,9 +16,10 @@ fn check(p: &BnParams, z: &[f32], seed: u64) {
     let (zg, part, gb, run, stats, ss) =
         (upload(z), empty(p.stats_partial_len()), upload(&gamma_beta), upload(&running), empty(2 * c), empty(2 * c));
     let d = bn_stats(gpu(), p, &zg, &part, &gb, &run, &stats, &ss).unwrap();
+    assert_eq!(d[0].kernel, if p.texel(gpu()) { Kernel::BnStatsPartialTexel } else { Kernel::BnStatsPartial });
     efficientnet_wgpu::gpu::submit(gpu(), &d);
     let got = gpu().read_many(&[&run, &stats, &ss]).unwrap();
-    let what = format!("m {} c {} chunk {}", p.m, p.c, p.chunk);
+    let what = format!("m {} c {} chunk {} {:?}", p.m, p.c, p.chunk, p.variant);
     assert_close(&format!("{what}: mean"), &got[1][..c], &want.stats[..c], 1e-6, 1e-6);
     assert_close(&format!("{what}: invstd"), &got[1][c..], &want.stats[c..], 1e-6, 1e-5);
     assert_close(&format!("{what}: scale_shift"), &got[2], &want.scale_shift, 1e-6, 1e-5);
@@ -58,4 +60,26 @@ fn one_chunk_one_row_chunks_and_no_running_update() {
     p.c = 13;
     p.update_running = false;
     check(&p, &rand_vec(p.m * p.c, 68), 69);
+}
+
+#[test]
+fn texel_and_buffer_kernels_with_c_a_multiple_of_4() {
+    for variant in [KernelVariant::Texel, KernelVariant::Scalar] {
+        // Several chunks, the last partial.
+        let mut p = BnParams::new(105, 8, 35);
+        p.chunk = 16;
+        p.variant = variant;
+        check(&p, &rand_vec(105 * 8, 70), 71);
+        // A large common offset.
+        let (m, c) = (2 * 33 * 31, 12);
+        let z: Vec<f32> = rand_vec(m * c, 72).iter().map(|v| 1000.0 + v).collect();
+        let mut p = BnParams::new(m, c, 33 * 31);
+        p.variant = variant;
+        check(&p, &z, 73);
+        // One-row chunks.
+        let mut p = BnParams::new(10, 4, 10);
+        p.chunk = 1;
+        p.variant = variant;
+        check(&p, &rand_vec(40, 74), 75);
+    }
 }
