@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use efficientnet_wgpu::gpu::profile_dispatches;
-use efficientnet_wgpu::model::{Config, EfficientNet, Variant, Weights};
+use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, Variant, Weights};
+use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams, KernelVariant};
 use efficientnet_wgpu::{Gpu, Result};
 
 #[derive(Parser)]
@@ -34,6 +35,10 @@ struct Args {
     /// Time a training step (forward, loss, backward; dropout and stochastic depth on) instead.
     #[arg(long)]
     train: bool,
+    /// Also time every GEMM variant on each 1x1-conv shape of the forward pass, and compare the
+    /// variant the library picks with the best one.
+    #[arg(long)]
+    gemm_sweep: bool,
 }
 
 fn main() {
@@ -99,7 +104,17 @@ fn run(args: Args) -> Result<()> {
     }
     let gflop = config.macs(res, res) as f64 * 2.0 * n as f64 / 1e9;
 
+    let sweep = if args.gemm_sweep && gpu.caps.timestamps { gemm_sweep(&gpu, &config, n, res)? } else { Vec::new() };
+
     if args.json {
+        let sweep_json: Vec<_> = sweep
+            .iter()
+            .map(|r| {
+                serde_json::json!({"m": r.m, "n": r.n, "k": r.k, "auto": format!("{:?}", r.auto),
+                    "gflops": r.gflops.iter().map(|(v, g)| (format!("{v:?}"), *g)).collect::<BTreeMap<_, _>>(),
+                    "auto_over_best": r.ratio()})
+            })
+            .collect();
         let per_kernel: Vec<_> = kernels
             .iter()
             .map(|(k, (t, f, b, c))| {
@@ -114,7 +129,7 @@ fn run(args: Args) -> Result<()> {
                 "forward_s": step, "images_per_s": images_per_s, "gflops_per_s": gflop / step,
                 "encode_ms": median(encode_s) * 1e3, "dispatches": plan.dispatches.len(),
                 "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
-                "kernels": per_kernel,
+                "kernels": per_kernel, "gemm_sweep": sweep_json,
             })
         );
         return Ok(());
@@ -142,6 +157,7 @@ fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
+    print_sweep(&sweep);
     println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profiled_total / 1e6);
     println!("{:<26} {:>6} {:>10} {:>9} {:>9} {:>7}", "kernel", "count", "ms", "GFLOP/s", "GB/s", "share");
     let mut sorted: Vec<_> = kernels.into_iter().collect();
@@ -227,4 +243,94 @@ fn run_train(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One 1x1-conv shape of the forward pass and what each GEMM variant achieves on it.
+struct SweepRow {
+    m: usize,
+    n: usize,
+    k: usize,
+    auto: KernelVariant,
+    gflops: Vec<(KernelVariant, f64)>,
+}
+
+impl SweepRow {
+    /// GFLOP/s of the variant the library picks over the best variant's.
+    fn ratio(&self) -> f64 {
+        let best = self.gflops.iter().map(|g| g.1).fold(0.0, f64::max);
+        let auto = self.gflops.iter().find(|g| g.0 == self.auto).map_or(0.0, |g| g.1);
+        auto / best
+    }
+}
+
+/// Times every applicable GEMM variant (best of 3 timestamped runs) on each distinct expand,
+/// project and head shape of the forward pass, with the network's epilogue (bias + swish for
+/// expand and head, bias for project).
+fn gemm_sweep(gpu: &Gpu, config: &Config, batch: usize, res: usize) -> Result<Vec<SweepRow>> {
+    let (mut h, _) = conv_padding(config.padding, res, 3, 2);
+    let mut shapes = Vec::new();
+    for b in config.blocks() {
+        if b.has_expand() {
+            shapes.push((batch * h * h, b.expanded_ch, b.in_ch, true));
+        }
+        h = conv_padding(config.padding, h, b.kernel, b.stride).0;
+        shapes.push((batch * h * h, b.out_ch, b.expanded_ch, false));
+    }
+    shapes.push((batch * h * h, config.head_channels(), config.blocks().last().map_or(0, |b| b.out_ch), true));
+    shapes.dedup();
+    let mut rows = Vec::new();
+    for (m, n, k, act) in shapes {
+        if rows.iter().any(|r: &SweepRow| (r.m, r.n, r.k) == (m, n, k)) {
+            continue;
+        }
+        let a = gpu.upload(&vec![0.5; m * k], "a")?;
+        let b = gpu.upload(&vec![0.01; k * n], "b")?;
+        let bias = gpu.upload(&vec![0.1; n], "bias")?;
+        let out = gpu.empty(m * n, "out")?;
+        let mut p = GemmParams::new(m, n, k);
+        p.has_bias = true;
+        p.act = if act { Activation::Swish } else { Activation::None };
+        let auto = p.kernel_variant(gpu);
+        let mut gflops = Vec::new();
+        for v in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Texel] {
+            p.variant = v;
+            if p.kernel_variant(gpu) != v {
+                continue;
+            }
+            let d = gemm_fwd(gpu, &p, &a, &b, Some(&bias), None, None, &out)?;
+            let ns = (0..3).map(|_| profile_dispatches(gpu, &[&d]).map(|t| t[0])).collect::<Result<Vec<_>>>()?;
+            let best = ns.into_iter().fold(f64::INFINITY, f64::min);
+            gflops.push((v, 2.0 * p.macs() as f64 / best));
+        }
+        rows.push(SweepRow { m, n, k, auto, gflops });
+    }
+    Ok(rows)
+}
+
+fn print_sweep(rows: &[SweepRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!("\n1x1-conv GEMM sweep (GFLOP/s, best of 3; auto = the variant the library picks):");
+    println!(
+        "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "M", "N", "K", "scalar", "vec4", "texel", "auto", "auto/best"
+    );
+    let mut worst: f64 = 1.0;
+    for r in rows {
+        let g = |v| r.gflops.iter().find(|g| g.0 == v).map_or("-".to_string(), |g| format!("{:.2}", g.1));
+        println!(
+            "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9.0}%",
+            r.m,
+            r.n,
+            r.k,
+            g(KernelVariant::Scalar),
+            g(KernelVariant::Vec4),
+            g(KernelVariant::Texel),
+            format!("{:?}", r.auto).to_lowercase(),
+            100.0 * r.ratio()
+        );
+        worst = worst.min(r.ratio());
+    }
+    println!("worst auto/best: {:.0}% (target >= 70%)", 100.0 * worst);
 }

@@ -509,6 +509,17 @@ fn model_label(cfg: &Config, format: WeightFormat) -> String {
     format!("{} with {} classes ({} names)", cfg.name, cfg.num_classes, format)
 }
 
+/// Departures from the paper's initialisation for short training runs from scratch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct InitOptions {
+    /// Zero the BatchNorm scale after the project conv of every block with an identity shortcut,
+    /// so each such block starts as the identity (Goyal et al., 2017).
+    pub zero_init_last: bool,
+    /// Classifier weights N(0, 0.01) instead of U(±1/sqrt(classes)): the paper's range suits
+    /// 1000 classes, while with 10 it starts with logits of standard deviation ~6.
+    pub small_classifier: bool,
+}
+
 impl Weights {
     fn from_parts(specs: Vec<TensorSpec>, tensors: Vec<HostTensor>) -> Weights {
         let by_key = specs.iter().enumerate().map(|(i, s)| (s.key.clone(), i)).collect();
@@ -528,13 +539,23 @@ impl Weights {
     /// kernels and timm compute it; torchvision's kaiming uses kh·kw·C there instead), linear
     /// U(±1/sqrt(out)), biases 0, BN weight 1, bias 0, running mean 0, var 1.
     pub fn init_random(config: &Config, seed: u64) -> Weights {
+        Self::init_random_with(config, seed, InitOptions::default())
+    }
+
+    /// [`Weights::init_random`] with the changes of `options`.
+    pub fn init_random_with(config: &Config, seed: u64, options: InitOptions) -> Weights {
         let specs = config.state_dict_spec(WeightFormat::Torchvision);
+        let residual: Vec<bool> = config.blocks().iter().map(|b| b.residual).collect();
         let mut rng = SplitMix64(seed);
         let tensors = specs
             .iter()
             .map(|s| {
                 let shape = s.shape.clone();
                 match (s.layer, s.field) {
+                    (Layer::Classifier, Field::Weight) if options.small_classifier => {
+                        let data = (0..s.numel()).map(|_| (rng.normal() * 0.01) as f32).collect();
+                        HostTensor { shape, data }
+                    }
                     (Layer::Classifier, Field::Weight) => {
                         let range = 1.0 / (shape[0].max(1) as f64).sqrt();
                         let data = (0..s.numel()).map(|_| ((rng.uniform() * 2.0 - 1.0) * range) as f32).collect();
@@ -547,6 +568,11 @@ impl Weights {
                         let std = (2.0 / fan_out.max(1) as f64).sqrt();
                         let data = (0..s.numel()).map(|_| (rng.normal() * std) as f32).collect();
                         HostTensor { shape, data }
+                    }
+                    (Layer::Block { index, part: BlockPart::Project }, Field::BnWeight)
+                        if options.zero_init_last && residual.get(index).copied().unwrap_or(false) =>
+                    {
+                        HostTensor::zeros(shape)
                     }
                     (_, Field::BnWeight | Field::RunningVar) => HostTensor::full(shape, 1.0),
                     _ => HostTensor::zeros(shape),
