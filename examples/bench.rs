@@ -196,14 +196,20 @@ fn run_train(args: Args) -> Result<()> {
     let targets: Vec<u32> = (0..n as u32).map(|i| i % args.classes as u32).collect();
     step.run(&gpu, &input, &targets, 0)?;
     gpu.read(step.loss())?;
-    let mut times = Vec::new();
+    let (mut times, mut encode_s) = (Vec::new(), Vec::new());
     for i in 0..args.iters.max(1) {
         let t = Instant::now();
-        step.run(&gpu, &input, &targets, i as u32 + 1)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        step.encode(&gpu, &input, &targets, i as u32 + 1, &mut encoder)?;
+        let cmd = encoder.finish();
+        encode_s.push(t.elapsed().as_secs_f64());
+        gpu.queue.submit([cmd]);
         gpu.read(step.loss())?;
         times.push(t.elapsed().as_secs_f64());
     }
     let s = median(times);
+    let encode_ms = median(encode_s) * 1e3;
+    let scratch = gpu.scratch_texture_bytes();
     let mut kernels: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     let mut total = 0.0;
     if !args.no_profile && gpu.caps.timestamps {
@@ -220,18 +226,22 @@ fn run_train(args: Args) -> Result<()> {
             "{}",
             serde_json::json!({"adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
                 "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
-                "activation_bytes": step.activation_bytes, "record_s": build_s})
+                "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
+                "record_s": build_s})
         );
         return Ok(());
     }
     println!("adapter: {}", gpu.describe());
     println!(
-        "{} training step, batch {n} at {res}x{res}: {:.1} ms, {:.1} images/s; {} dispatches; activations {:.1} MiB; recorded in {:.2} s",
+        "{} training step, batch {n} at {res}x{res}: {:.1} ms, {:.1} images/s; {} dispatches, CPU encode {:.2} ms; \
+         activations {:.1} MiB (+ {:.1} MiB of texel scratch textures); recorded in {:.2} s",
         config.name,
         s * 1e3,
         n as f64 / s,
         step.dispatches.len(),
+        encode_ms,
         step.activation_bytes as f64 / (1 << 20) as f64,
+        scratch as f64 / (1 << 20) as f64,
         build_s
     );
     if total > 0.0 {
@@ -311,7 +321,8 @@ fn print_sweep(rows: &[SweepRow]) {
     if rows.is_empty() {
         return;
     }
-    println!("\n1x1-conv GEMM sweep (GFLOP/s, best of 3; auto = the variant the library picks):");
+    println!("\n1x1-conv GEMM sweep (GFLOP/s, best of 3; auto = the variant the library picks; texel times");
+    println!("exclude the buffer-to-texture copies, which run before the timed pass at ~40 GB/s):");
     println!(
         "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>7} {:>10}",
         "M", "N", "K", "scalar", "vec4", "texel", "auto", "auto/best"

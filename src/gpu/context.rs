@@ -338,6 +338,12 @@ impl Gpu {
         Ok(texture.clone())
     }
 
+    /// Bytes of the scratch textures made so far for texel kernels (memory beyond the buffers).
+    pub fn scratch_texture_bytes(&self) -> u64 {
+        let textures = self.textures.lock().unwrap_or_else(|e| e.into_inner());
+        textures.values().map(|t| t.width() as u64 * t.height() as u64 * 16).sum()
+    }
+
     /// Number of distinct pipelines built so far (the bench reports it).
     pub fn pipeline_count(&self) -> usize {
         self.pipelines.lock().map(|p| p.len()).unwrap_or(0)

@@ -56,6 +56,8 @@ macro_rules! kernels {
 kernels! {
     // x, weight (HWIO), bias, y
     Conv2dFwd => "conv2d_fwd", "conv2d/conv2d_fwd.wgsl", "main", [R, R, R, W];
+    // x (NCHW), weight (HWIO) as texels, bias, y; CPU adapters, the stem's shapes
+    Conv2dFwdTexel => "conv2d_fwd_texel", "conv2d/conv2d_fwd_texel.wgsl", "main", [T, T, R, W];
     // a, b, bias, residual, a_scale, out
     GemmFwd => "gemm_fwd", "gemm/gemm_fwd.wgsl", "main", [R, R, R, R, R, W];
     // the same, K and N multiples of 4
@@ -68,6 +70,8 @@ kernels! {
     DepthwiseConvFwdTexel => "depthwise_conv_fwd_texel", "depthwise_conv/depthwise_conv_fwd_texel.wgsl", "main", [T, T, R, W];
     // x, partial sums
     GlobalAvgPoolPartial => "global_avg_pool_partial", "pool/global_avg_pool_fwd.wgsl", "partial", [R, W];
+    // x (texels), partial sums; CPU adapters, C % 4 == 0
+    GlobalAvgPoolPartialTexel => "global_avg_pool_partial_texel", "pool/global_avg_pool_partial_texel.wgsl", "main", [T, W];
     // partial sums, mean
     GlobalAvgPoolFinish => "global_avg_pool_finish", "pool/global_avg_pool_fwd.wgsl", "finish", [R, W];
     // x, y

@@ -1,10 +1,10 @@
 //! General direct convolution (the stem): any kernel, stride, padding and groups, NHWC or NCHW input.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
 use crate::model::{conv_padding, Padding};
 use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
-use crate::ops::Activation;
+use crate::ops::{Activation, KernelVariant};
 
 /// Shapes of one convolution. Output is NHWC (n, oh, ow, cout); weights are HWIO
 /// (kh, kw, cin / groups, cout).
@@ -27,6 +27,7 @@ pub struct Conv2dParams {
     pub has_bias: bool,
     /// The input is (n, cin, h, w), as the network's input arrives from PyTorch users.
     pub input_nchw: bool,
+    pub variant: KernelVariant,
 }
 
 impl Conv2dParams {
@@ -61,6 +62,19 @@ impl Conv2dParams {
             act: Activation::None,
             has_bias: false,
             input_nchw: false,
+            variant: KernelVariant::Auto,
+        }
+    }
+
+    /// The forward kernel's family on `gpu`: texels on CPU adapters (forced: on any adapter) for a
+    /// stem-like shape: one group, NCHW input with W a multiple of 4, COUT a multiple of 4.
+    pub fn kernel_variant(&self, gpu: &Gpu) -> KernelVariant {
+        let fits = self.groups == 1 && self.input_nchw && self.w.is_multiple_of(4) && self.cout.is_multiple_of(4);
+        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
+        match self.variant {
+            KernelVariant::Auto if fits && cpu => KernelVariant::Texel,
+            KernelVariant::Texel if fits => KernelVariant::Texel,
+            _ => KernelVariant::Scalar,
         }
     }
 
@@ -148,9 +162,16 @@ pub fn conv2d_fwd(
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
-    let threads = (p.n * p.oh * p.ow * p.cout.div_ceil(4)) as u64;
     let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
-    Ok(Dispatch::new(gpu, Kernel::Conv2dFwd, &p.constants(), &[x, w, bias.unwrap_or(w), y], threads, "conv2d_fwd")?
+    let (kernel, threads) = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => (Kernel::Conv2dFwdTexel, p.n * p.oh * p.ow.div_ceil(4) * p.cout.div_ceil(8)),
+        _ => (Kernel::Conv2dFwd, p.n * p.oh * p.ow * p.cout.div_ceil(4)),
+    };
+    let mut c = p.constants();
+    if kernel == Kernel::Conv2dFwdTexel {
+        c.retain(|(k, _)| !matches!(*k, "GROUPS" | "IN_NCHW"));
+    }
+    Ok(Dispatch::new(gpu, kernel, &c, &[x, w, bias.unwrap_or(w), y], threads as u64, kernel.name())?
         .with_cost(2 * p.macs(), bytes))
 }
 

@@ -1,7 +1,8 @@
 //! Global average pooling over H*W of an NHWC tensor (squeeze-excite's squeeze and the head).
 
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
+use crate::ops::KernelVariant;
 
 /// Input (n, hw, c), output (n, c).
 #[derive(Clone, Debug, PartialEq)]
@@ -11,11 +12,22 @@ pub struct GlobalAvgPoolParams {
     pub c: usize,
     /// Rows summed by one invocation of the first stage.
     pub chunk: usize,
+    /// The first stage reads texels on CPU adapters when C is a multiple of 4.
+    pub variant: KernelVariant,
 }
 
 impl GlobalAvgPoolParams {
     pub fn new(n: usize, hw: usize, c: usize) -> Self {
-        GlobalAvgPoolParams { n, hw, c, chunk: 64 }
+        GlobalAvgPoolParams { n, hw, c, chunk: 64, variant: KernelVariant::Auto }
+    }
+    /// Whether the first stage runs the texel kernel on `gpu` (forced: on any adapter).
+    pub fn texel(&self, gpu: &Gpu) -> bool {
+        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
+        self.c.is_multiple_of(4)
+            && match self.variant {
+                KernelVariant::Auto => cpu,
+                v => v == KernelVariant::Texel,
+            }
     }
     pub fn chunks(&self) -> usize {
         self.hw.div_ceil(self.chunk)
@@ -37,15 +49,13 @@ pub fn global_avg_pool_partial(
     x: &GpuBuffer,
     partial: &GpuBuffer,
 ) -> Result<Dispatch> {
-    Ok(Dispatch::new(
-        gpu,
-        Kernel::GlobalAvgPoolPartial,
-        &p.constants(),
-        &[x, partial],
-        p.partial_len() as u64,
-        "global_avg_pool",
-    )?
-    .with_cost((p.n * p.hw * p.c) as u64, 4 * (p.n * p.hw * p.c) as u64))
+    let (kernel, threads) = if p.texel(gpu) {
+        (Kernel::GlobalAvgPoolPartialTexel, p.partial_len() / 4)
+    } else {
+        (Kernel::GlobalAvgPoolPartial, p.partial_len())
+    };
+    Ok(Dispatch::new(gpu, kernel, &p.constants(), &[x, partial], threads as u64, "global_avg_pool")?
+        .with_cost((p.n * p.hw * p.c) as u64, 4 * (p.n * p.hw * p.c) as u64))
 }
 
 /// Records both stages; `partial` must hold `p.partial_len()` values.

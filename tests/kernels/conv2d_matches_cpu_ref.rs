@@ -1,7 +1,8 @@
 use crate::common::*;
 use efficientnet_wgpu::cpu_ref;
+use efficientnet_wgpu::gpu::Kernel;
 use efficientnet_wgpu::model::Padding;
-use efficientnet_wgpu::ops::{conv2d_fwd, Activation, Conv2dParams};
+use efficientnet_wgpu::ops::{conv2d_fwd, Activation, Conv2dParams, KernelVariant};
 
 fn check(p: &Conv2dParams, seed: u64) {
     let x = rand_vec(p.input_len(), seed);
@@ -10,6 +11,9 @@ fn check(p: &Conv2dParams, seed: u64) {
     let want = cpu_ref::conv2d_fwd(p, &x, &w, p.has_bias.then_some(&b[..]));
     let (xg, wg, bg, y) = (upload(&x), upload(&w), upload(&b), empty(p.output_len()));
     let d = conv2d_fwd(gpu(), p, &xg, &wg, p.has_bias.then_some(&bg), &y).unwrap();
+    let texel = p.kernel_variant(gpu()) == KernelVariant::Texel;
+    assert_eq!(d.kernel, if texel { Kernel::Conv2dFwdTexel } else { Kernel::Conv2dFwd });
+    assert!(p.variant != KernelVariant::Texel || texel, "forced texel kernel must run: {p:?}");
     let got = run_and_read(&[d], &y);
     // Tolerance: f32 accumulation of up to k*k*cin products of values in [-1, 1).
     assert_close(&format!("{p:?}"), &got, &want, 1e-5, 1e-4);
@@ -46,4 +50,28 @@ fn pointwise_sized_many_input_channels() {
     p.has_bias = true;
     p.act = Activation::Sigmoid;
     check(&p, 4);
+}
+
+#[test]
+fn stem_texel_kernel_both_paddings_ragged_tiles() {
+    // W a multiple of 4 (the texel kernel's requirement), OW not a multiple of its 4 columns,
+    // COUT not a multiple of its 8 channels; each shape also on the buffer kernel.
+    for variant in [KernelVariant::Texel, KernelVariant::Scalar] {
+        let mut p = Conv2dParams::new(2, 18, 20, 3, 12, 3, 2, Padding::Symmetric);
+        p.input_nchw = true;
+        p.has_bias = true;
+        p.act = Activation::Swish;
+        p.variant = variant;
+        check(&p, 5);
+        let mut p = Conv2dParams::new(1, 15, 12, 3, 32, 3, 2, Padding::TfSame);
+        p.input_nchw = true;
+        p.variant = variant;
+        check(&p, 6);
+        let mut p = Conv2dParams::new(1, 9, 8, 2, 8, 5, 1, Padding::Symmetric);
+        p.input_nchw = true;
+        p.has_bias = true;
+        p.act = Activation::Relu6;
+        p.variant = variant;
+        check(&p, 7);
+    }
 }

@@ -56,3 +56,17 @@ fn k3_stride2_odd_symmetric_and_k5_stride1_tf_same() {
     let p = DepthwiseConvParams::new(1, 6, 10, 9, 5, 1, Padding::TfSame);
     check(&p, 23);
 }
+
+#[test]
+fn wide_rows_several_column_blocks_and_k7() {
+    // 19 and 11 output columns: several 4-column blocks and a partial one, both strides.
+    let mut p = DepthwiseConvParams::new(2, 5, 19, 8, 3, 1, Padding::TfSame);
+    p.has_bias = true;
+    p.act = Activation::Swish;
+    check(&p, 24);
+    let p = DepthwiseConvParams::new(1, 9, 21, 12, 5, 2, Padding::Symmetric);
+    check(&p, 25);
+    // kw = 7.
+    let p = DepthwiseConvParams::new(1, 9, 11, 4, 7, 1, Padding::Symmetric);
+    check(&p, 26);
+}

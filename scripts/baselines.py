@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""PyTorch eager baselines for the figures `examples/bench.rs` prints, on the same machine:
+B0 forward (eval, fp32) images/s and a training step (train mode: forward, cross-entropy,
+backward, SGD update; dropout and stochastic depth on) images/s, on the CPU and, where there is
+one, on the CUDA GPU. One JSON object per measurement on stdout.
+
+    bash scripts/baselines.sh                      # makes a venv with torch, then runs this
+    python3 scripts/baselines.py --forward 8:224 --train 32:32:10 --train 64:224:1000
+
+burn has no Python package; its figures on lavapipe (2.0 images/s forward at batch 8, 14 training)
+come from ../shared/GPU_NOTES.md.
+"""
+import argparse
+import json
+import os
+import time
+
+import torch
+import torchvision
+
+
+def timed(fn, iters, device):
+    fn()  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def forward(device, batch, res, iters):
+    m = torchvision.models.efficientnet_b0().eval().to(device)
+    x = torch.randn(batch, 3, res, res, device=device)
+
+    def step():
+        with torch.no_grad():
+            m(x)
+
+    s = timed(step, iters, device)
+    return {"what": "forward", "device": device, "batch": batch, "resolution": res, "seconds": s,
+            "images_per_s": batch / s}
+
+
+def train(device, batch, res, classes, iters):
+    m = torchvision.models.efficientnet_b0(num_classes=classes).train().to(device)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, res, res, device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    s = timed(step, iters, device)
+    out = {"what": "train", "device": device, "batch": batch, "resolution": res, "classes": classes,
+           "seconds": s, "images_per_s": batch / s}
+    if device == "cuda":
+        out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--forward", action="append", default=[], help="BATCH:RES")
+    ap.add_argument("--train", action="append", default=[], help="BATCH:RES:CLASSES")
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--devices", default="cpu,cuda")
+    a = ap.parse_args()
+    if not a.forward and not a.train:
+        a.forward, a.train = ["1:224", "8:224"], ["32:32:10"]
+    devices = [d for d in a.devices.split(",") if d == "cpu" or torch.cuda.is_available()]
+    print(json.dumps({"torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                      "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))
+    for d in devices:
+        for f in a.forward:
+            b, r = map(int, f.split(":"))
+            print(json.dumps(forward(d, b, r, a.iters)), flush=True)
+        for t in a.train:
+            b, r, c = map(int, t.split(":"))
+            print(json.dumps(train(d, b, r, c, a.iters)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the PyTorch baselines (scripts/baselines.py) in a venv of their own, made on first use
+# (CPU wheels unless a CUDA GPU is present). Arguments go to baselines.py.
+set -euo pipefail
+VENV="${BASELINE_VENV:-$HOME/.cache/efficientnet-wgpu/baseline-venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  command -v python3 >/dev/null || { echo "baselines: needs python3 (apt-get install -y python3 python3-venv)"; exit 1; }
+  python3 -m venv "$VENV"
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    "$VENV/bin/pip" install -q torch torchvision
+  else
+    "$VENV/bin/pip" install -q --index-url https://download.pytorch.org/whl/cpu torch torchvision
+  fi
+fi
+exec "$VENV/bin/python" "$(dirname "$0")/baselines.py" "$@"

@@ -1,0 +1,94 @@
+// conv2d_fwd_texel: conv2d_fwd (see conv2d_fwd.wgsl) for the stem on CPU adapters: one group,
+// input (N, CIN, H, W) with W a multiple of 4, COUT a multiple of 4. Input and weights are read as
+// texels (vector gathers where the buffer kernel pays a per-lane loop per scalar), and a thread
+// computes 4 output columns x 8 output channels, so each tap's 2 weight texels serve 4 columns.
+//
+// Bindings: 0 x     (N, CIN, H, W)         texels
+//           1 w     (KH, KW, CIN, COUT)    HWIO, texels
+//           2 bias  (COUT)                 read only when HAS_BIAS = 1
+//           3 y     (N, OH, OW, COUT)
+
+override N: u32;
+override H: u32;
+override W: u32;
+override CIN: u32;
+override COUT: u32;
+override KH: u32;
+override KW: u32;
+override SH: u32;
+override SW: u32;
+override PT: u32;
+override PL: u32;
+override OH: u32;
+override OW: u32;
+override ACT: u32 = 0u;
+override HAS_BIAS: u32 = 0u;
+
+@group(0) @binding(0) var x: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(1) var w: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+
+const COLS: u32 = 4u;
+
+fn x_at(i: u32) -> f32 {
+    return textureLoad(x, texel(i >> 2u))[i & 3u];
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear_id(gid, nwg);
+    let co4 = COUT / 4u;
+    let cob = (co4 + 1u) / 2u;
+    let xb = (OW + COLS - 1u) / COLS;
+    if (t >= N * OH * xb * cob) {
+        return;
+    }
+    let q0 = (t % cob) * 2u;
+    let q1 = min(q0 + 1u, co4 - 1u);
+    let p = t / cob;
+    let ox0 = (p % xb) * COLS;
+    let oy = (p / xb) % OH;
+    let n = p / (xb * OH);
+
+    var acc0 = array<vec4<f32>, COLS>();
+    var acc1 = array<vec4<f32>, COLS>();
+    for (var ky = 0u; ky < KH; ky++) {
+        let iy = i32(oy * SH + ky) - i32(PT);
+        if (iy < 0 || iy >= i32(H)) {
+            continue;
+        }
+        for (var ci = 0u; ci < CIN; ci++) {
+            let row = ((n * CIN + ci) * H + u32(iy)) * W;
+            for (var kx = 0u; kx < KW; kx++) {
+                let wb = ((ky * KW + kx) * CIN + ci) * co4;
+                let w0 = textureLoad(w, texel(wb + q0));
+                let w1 = textureLoad(w, texel(wb + q1));
+                for (var j = 0u; j < COLS; j++) {
+                    let ix = i32((ox0 + j) * SW + kx) - i32(PL);
+                    let inside = ix >= 0 && ix < i32(W);
+                    let v = select(0.0, x_at(row + u32(clamp(ix, 0, i32(W) - 1))), inside);
+                    acc0[j] += v * w0;
+                    acc1[j] += v * w1;
+                }
+            }
+        }
+    }
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    if (HAS_BIAS == 1u) {
+        b0 = bias[q0];
+        b1 = bias[q1];
+    }
+    for (var j = 0u; j < COLS; j++) {
+        let ox = ox0 + j;
+        if (ox >= OW) {
+            break;
+        }
+        let o = ((n * OH + oy) * OW + ox) * co4;
+        y[o + q0] = activate4(acc0[j] + b0, ACT);
+        if (q0 + 1u < co4) {
+            y[o + q0 + 1u] = activate4(acc1[j] + b1, ACT);
+        }
+    }
+}
