@@ -9,7 +9,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   if command -v nvidia-smi >/dev/null 2>&1; then
     "$VENV/bin/pip" install -q torch torchvision
   else
-    "$VENV/bin/pip" install -q --index-url https://download.pytorch.org/whl/cpu torch torchvision
+    # CPU wheels (small) where download.pytorch.org is reachable, else PyPI's default build.
+    "$VENV/bin/pip" install -q --retries 1 --index-url https://download.pytorch.org/whl/cpu torch torchvision ||
+      "$VENV/bin/pip" install -q torch torchvision
   fi
 fi
 exec "$VENV/bin/python" "$(dirname "$0")/baselines.py" "$@"
