@@ -51,6 +51,7 @@ fn check_step(
         label_smoothing: 0.0,
         grad_input: true,
         resize_to: None,
+        recompute: true,
     };
     let shape = [shape[0], shape[1], shape[2], shape[3]];
     let report = graph.step_once(gpu, input, &t, shape, 0, &opts).unwrap();
@@ -148,6 +149,33 @@ fn two_identical_steps_give_bit_identical_gradients() {
     step.run(gpu, &input, &[3, 7], 43).unwrap();
     let other = gpu.read(&graph.params.grads).unwrap();
     assert_ne!(other, runs[0][0]);
+}
+
+#[test]
+fn recomputed_activations_give_the_same_bits_in_less_memory() {
+    // Recomputing the depthwise and project convs' inputs in the backward re-runs the forward's
+    // kernel on the same values: gradients, loss and BN running statistics must be bit-identical
+    // to keeping them, with dropout and stochastic depth on.
+    let gpu = gpu();
+    let config = Config::b0(10);
+    let weights = Weights::init_random(&config, 4);
+    let input = rand_vec(2 * 3 * 112 * 96, 6);
+    let mut runs = Vec::new();
+    let mut memory = Vec::new();
+    for recompute in [false, true] {
+        let graph = TrainGraph::new(gpu, config.clone(), &weights).unwrap();
+        let opts = TrainOptions { grad_input: true, recompute, ..TrainOptions::default() };
+        let step = graph.record_step(gpu, 2, 112, 96, &opts).unwrap();
+        step.run(gpu, &input, &[1, 8], 9).unwrap();
+        let read = [&graph.params.grads, &graph.params.running, step.grad_input().unwrap(), step.loss()];
+        runs.push(gpu.read_many(&read).unwrap());
+        memory.push(step.activation_bytes);
+    }
+    assert!(runs[0][0].iter().any(|&g| g != 0.0));
+    assert_eq!(runs[0], runs[1], "recomputation must not change a bit");
+    // The two recomputed tensors are the largest a block saves: at least a fifth less memory
+    // (23% measured at this size, 26% at 224 px; fixed-size scratch weighs more at small sizes).
+    assert!(memory[1] * 5 <= memory[0] * 4, "activation bytes: kept {} recomputed {}", memory[0], memory[1]);
 }
 
 #[test]

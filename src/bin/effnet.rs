@@ -351,6 +351,7 @@ fn grad(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path, bn_moment
         label_smoothing: 0.0,
         grad_input: true,
         resize_to: None,
+        recompute: true,
     };
     let [n, c, h, wd] = [shape[0], shape[1], shape[2], shape[3]];
     let report = graph.step_once(&gpu, &data, &targets, [n, c, h, wd], 0, &opts)?;

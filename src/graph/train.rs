@@ -31,6 +31,10 @@ pub struct TrainOptions {
     /// Resize the input images to this (h, w) on the GPU first (bilinear), e.g. 28x28
     /// Fashion-MNIST to a 32x32 training resolution. Overrides `config.scale`.
     pub resize_to: Option<(usize, usize)>,
+    /// Recompute each block's two activated expanded-width tensors (the depthwise and project
+    /// convs' inputs) from their saved BN inputs during the backward instead of keeping them:
+    /// one elementwise pass each, bit-identical results, and the largest saved tensors halved.
+    pub recompute: bool,
 }
 
 impl Default for TrainOptions {
@@ -43,6 +47,7 @@ impl Default for TrainOptions {
             label_smoothing: 0.0,
             grad_input: false,
             resize_to: None,
+            recompute: true,
         }
     }
 }
@@ -419,6 +424,10 @@ impl Builder<'_> {
         let (oh, ow) = (dp.oh, dp.ow);
         let (depthwise, y2) =
             self.conv_bn_fwd(Conv::Depthwise(dp), &y1, None, part(BlockPart::Depthwise), act, None, None)?;
+        if self.opts.recompute && expand.is_some() {
+            // Rebuilt from the expand BN's input in the backward (`recompute_output`).
+            self.r.release(y1);
+        }
         // Squeeze-excite: its gate multiplies the project conv's input as the GEMM reads it.
         let se = if spec.has_se() { Some(self.se_fwd(spec, &y2, n, oh * ow)?) } else { None };
         // Project: 1x1 conv → BN [→ stochastic depth → + identity].
@@ -440,14 +449,32 @@ impl Builder<'_> {
             residual,
             drop_path,
         )?;
+        if self.opts.recompute {
+            // Rebuilt from the depthwise BN's input in the backward.
+            self.r.release(y2.clone());
+        }
         // The block input is read again only by the expand conv's (or, without one, the depthwise
         // conv's) weight gradient: both saved units hold it.
         Ok((BlockSaved { spec: spec.clone(), input: x, expand, depthwise, y2, se, project }, out, oh, ow))
     }
 
-    fn block_bwd(&mut self, s: BlockSaved, d_out: GpuBuffer) -> Result<GpuBuffer> {
+    /// Re-runs the forward's `bn_act_fwd` of a unit without residual or drop path from its saved
+    /// BN input and folded scale/shift: the same kernel on the same values, so the same bits.
+    fn recompute_output(&mut self, s: &ConvBnSaved, label: &str) -> Result<GpuBuffer> {
+        let y = self.r.alloc(s.bn.p.m * s.bn.p.c)?;
+        let d = ops::bn_act_fwd(self.r.gpu, &s.bn.p, &s.bn.z, &s.bn.scale_shift, None, &self.seed, &y)?;
+        self.r.push(d, &format!("{label} recompute"));
+        Ok(y)
+    }
+
+    fn block_bwd(&mut self, mut s: BlockSaved, d_out: GpuBuffer) -> Result<GpuBuffer> {
         let gpu = self.r.gpu;
         let label = format!("stage{}.{} backward", s.spec.stage, s.spec.index_in_stage);
+        if self.opts.recompute {
+            let y2 = self.recompute_output(&s.depthwise, &label)?;
+            s.project.x = y2.clone();
+            s.y2 = y2;
+        }
         let d_gated = self
             .conv_bn_bwd(&s.project, Some(&d_out), None, true, None)?
             .ok_or_else(|| Error::invalid("project conv gave no input gradient"))?;
@@ -474,6 +501,11 @@ impl Builder<'_> {
         };
         self.r.release(s.y2.clone());
         let into = keep.as_ref();
+        if self.opts.recompute {
+            if let Some(e) = &s.expand {
+                s.depthwise.x = self.recompute_output(e, &label)?;
+            }
+        }
         let d_in = match &s.expand {
             Some(e) => {
                 let dy1 = self

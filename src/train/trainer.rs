@@ -114,6 +114,7 @@ impl Trainer {
             label_smoothing: self.tc.label_smoothing,
             grad_input: false,
             resize_to: Some((self.tc.resolution, self.tc.resolution)),
+            recompute: true,
         }
     }
 
