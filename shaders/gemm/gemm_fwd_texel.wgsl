@@ -72,6 +72,8 @@ fn main(
             textureLoad(b, texel(bk + cols.z)),
             textureLoad(b, texel(bk + cols.w)),
         );
+        // Written out, not looped: a loop indexing the A texels by its counter ran 8x slower on
+        // lavapipe (measured with bench --gemm-sweep).
         let q = k0 / 4u;
         let x0 = load_a(r0, q);
         let y0 = load_a(r0, q + 1u);

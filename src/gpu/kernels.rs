@@ -125,8 +125,8 @@ kernels! {
     // dy, dy_pool, z, stats, gamma_beta, seed, sums, dz
     BnActBwdApply => "bn_act_bwd_apply", "bn_act/bn_act_bwd_apply.wgsl", "main", [R, R, R, R, R, R, R, W];
     // the same with dy and z as texels; CPU adapters, C % 4 == 0
-    BnActBwdReduceTexel => "bn_act_bwd_reduce_texel", "bn_act/bn_act_bwd_reduce_texel.wgsl", "main", [T, R, T, R, R, R, W];
-    BnActBwdApplyTexel => "bn_act_bwd_apply_texel", "bn_act/bn_act_bwd_apply_texel.wgsl", "main", [T, R, T, R, R, R, R, W];
+    BnActBwdReduceTexel => "bn_act_bwd_reduce_texel", "bn_act/bn_act_bwd_texel.wgsl", "reduce", [T, R, T, R, R, R, W];
+    BnActBwdApplyTexel => "bn_act_bwd_apply_texel", "bn_act/bn_act_bwd_texel.wgsl", "apply", [T, R, T, R, R, R, R, W];
     // x, y
     ActivationFwd => "activation_fwd", "activation/activation_fwd.wgsl", "main", [R, W];
     // x, dy, dx
