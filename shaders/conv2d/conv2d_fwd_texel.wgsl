@@ -35,6 +35,14 @@ fn x_at(i: u32) -> f32 {
     return textureLoad(x, texel(i >> 2u))[i & 3u];
 }
 
+// Input column a - PL + v (v a literal) from the texels t = (texels a/4 - 1 .. a/4 + 2 of the row),
+// zero outside the image: with PL an override the texel and component are constants.
+fn pick(t: array<vec4<f32>, 4>, a: i32, v: i32) -> f32 {
+    let e = v - i32(PL);
+    let ix = a + e;
+    return select(0.0, t[(e >> 2u) + 1][e & 3], ix >= 0 && ix < i32(W));
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = linear_id(gid, nwg);
@@ -60,6 +68,43 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         for (var ci = 0u; ci < CIN; ci++) {
             let row = ((n * CIN + ci) * H + u32(iy)) * W;
+            if (KW == 3u && SW == 2u && PL < 4u) {
+                // The stem's shape: the 4 columns read 9 neighbouring inputs, 4 texels of the
+                // row (row and 2 * ox0 are multiples of 4) instead of 12 single values.
+                let a = i32(ox0 * 2u);
+                let tb = i32((row + ox0 * 2u) / 4u);
+                let t = array<vec4<f32>, 4>(
+                    textureLoad(x, texel(u32(max(tb - 1, 0)))),
+                    textureLoad(x, texel(u32(tb))),
+                    textureLoad(x, texel(u32(tb + 1))),
+                    textureLoad(x, texel(u32(tb + 2))),
+                );
+                let x0 = pick(t, a, 0);
+                let x1 = pick(t, a, 1);
+                let x2 = pick(t, a, 2);
+                let x3 = pick(t, a, 3);
+                let x4 = pick(t, a, 4);
+                let x5 = pick(t, a, 5);
+                let x6 = pick(t, a, 6);
+                let x7 = pick(t, a, 7);
+                let x8 = pick(t, a, 8);
+                let wb = ((ky * 3u) * CIN + ci) * co4;
+                let w00 = textureLoad(w, texel(wb + q0));
+                let w01 = textureLoad(w, texel(wb + q1));
+                let w10 = textureLoad(w, texel(wb + CIN * co4 + q0));
+                let w11 = textureLoad(w, texel(wb + CIN * co4 + q1));
+                let w20 = textureLoad(w, texel(wb + 2u * CIN * co4 + q0));
+                let w21 = textureLoad(w, texel(wb + 2u * CIN * co4 + q1));
+                acc0[0] += x0 * w00 + x1 * w10 + x2 * w20;
+                acc1[0] += x0 * w01 + x1 * w11 + x2 * w21;
+                acc0[1] += x2 * w00 + x3 * w10 + x4 * w20;
+                acc1[1] += x2 * w01 + x3 * w11 + x4 * w21;
+                acc0[2] += x4 * w00 + x5 * w10 + x6 * w20;
+                acc1[2] += x4 * w01 + x5 * w11 + x6 * w21;
+                acc0[3] += x6 * w00 + x7 * w10 + x8 * w20;
+                acc1[3] += x6 * w01 + x7 * w11 + x8 * w21;
+                continue;
+            }
             for (var kx = 0u; kx < KW; kx++) {
                 let wb = ((ky * KW + kx) * CIN + ci) * co4;
                 let w0 = textureLoad(w, texel(wb + q0));

@@ -31,6 +31,12 @@ override HAS_BIAS: u32 = 0u;
 
 const COLS: u32 = 4u;
 
+// Input column ix of row `row` (zero outside the image), channels 4q..4q+3.
+fn x_col(row: u32, ix: i32, q: u32) -> vec4<f32> {
+    let xv = textureLoad(x, texel((row + u32(clamp(ix, 0, i32(W) - 1))) * (C / 4u) + q));
+    return select(vec4<f32>(0.0), xv, ix >= 0 && ix < i32(W));
+}
+
 fn act4(v: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(activate(v.x, ACT), activate(v.y, ACT), activate(v.z, ACT), activate(v.w, ACT));
 }
@@ -56,13 +62,95 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             continue;
         }
         let row = (n * H + u32(iy)) * W;
+        // The common shapes written out: the 4 columns share their inputs (3x3 at stride 1: 6
+        // loads per row instead of 12), held in registers. Measured 2x faster on lavapipe than
+        // the generic loop below, which an array of the row's inputs did not speed up.
+        if (KW == 3u && SW == 1u) {
+            let b = i32(ox0 * SW) - i32(PL);
+            let x0 = x_col(row, b, q);
+            let x1 = x_col(row, b + 1, q);
+            let x2 = x_col(row, b + 2, q);
+            let x3 = x_col(row, b + 3, q);
+            let x4 = x_col(row, b + 4, q);
+            let x5 = x_col(row, b + 5, q);
+            let w0 = textureLoad(w, texel((ky * 3u + 0u) * c4 + q));
+            let w1 = textureLoad(w, texel((ky * 3u + 1u) * c4 + q));
+            let w2 = textureLoad(w, texel((ky * 3u + 2u) * c4 + q));
+            acc[0] += x0 * w0 + x1 * w1 + x2 * w2;
+            acc[1] += x1 * w0 + x2 * w1 + x3 * w2;
+            acc[2] += x2 * w0 + x3 * w1 + x4 * w2;
+            acc[3] += x3 * w0 + x4 * w1 + x5 * w2;
+            continue;
+        }
+        if (KW == 3u && SW == 2u) {
+            let b = i32(ox0 * SW) - i32(PL);
+            let x0 = x_col(row, b, q);
+            let x1 = x_col(row, b + 1, q);
+            let x2 = x_col(row, b + 2, q);
+            let x3 = x_col(row, b + 3, q);
+            let x4 = x_col(row, b + 4, q);
+            let x5 = x_col(row, b + 5, q);
+            let x6 = x_col(row, b + 6, q);
+            let x7 = x_col(row, b + 7, q);
+            let x8 = x_col(row, b + 8, q);
+            let w0 = textureLoad(w, texel((ky * 3u + 0u) * c4 + q));
+            let w1 = textureLoad(w, texel((ky * 3u + 1u) * c4 + q));
+            let w2 = textureLoad(w, texel((ky * 3u + 2u) * c4 + q));
+            acc[0] += x0 * w0 + x1 * w1 + x2 * w2;
+            acc[1] += x2 * w0 + x3 * w1 + x4 * w2;
+            acc[2] += x4 * w0 + x5 * w1 + x6 * w2;
+            acc[3] += x6 * w0 + x7 * w1 + x8 * w2;
+            continue;
+        }
+        if (KW == 5u && SW == 1u) {
+            let b = i32(ox0 * SW) - i32(PL);
+            let x0 = x_col(row, b, q);
+            let x1 = x_col(row, b + 1, q);
+            let x2 = x_col(row, b + 2, q);
+            let x3 = x_col(row, b + 3, q);
+            let x4 = x_col(row, b + 4, q);
+            let x5 = x_col(row, b + 5, q);
+            let x6 = x_col(row, b + 6, q);
+            let x7 = x_col(row, b + 7, q);
+            let w0 = textureLoad(w, texel((ky * 5u + 0u) * c4 + q));
+            let w1 = textureLoad(w, texel((ky * 5u + 1u) * c4 + q));
+            let w2 = textureLoad(w, texel((ky * 5u + 2u) * c4 + q));
+            let w3 = textureLoad(w, texel((ky * 5u + 3u) * c4 + q));
+            let w4 = textureLoad(w, texel((ky * 5u + 4u) * c4 + q));
+            acc[0] += x0 * w0 + x1 * w1 + x2 * w2 + x3 * w3 + x4 * w4;
+            acc[1] += x1 * w0 + x2 * w1 + x3 * w2 + x4 * w3 + x5 * w4;
+            acc[2] += x2 * w0 + x3 * w1 + x4 * w2 + x5 * w3 + x6 * w4;
+            acc[3] += x3 * w0 + x4 * w1 + x5 * w2 + x6 * w3 + x7 * w4;
+            continue;
+        }
+        if (KW == 5u && SW == 2u) {
+            let b = i32(ox0 * SW) - i32(PL);
+            let x0 = x_col(row, b, q);
+            let x1 = x_col(row, b + 1, q);
+            let x2 = x_col(row, b + 2, q);
+            let x3 = x_col(row, b + 3, q);
+            let x4 = x_col(row, b + 4, q);
+            let x5 = x_col(row, b + 5, q);
+            let x6 = x_col(row, b + 6, q);
+            let x7 = x_col(row, b + 7, q);
+            let x8 = x_col(row, b + 8, q);
+            let x9 = x_col(row, b + 9, q);
+            let x10 = x_col(row, b + 10, q);
+            let w0 = textureLoad(w, texel((ky * 5u + 0u) * c4 + q));
+            let w1 = textureLoad(w, texel((ky * 5u + 1u) * c4 + q));
+            let w2 = textureLoad(w, texel((ky * 5u + 2u) * c4 + q));
+            let w3 = textureLoad(w, texel((ky * 5u + 3u) * c4 + q));
+            let w4 = textureLoad(w, texel((ky * 5u + 4u) * c4 + q));
+            acc[0] += x0 * w0 + x1 * w1 + x2 * w2 + x3 * w3 + x4 * w4;
+            acc[1] += x2 * w0 + x3 * w1 + x4 * w2 + x5 * w3 + x6 * w4;
+            acc[2] += x4 * w0 + x5 * w1 + x6 * w2 + x7 * w3 + x8 * w4;
+            acc[3] += x6 * w0 + x7 * w1 + x8 * w2 + x9 * w3 + x10 * w4;
+            continue;
+        }
         for (var kx = 0u; kx < KW; kx++) {
             let wv = textureLoad(w, texel((ky * KW + kx) * c4 + q));
             for (var j = 0u; j < COLS; j++) {
-                let ix = i32((ox0 + j) * SW + kx) - i32(PL);
-                let inside = ix >= 0 && ix < i32(W);
-                let xv = textureLoad(x, texel((row + u32(clamp(ix, 0, i32(W) - 1))) * c4 + q));
-                acc[j] += select(vec4<f32>(0.0), xv, inside) * wv;
+                acc[j] += x_col(row, i32((ox0 + j) * SW + kx) - i32(PL), q) * wv;
             }
         }
     }
