@@ -46,6 +46,42 @@ fn info_prints_exact_parameter_counts_of_all_13_variants() {
 }
 
 #[test]
+fn info_train_memory_agrees_with_the_recorded_step() {
+    // The CLI records the same step the bench times: its activation figure must be that step's.
+    let (ok, out, err) = effnet(&[
+        "info",
+        "--model",
+        "b0",
+        "--classes",
+        "10",
+        "--resolution",
+        "64",
+        "--train-memory",
+        "--batch",
+        "3",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = &v["train_memory"];
+    let config = efficientnet_wgpu::model::Config::b0(10);
+    let graph = efficientnet_wgpu::graph::TrainGraph::new(
+        gpu(),
+        config.clone(),
+        &efficientnet_wgpu::model::Weights::zeros(&config),
+    )
+    .unwrap();
+    let step = graph.record_step(gpu(), 3, 64, 64, &efficientnet_wgpu::graph::TrainOptions::default()).unwrap();
+    assert_eq!(m["activation_bytes"].as_u64(), Some(step.activation_bytes));
+    assert_eq!(m["batch"].as_u64(), Some(3));
+    // Parameters, gradients and BN statistics: at least 2 x 4 bytes per parameter.
+    assert!(m["parameter_bytes"].as_u64().unwrap() >= 8 * config.param_count() as u64);
+    // A step too big for any adapter's bindings (a 17 GB input) is an error naming the limit.
+    let (ok, _, err) = effnet(&["info", "--model", "b7", "--train-memory", "--batch", "4096"]);
+    assert!(!ok && err.contains("max_storage_buffer_binding_size"), "{err}");
+}
+
+#[test]
 fn unknown_model_is_a_clear_error() {
     let (ok, _, err) = effnet(&["info", "--model", "b9"]);
     assert!(!ok);

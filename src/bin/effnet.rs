@@ -55,6 +55,13 @@ enum Command {
         resolution: Option<usize>,
         #[arg(long)]
         json: bool,
+        /// Also record a training step on the GPU adapter (nothing runs) and report the memory
+        /// it needs: the same figure `bench --train` measures.
+        #[arg(long)]
+        train_memory: bool,
+        /// Batch size for --train-memory.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
     },
     /// Classify JPEG/PNG images: top-K classes with ImageNet names.
     Classify {
@@ -112,7 +119,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Devices { json } => devices(json),
-        Command::Info { model, resolution, json } => info(&model, resolution, json),
+        Command::Info { model, resolution, json, train_memory, batch } => {
+            info(&model, resolution, json, train_memory.then_some(batch))
+        }
         Command::Classify { model, weights, top, json, images } => classify(&model, &weights, top, json, &images),
         Command::Run { model, weights, input, output } => run_tensor(&model, &weights, &input, &output),
         Command::Grad { model, weights, input, output, bn_momentum } => {
@@ -152,11 +161,15 @@ fn config(args: &ModelArgs, classes: usize) -> Result<Config> {
     Ok(Config::new(Variant::parse(&args.model)?, classes))
 }
 
-fn info(args: &ModelArgs, resolution: Option<usize>, json: bool) -> Result<()> {
+fn info(args: &ModelArgs, resolution: Option<usize>, json: bool, train_batch: Option<usize>) -> Result<()> {
     let cfg = config(args, args.classes.unwrap_or(1000))?;
     let res = resolution.unwrap_or(cfg.resolution as usize);
     let stages = cfg.stage_summary(res, res);
     let (params, macs) = (cfg.param_count(), cfg.macs(res, res));
+    let memory = match train_batch {
+        Some(n) => Some(train_memory(&cfg, n, res)?),
+        None => None,
+    };
     if json {
         let v = serde_json::json!({
             "model": cfg.name,
@@ -169,6 +182,7 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool) -> Result<()> {
             "num_classes": cfg.num_classes,
             "blocks": cfg.blocks().len(),
             "stages": stages,
+            "train_memory": memory,
         });
         println!("{v}");
         return Ok(());
@@ -198,7 +212,55 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool) -> Result<()> {
     }
     println!("parameters: {params}");
     println!("MACs: {macs} ({:.3} G; {:.3} GFLOP)", macs as f64 / 1e9, 2.0 * macs as f64 / 1e9);
+    if let Some(m) = memory {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        println!(
+            "training step, batch {} at {res}x{res} on {}: activations {:.1} MiB, texel scratch {:.1} MiB, \
+             parameters + gradients + BN statistics {:.1} MiB, optimizer state {:.1} MiB (AdamW/RMSProp; SGD half), \
+             total {:.1} MiB",
+            m.batch,
+            m.adapter,
+            mib(m.activation_bytes),
+            mib(m.texel_scratch_bytes),
+            mib(m.parameter_bytes),
+            mib(m.optimizer_bytes),
+            mib(m.total_bytes())
+        );
+    }
     Ok(())
+}
+
+/// GPU memory of one recorded training step (the activation figure is what `bench --train`
+/// reports, from the same recording).
+#[derive(serde::Serialize)]
+struct TrainMemory {
+    adapter: String,
+    batch: usize,
+    activation_bytes: u64,
+    texel_scratch_bytes: u64,
+    parameter_bytes: u64,
+    optimizer_bytes: u64,
+}
+
+impl TrainMemory {
+    fn total_bytes(&self) -> u64 {
+        self.activation_bytes + self.texel_scratch_bytes + self.parameter_bytes + self.optimizer_bytes
+    }
+}
+
+fn train_memory(cfg: &Config, batch: usize, res: usize) -> Result<TrainMemory> {
+    let gpu = Gpu::new()?;
+    let graph = TrainGraph::new(&gpu, cfg.clone(), &Weights::zeros(cfg))?;
+    let step = graph.record_step(&gpu, batch, res, res, &TrainOptions::default())?;
+    let p = &graph.params;
+    Ok(TrainMemory {
+        adapter: gpu.describe(),
+        batch,
+        activation_bytes: step.activation_bytes,
+        texel_scratch_bytes: gpu.scratch_texture_bytes(),
+        parameter_bytes: p.params.bytes() + p.grads.bytes() + p.running.bytes(),
+        optimizer_bytes: 2 * p.params.bytes(),
+    })
 }
 
 /// The classifier's class count as stored in a weights file, when it can be read.
