@@ -15,7 +15,7 @@
 //! [`bn_scale_shift`] of the running statistics (or BN folded into the conv).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::ops::reduce::{sum_partials, SumPartialsParams};
 use crate::ops::{Activation, KernelVariant};
 
@@ -87,12 +87,7 @@ impl BnParams {
     /// Whether the texel kernels run on `gpu`: on CPU adapters when C is a multiple of 4 (forced,
     /// on any adapter).
     pub fn texel(&self, gpu: &Gpu) -> bool {
-        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
-        self.c.is_multiple_of(4)
-            && match self.variant {
-                KernelVariant::Auto => cpu,
-                v => v == KernelVariant::Texel,
-            }
+        self.variant.texel_or_scalar(gpu, self.c.is_multiple_of(4)) == KernelVariant::Texel
     }
     /// Chunks of the first reduction stage.
     pub fn chunks(&self) -> usize {

@@ -1,7 +1,7 @@
 //! General direct convolution (the stem): any kernel, stride, padding and groups, NHWC or NCHW input.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::model::{conv_padding, Padding};
 use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
 use crate::ops::{Activation, KernelVariant};
@@ -70,12 +70,7 @@ impl Conv2dParams {
     /// stem-like shape: one group, NCHW input with W a multiple of 4, COUT a multiple of 4.
     pub fn kernel_variant(&self, gpu: &Gpu) -> KernelVariant {
         let fits = self.groups == 1 && self.input_nchw && self.w.is_multiple_of(4) && self.cout.is_multiple_of(4);
-        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
-        match self.variant {
-            KernelVariant::Auto if fits && cpu => KernelVariant::Texel,
-            KernelVariant::Texel if fits => KernelVariant::Texel,
-            _ => KernelVariant::Scalar,
-        }
+        self.variant.texel_or_scalar(gpu, fits)
     }
 
     pub fn input_len(&self) -> usize {

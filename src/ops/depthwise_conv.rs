@@ -62,15 +62,7 @@ impl DepthwiseConvParams {
     /// The kernel family that runs on `gpu`: texels on CPU adapters when C is a multiple of 4
     /// (forced, on any adapter: they need no subgroups).
     pub fn kernel_variant(&self, gpu: &Gpu) -> KernelVariant {
-        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
-        match self.variant {
-            KernelVariant::Texel | KernelVariant::Auto
-                if self.c.is_multiple_of(4) && (cpu || self.variant == KernelVariant::Texel) =>
-            {
-                KernelVariant::Texel
-            }
-            _ => KernelVariant::Scalar,
-        }
+        self.variant.texel_or_scalar(gpu, self.c.is_multiple_of(4))
     }
 
     /// Output rows (of the n * oh) per chunk of the weight gradient's partial sums: enough chunks

@@ -81,3 +81,16 @@ pub enum KernelVariant {
     /// counts multiples of 4 (GEMM: K of 8).
     Texel,
 }
+
+impl KernelVariant {
+    /// Texel or storage-buffer kernel for a family whose texel kernel needs no subgroups: the
+    /// texel one when the shape `fits` it and it is forced, or `Auto` on a CPU adapter.
+    pub fn texel_or_scalar(self, gpu: &crate::gpu::Gpu, fits: bool) -> KernelVariant {
+        let cpu = gpu.caps.kernel_class == crate::gpu::KernelClass::Cpu;
+        match self {
+            KernelVariant::Texel if fits => KernelVariant::Texel,
+            KernelVariant::Auto if fits && cpu => KernelVariant::Texel,
+            _ => KernelVariant::Scalar,
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Global average pooling over H*W of an NHWC tensor (squeeze-excite's squeeze and the head).
 
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::ops::KernelVariant;
 
 /// Input (n, hw, c), output (n, c).
@@ -22,12 +22,7 @@ impl GlobalAvgPoolParams {
     }
     /// Whether the first stage runs the texel kernel on `gpu` (forced: on any adapter).
     pub fn texel(&self, gpu: &Gpu) -> bool {
-        let cpu = gpu.caps.kernel_class == KernelClass::Cpu;
-        self.c.is_multiple_of(4)
-            && match self.variant {
-                KernelVariant::Auto => cpu,
-                v => v == KernelVariant::Texel,
-            }
+        self.variant.texel_or_scalar(gpu, self.c.is_multiple_of(4)) == KernelVariant::Texel
     }
     pub fn chunks(&self) -> usize {
         self.hw.div_ceil(self.chunk)
