@@ -73,8 +73,9 @@ pub struct Gpu {
     modules: Mutex<HashMap<Kernel, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    /// Scratch textures for `BindingKind::Texels` bindings, keyed by (binding slot, rows).
-    textures: Mutex<HashMap<(u32, u32), Arc<wgpu::Texture>>>,
+    /// Scratch textures for `BindingKind::Texels` bindings, by rows: as many of each size as one
+    /// dispatch has needed at once.
+    textures: Mutex<HashMap<u32, Vec<Arc<wgpu::Texture>>>>,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -306,11 +307,11 @@ impl Gpu {
         pipeline
     }
 
-    /// A scratch `rgba32float` texture of `TEXEL_ROW` x `rows` texels for binding `slot` of texel
-    /// kernels. Rows are rounded up to a power of two, so few sizes exist; one texture serves
-    /// every dispatch that binds that slot, because each dispatch copies its input in just
-    /// before it runs (queue order makes the reuse safe).
-    pub fn scratch_texture(&self, slot: u32, texels: usize) -> Result<Arc<wgpu::Texture>> {
+    /// A scratch `rgba32float` texture of `TEXEL_ROW` x `rows` texels for a texel binding, other
+    /// than the ones in `taken` (the dispatch's other texel bindings). Rows are rounded up to a
+    /// power of two, so few sizes exist; every dispatch shares them, because each one copies its
+    /// inputs in just before it runs (queue order makes the reuse safe).
+    pub fn scratch_texture(&self, texels: usize, taken: &[Arc<wgpu::Texture>]) -> Result<Arc<wgpu::Texture>> {
         let rows = texels.div_ceil(super::TEXEL_ROW as usize).max(1).next_power_of_two();
         let max = self.limits.max_texture_dimension_2d as usize;
         if rows > max || (super::TEXEL_ROW as usize) > max {
@@ -323,25 +324,28 @@ impl Gpu {
             });
         }
         let mut textures = self.textures.lock().unwrap_or_else(|e| e.into_inner());
-        let texture = textures.entry((slot, rows as u32)).or_insert_with(|| {
-            Arc::new(self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("texel scratch"),
-                size: wgpu::Extent3d { width: super::TEXEL_ROW, height: rows as u32, depth_or_array_layers: 1 },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Float,
-                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            }))
-        });
-        Ok(texture.clone())
+        let same_size = textures.entry(rows as u32).or_default();
+        if let Some(t) = same_size.iter().find(|t| !taken.iter().any(|u| Arc::ptr_eq(t, u))) {
+            return Ok(t.clone());
+        }
+        let texture = Arc::new(self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("texel scratch"),
+            size: wgpu::Extent3d { width: super::TEXEL_ROW, height: rows as u32, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        }));
+        same_size.push(texture.clone());
+        Ok(texture)
     }
 
     /// Bytes of the scratch textures made so far for texel kernels (memory beyond the buffers).
     pub fn scratch_texture_bytes(&self) -> u64 {
         let textures = self.textures.lock().unwrap_or_else(|e| e.into_inner());
-        textures.values().map(|t| t.width() as u64 * t.height() as u64 * 16).sum()
+        textures.values().flatten().map(|t| t.width() as u64 * t.height() as u64 * 16).sum()
     }
 
     /// Number of distinct pipelines built so far (the bench reports it).

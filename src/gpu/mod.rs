@@ -227,7 +227,8 @@ impl Dispatch {
                         kernel.name()
                     )));
                 }
-                let texture = gpu.scratch_texture(slot as u32, b.len / 4)?;
+                let taken: Vec<_> = copies.iter().map(|c: &TexelCopy| c.texture.clone()).collect();
+                let texture = gpu.scratch_texture(b.len / 4, &taken)?;
                 views.push(Some(texture.create_view(&Default::default())));
                 copies.push(TexelCopy { src: (*b).clone(), texture });
             } else {
