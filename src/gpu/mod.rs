@@ -317,8 +317,8 @@ pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) {
 }
 
 /// Times each dispatch on the GPU with timestamp queries, one compute pass per dispatch (so the
-/// figures include a pass boundary each, but attribute time cleanly; texel copies fall outside). Returns nanoseconds per
-/// dispatch, in order. Needs `Capabilities::timestamps`.
+/// figures include a pass boundary each, but attribute time cleanly; texel copies fall outside).
+/// Returns nanoseconds per dispatch, in order. Needs `Capabilities::timestamps`.
 pub fn profile_dispatches(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<Vec<f64>> {
     if !gpu.caps.timestamps {
         return Err(Error::invalid(format!(
