@@ -287,7 +287,6 @@ fn gemm_sweep(gpu: &Gpu, config: &Config, batch: usize, res: usize) -> Result<Ve
         shapes.push((batch * h * h, b.out_ch, b.expanded_ch, false));
     }
     shapes.push((batch * h * h, config.head_channels(), config.blocks().last().map_or(0, |b| b.out_ch), true));
-    shapes.dedup();
     let mut rows = Vec::new();
     for (m, n, k, act) in shapes {
         if rows.iter().any(|r: &SweepRow| (r.m, r.n, r.k) == (m, n, k)) {

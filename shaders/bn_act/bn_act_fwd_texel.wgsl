@@ -3,13 +3,13 @@
 // (vector gathers instead of per-lane loops), and a thread takes 4 channels of ROWS_PT rows, so
 // its scale and shift are loaded once for all of them.
 //
-// Bindings: 0 x            (M, C)   texels
+// Bindings: 0 x            (M, C)   texels, M = TOTAL / C
 //           1 scale_shift  (2C)     scale then shift
 //           2 residual     (M, C)   texels, read only when HAS_RESIDUAL = 1
 //           3 seed         (u32 array, seed[0] = the step's seed) read only when DROP_PATH = 1
 //           4 y            (M, C)
 
-override M: u32;
+override TOTAL: u32;
 override C: u32;
 override ACT: u32 = 0u;
 override HAS_RESIDUAL: u32 = 0u;
@@ -30,7 +30,8 @@ const ROWS_PT: u32 = 4u;
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = linear_id(gid, nwg);
     let c4 = C / 4u;
-    if (t >= c4 * ((M + ROWS_PT - 1u) / ROWS_PT)) {
+    let rows = TOTAL / C;
+    if (t >= c4 * ((rows + ROWS_PT - 1u) / ROWS_PT)) {
         return;
     }
     let q = t % c4;
@@ -41,7 +42,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (DROP_PATH == 1u) {
         step_seed = seed[0];
     }
-    for (var r = row0; r < min(row0 + ROWS_PT, M); r++) {
+    for (var r = row0; r < min(row0 + ROWS_PT, rows); r++) {
         let i = r * c4 + q;
         var v = activate4(textureLoad(x, texel(i)) * scale + shift, ACT);
         if (DROP_PATH == 1u) {

@@ -227,6 +227,13 @@ impl Dispatch {
                         kernel.name()
                     )));
                 }
+                // The same range bound twice (an absent optional input stands in as another
+                // input, as for buffer kernels) is copied once and both bindings read it.
+                let same = |c: &&TexelCopy| c.src.same_buffer(b) && (c.src.offset, c.src.len) == (b.offset, b.len);
+                if let Some(c) = copies.iter().find(same) {
+                    views.push(Some(c.texture.create_view(&Default::default())));
+                    continue;
+                }
                 let taken: Vec<_> = copies.iter().map(|c: &TexelCopy| c.texture.clone()).collect();
                 let texture = gpu.scratch_texture(b.len / 4, &taken)?;
                 views.push(Some(texture.create_view(&Default::default())));

@@ -128,16 +128,6 @@ impl BnParams {
     }
 }
 
-/// A one-texel buffer bound in place of an absent texel input, which would otherwise be copied
-/// into its texture for nothing.
-fn texel_stand_in(gpu: &Gpu, absent: bool) -> Result<Option<GpuBuffer>> {
-    if absent {
-        Ok(Some(gpu.empty(4, "absent texel input")?))
-    } else {
-        Ok(None)
-    }
-}
-
 fn expect_len(what: &str, b: &GpuBuffer, len: usize) -> Result<()> {
     if b.len < len {
         return Err(Error::Shape { what: what.into(), expected: vec![len], got: vec![b.len] });
@@ -219,10 +209,6 @@ pub fn bn_act_fwd(
     let n = total as u64;
     let bytes = 4 * n * (2 + p.has_residual as u64);
     if p.texel(gpu) {
-        let stand_in = texel_stand_in(gpu, !p.has_residual)?;
-        let residual = stand_in.as_ref().unwrap_or(residual);
-        let mut c = c.to_vec();
-        c[0] = ("M", p.m as f64);
         let threads = (p.c / 4 * p.m.div_ceil(4)) as u64;
         return Ok(Dispatch::new(
             gpu,
@@ -376,8 +362,7 @@ pub fn bn_act_bwd(
     apply_c.push(("ACCUMULATE", p.accumulate as u32 as f64));
 
     let texel = p.texel(gpu);
-    let stand_in = texel_stand_in(gpu, texel && dy.is_none())?;
-    let (dy_b, pool_b) = (dy.or(stand_in.as_ref()).unwrap_or(z), dy_pool.unwrap_or(z));
+    let (dy_b, pool_b) = (dy.unwrap_or(z), dy_pool.unwrap_or(z));
     let read = 4 * mc as u64 * (1 + dy.is_some() as u64);
     let (reduce_k, reduce_threads, apply_k, apply_threads) = if texel {
         (Kernel::BnActBwdReduceTexel, p.chunks() * p.c / 4, Kernel::BnActBwdApplyTexel, p.c / 4 * p.m.div_ceil(4))

@@ -79,11 +79,7 @@ pub fn gemm_fwd(
         KernelVariant::Vec4 => (Kernel::GemmFwdVec4, p.m.div_ceil(4) * p.n.div_ceil(4)),
         _ => (Kernel::GemmFwd, p.m.div_ceil(4) * p.n.div_ceil(4)),
     };
-    // An absent texel input would still be copied: bind a one-texel stand-in instead.
-    let none =
-        if kernel == Kernel::GemmFwdTexel && a_scale.is_none() { Some(gpu.empty(4, "no a_scale")?) } else { None };
-    let a_scale = a_scale.or(none.as_ref()).unwrap_or(a);
-    let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale, out];
+    let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
     Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads as u64, kernel.name())?
         .with_cost(2 * p.macs(), bytes))
 }
@@ -159,12 +155,7 @@ pub fn gemm_bwd_weight(
         KernelVariant::Vec4 => (Kernel::GemmBwdWeightVec4, chunks * p.k.div_ceil(4) * p.n.div_ceil(4)),
         _ => (Kernel::GemmBwdWeight, chunks * p.k.div_ceil(4) * p.n.div_ceil(4)),
     };
-    let none = if kernel == Kernel::GemmBwdWeightTexel && a_scale.is_none() {
-        Some(gpu.empty(4, "no a_scale")?)
-    } else {
-        None
-    };
-    let a_scale = a_scale.or(none.as_ref()).unwrap_or(a);
+    let a_scale = a_scale.unwrap_or(a);
     let target = if chunks == 1 { db } else { partial };
     let part = Dispatch::new(gpu, kernel, &c, &[a, a_scale, dc, target], threads as u64, kernel.name())?
         .with_cost(2 * p.macs(), bytes);
