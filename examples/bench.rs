@@ -301,7 +301,7 @@ fn gemm_sweep(gpu: &Gpu, config: &Config, batch: usize, res: usize) -> Result<Ve
         p.act = if act { Activation::Swish } else { Activation::None };
         let auto = p.kernel_variant(gpu);
         let mut gflops = Vec::new();
-        for v in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Texel] {
+        for v in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Tiled, KernelVariant::Texel] {
             p.variant = v;
             if p.kernel_variant(gpu) != v {
                 continue;
@@ -323,19 +323,20 @@ fn print_sweep(rows: &[SweepRow]) {
     println!("\n1x1-conv GEMM sweep (GFLOP/s, best of 3; auto = the variant the library picks; texel times");
     println!("exclude the buffer-to-texture copies, which run before the timed pass at ~40 GB/s):");
     println!(
-        "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>7} {:>10}",
-        "M", "N", "K", "scalar", "vec4", "texel", "auto", "auto/best"
+        "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "M", "N", "K", "scalar", "vec4", "tiled", "texel", "auto", "auto/best"
     );
     let mut worst: f64 = 1.0;
     for r in rows {
         let g = |v| r.gflops.iter().find(|g| g.0 == v).map_or("-".to_string(), |g| format!("{:.2}", g.1));
         println!(
-            "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9.0}%",
+            "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9.0}%",
             r.m,
             r.n,
             r.k,
             g(KernelVariant::Scalar),
             g(KernelVariant::Vec4),
+            g(KernelVariant::Tiled),
             g(KernelVariant::Texel),
             format!("{:?}", r.auto).to_lowercase(),
             100.0 * r.ratio()

@@ -16,8 +16,21 @@ pub enum BindingKind {
 
 use BindingKind::{Read as R, Texels as T, Write as W};
 
+use super::Dtype;
+
+/// Defines `Store`, the element type of a kernel's tensors: kernels that have an f16 twin declare
+/// tensors as `Store` and convert to f32 on load, so one file serves both.
+macro_rules! prelude {
+    (F32) => {
+        "alias Store = f32;\n"
+    };
+    (F16) => {
+        "enable f16;\nalias Store = f16;\n"
+    };
+}
+
 macro_rules! kernels {
-    ($($variant:ident => $name:literal, $file:literal, $entry:literal, [$($b:expr),*];)*) => {
+    ($($variant:ident => $name:literal, $file:literal, $entry:literal, $store:ident, [$($b:expr),*];)*) => {
         /// One WGSL entry point. The name is the same across `shaders/`, `src/ops/`, `src/cpu_ref/`
         /// and `tests/`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,14 +46,19 @@ macro_rules! kernels {
             pub fn file(self) -> &'static str {
                 match self { $(Kernel::$variant => $file),* }
             }
-            /// The WGSL source: `shaders/common.wgsl` followed by the kernel's file.
+            /// The WGSL source: the `Store` prelude, `shaders/common.wgsl`, the kernel's file.
             pub fn source(self) -> &'static str {
                 match self {
                     $(Kernel::$variant => concat!(
+                        prelude!($store),
                         include_str!("../../shaders/common.wgsl"),
                         include_str!(concat!("../../shaders/", $file))
                     )),*
                 }
+            }
+            /// The element type its tensors are stored in.
+            pub fn store(self) -> Dtype {
+                match self { $(Kernel::$variant => Dtype::$store),* }
             }
             pub fn entry_point(self) -> &'static str {
                 match self { $(Kernel::$variant => $entry),* }
@@ -55,94 +73,100 @@ macro_rules! kernels {
 
 kernels! {
     // x, weight (HWIO), bias, y
-    Conv2dFwd => "conv2d_fwd", "conv2d/conv2d_fwd.wgsl", "main", [R, R, R, W];
+    Conv2dFwd => "conv2d_fwd", "conv2d/conv2d_fwd.wgsl", "main", F32, [R, R, R, W];
     // x (NCHW), weight (HWIO) as texels, bias, y; CPU adapters, the stem's shapes
-    Conv2dFwdTexel => "conv2d_fwd_texel", "conv2d/conv2d_fwd_texel.wgsl", "main", [T, T, R, W];
+    Conv2dFwdTexel => "conv2d_fwd_texel", "conv2d/conv2d_fwd_texel.wgsl", "main", F32, [T, T, R, W];
     // a, b, bias, residual, a_scale, out
-    GemmFwd => "gemm_fwd", "gemm/gemm_fwd.wgsl", "main", [R, R, R, R, R, W];
+    GemmFwd => "gemm_fwd", "gemm/gemm_fwd.wgsl", "main", F32, [R, R, R, R, R, W];
     // the same, K and N multiples of 4
-    GemmFwdVec4 => "gemm_fwd_vec4", "gemm/gemm_fwd_vec4.wgsl", "main", [R, R, R, R, R, W];
+    GemmFwdVec4 => "gemm_fwd_vec4", "gemm/gemm_fwd_vec4.wgsl", "main", F32, [R, R, R, R, R, W];
+    // the same on GPUs: 64 x 64 tiles through workgroup memory, K and N multiples of 4
+    GemmFwdTiled => "gemm_fwd_tiled", "gemm/gemm_tiled.wgsl", "fwd", F32, [R, R, R, R, R, W];
     // a, b, bias, residual, a_scale (texels: a, b, a_scale), out; CPU adapters with 8-lane subgroups
-    GemmFwdTexel => "gemm_fwd_texel", "gemm/gemm_fwd_texel.wgsl", "main", [T, T, R, R, T, W];
+    GemmFwdTexel => "gemm_fwd_texel", "gemm/gemm_fwd_texel.wgsl", "main", F32, [T, T, R, R, T, W];
     // x, weight (HW C), bias, y
-    DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", [R, R, R, W];
+    DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F32, [R, R, R, W];
     // x, weight (texels), bias, y; CPU adapters, C % 4 == 0
-    DepthwiseConvFwdTexel => "depthwise_conv_fwd_texel", "depthwise_conv/depthwise_conv_fwd_texel.wgsl", "main", [T, T, R, W];
+    DepthwiseConvFwdTexel => "depthwise_conv_fwd_texel", "depthwise_conv/depthwise_conv_fwd_texel.wgsl", "main", F32, [T, T, R, W];
     // x, partial sums
-    GlobalAvgPoolPartial => "global_avg_pool_partial", "pool/global_avg_pool_fwd.wgsl", "partial", [R, W];
+    GlobalAvgPoolPartial => "global_avg_pool_partial", "pool/global_avg_pool_fwd.wgsl", "partial", F32, [R, W];
     // x (texels), partial sums; CPU adapters, C % 4 == 0
-    GlobalAvgPoolPartialTexel => "global_avg_pool_partial_texel", "pool/global_avg_pool_partial_texel.wgsl", "main", [T, W];
+    GlobalAvgPoolPartialTexel => "global_avg_pool_partial_texel", "pool/global_avg_pool_partial_texel.wgsl", "main", F32, [T, W];
     // partial sums, mean
-    GlobalAvgPoolFinish => "global_avg_pool_finish", "pool/global_avg_pool_fwd.wgsl", "finish", [R, W];
+    GlobalAvgPoolFinish => "global_avg_pool_finish", "pool/global_avg_pool_fwd.wgsl", "finish", F32, [R, W];
     // x, y
-    SoftmaxFwd => "softmax_fwd", "softmax/softmax_fwd.wgsl", "main", [R, W];
+    SoftmaxFwd => "softmax_fwd", "softmax/softmax_fwd.wgsl", "main", F32, [R, W];
     // x, channel affine (mul, add), y
-    BilinearResizeFwd => "bilinear_resize_fwd", "resize/bilinear_resize_fwd.wgsl", "main", [R, R, W];
+    BilinearResizeFwd => "bilinear_resize_fwd", "resize/bilinear_resize_fwd.wgsl", "main", F32, [R, R, W];
     // x, scale_shift, residual, seed, y
-    BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", [R, R, R, R, W];
+    BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", F32, [R, R, R, R, W];
     // the same with x and residual as texels; CPU adapters, C % 4 == 0
-    BnActFwdTexel => "bn_act_fwd_texel", "bn_act/bn_act_fwd_texel.wgsl", "main", [T, R, T, R, W];
+    BnActFwdTexel => "bn_act_fwd_texel", "bn_act/bn_act_fwd_texel.wgsl", "main", F32, [T, R, T, R, W];
     // dc, b, da
-    GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", [R, R, W];
+    GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", F32, [R, R, W];
     // the same, K and N multiples of 4
-    GemmBwdDataVec4 => "gemm_bwd_data_vec4", "gemm/gemm_bwd_data_vec4.wgsl", "main", [R, R, W];
+    GemmBwdDataVec4 => "gemm_bwd_data_vec4", "gemm/gemm_bwd_data_vec4.wgsl", "main", F32, [R, R, W];
+    // the same on GPUs, tiled
+    GemmBwdDataTiled => "gemm_bwd_data_tiled", "gemm/gemm_tiled.wgsl", "bwd_data", F32, [R, R, W];
     // dc, b (texels), da; CPU adapters with 8-lane subgroups
-    GemmBwdDataTexel => "gemm_bwd_data_texel", "gemm/gemm_bwd_data_texel.wgsl", "main", [T, T, W];
+    GemmBwdDataTexel => "gemm_bwd_data_texel", "gemm/gemm_bwd_data_texel.wgsl", "main", F32, [T, T, W];
     // a, a_scale, dc, partial
-    GemmBwdWeight => "gemm_bwd_weight", "gemm/gemm_bwd_weight.wgsl", "main", [R, R, R, W];
+    GemmBwdWeight => "gemm_bwd_weight", "gemm/gemm_bwd_weight.wgsl", "main", F32, [R, R, R, W];
     // the same, K and N multiples of 4
-    GemmBwdWeightVec4 => "gemm_bwd_weight_vec4", "gemm/gemm_bwd_weight_vec4.wgsl", "main", [R, R, R, W];
+    GemmBwdWeightVec4 => "gemm_bwd_weight_vec4", "gemm/gemm_bwd_weight_vec4.wgsl", "main", F32, [R, R, R, W];
+    // the same on GPUs, tiled
+    GemmBwdWeightTiled => "gemm_bwd_weight_tiled", "gemm/gemm_tiled.wgsl", "bwd_weight", F32, [R, R, R, W];
     // a, a_scale, dc (texels), partial; CPU adapters with 8-lane subgroups
-    GemmBwdWeightTexel => "gemm_bwd_weight_texel", "gemm/gemm_bwd_weight_texel.wgsl", "main", [T, T, T, W];
+    GemmBwdWeightTexel => "gemm_bwd_weight_texel", "gemm/gemm_bwd_weight_texel.wgsl", "main", F32, [T, T, T, W];
     // d_gated, y, gate, dy, partial
-    SeGateBwd => "se_gate_bwd", "se/se_gate_bwd.wgsl", "main", [R, R, R, W, W];
+    SeGateBwd => "se_gate_bwd", "se/se_gate_bwd.wgsl", "main", F32, [R, R, R, W, W];
     // dy, w, dx
-    DepthwiseConvBwdData => "depthwise_conv_bwd_data", "depthwise_conv/depthwise_conv_bwd_data.wgsl", "main", [R, R, W];
+    DepthwiseConvBwdData => "depthwise_conv_bwd_data", "depthwise_conv/depthwise_conv_bwd_data.wgsl", "main", F32, [R, R, W];
     // dy, w (texels), dx; CPU adapters, C % 4 == 0
-    DepthwiseConvBwdDataTexel => "depthwise_conv_bwd_data_texel", "depthwise_conv/depthwise_conv_bwd_data_texel.wgsl", "main", [T, T, W];
+    DepthwiseConvBwdDataTexel => "depthwise_conv_bwd_data_texel", "depthwise_conv/depthwise_conv_bwd_data_texel.wgsl", "main", F32, [T, T, W];
     // x, dy, partial
-    DepthwiseConvBwdWeight => "depthwise_conv_bwd_weight", "depthwise_conv/depthwise_conv_bwd_weight.wgsl", "main", [R, R, W];
+    DepthwiseConvBwdWeight => "depthwise_conv_bwd_weight", "depthwise_conv/depthwise_conv_bwd_weight.wgsl", "main", F32, [R, R, W];
     // x, dy (texels), partial; CPU adapters, C % 4 == 0
-    DepthwiseConvBwdWeightTexel => "depthwise_conv_bwd_weight_texel", "depthwise_conv/depthwise_conv_bwd_weight_texel.wgsl", "main", [T, T, W];
+    DepthwiseConvBwdWeightTexel => "depthwise_conv_bwd_weight_texel", "depthwise_conv/depthwise_conv_bwd_weight_texel.wgsl", "main", F32, [T, T, W];
     // dy, w, dx
-    Conv2dBwdData => "conv2d_bwd_data", "conv2d/conv2d_bwd_data.wgsl", "main", [R, R, W];
+    Conv2dBwdData => "conv2d_bwd_data", "conv2d/conv2d_bwd_data.wgsl", "main", F32, [R, R, W];
     // x, dy, partial
-    Conv2dBwdWeight => "conv2d_bwd_weight", "conv2d/conv2d_bwd_weight.wgsl", "main", [R, R, W];
+    Conv2dBwdWeight => "conv2d_bwd_weight", "conv2d/conv2d_bwd_weight.wgsl", "main", F32, [R, R, W];
     // partial, out
-    SumPartials => "sum_partials", "reduce/sum_partials.wgsl", "main", [R, W];
+    SumPartials => "sum_partials", "reduce/sum_partials.wgsl", "main", F32, [R, W];
     // x, y (y += x)
-    AddInplace => "add_inplace", "reduce/add_inplace.wgsl", "main", [R, W];
+    AddInplace => "add_inplace", "reduce/add_inplace.wgsl", "main", F32, [R, W];
     // dy, affine, dx
-    BilinearResizeBwd => "bilinear_resize_bwd", "resize/bilinear_resize_bwd.wgsl", "main", [R, R, W];
+    BilinearResizeBwd => "bilinear_resize_bwd", "resize/bilinear_resize_bwd.wgsl", "main", F32, [R, R, W];
     // z, partial
-    BnStatsPartial => "bn_stats_partial", "bn_act/bn_stats_partial.wgsl", "main", [R, W];
+    BnStatsPartial => "bn_stats_partial", "bn_act/bn_stats_partial.wgsl", "main", F32, [R, W];
     // z (texels), partial; CPU adapters, C % 4 == 0
-    BnStatsPartialTexel => "bn_stats_partial_texel", "bn_act/bn_stats_partial_texel.wgsl", "main", [T, W];
+    BnStatsPartialTexel => "bn_stats_partial_texel", "bn_act/bn_stats_partial_texel.wgsl", "main", F32, [T, W];
     // partial, gamma_beta, running, stats, scale_shift
-    BnStatsFinish => "bn_stats_finish", "bn_act/bn_stats_finish.wgsl", "main", [R, R, W, W, W];
+    BnStatsFinish => "bn_stats_finish", "bn_act/bn_stats_finish.wgsl", "main", F32, [R, R, W, W, W];
     // dy, dy_pool, z, stats, gamma_beta, seed, partial
-    BnActBwdReduce => "bn_act_bwd_reduce", "bn_act/bn_act_bwd_reduce.wgsl", "main", [R, R, R, R, R, R, W];
+    BnActBwdReduce => "bn_act_bwd_reduce", "bn_act/bn_act_bwd_reduce.wgsl", "main", F32, [R, R, R, R, R, R, W];
     // dy, dy_pool, z, stats, gamma_beta, seed, sums, dz
-    BnActBwdApply => "bn_act_bwd_apply", "bn_act/bn_act_bwd_apply.wgsl", "main", [R, R, R, R, R, R, R, W];
+    BnActBwdApply => "bn_act_bwd_apply", "bn_act/bn_act_bwd_apply.wgsl", "main", F32, [R, R, R, R, R, R, R, W];
     // the same with dy and z as texels; CPU adapters, C % 4 == 0
-    BnActBwdReduceTexel => "bn_act_bwd_reduce_texel", "bn_act/bn_act_bwd_texel.wgsl", "reduce", [T, R, T, R, R, R, W];
-    BnActBwdApplyTexel => "bn_act_bwd_apply_texel", "bn_act/bn_act_bwd_texel.wgsl", "apply", [T, R, T, R, R, R, R, W];
+    BnActBwdReduceTexel => "bn_act_bwd_reduce_texel", "bn_act/bn_act_bwd_texel.wgsl", "reduce", F32, [T, R, T, R, R, R, W];
+    BnActBwdApplyTexel => "bn_act_bwd_apply_texel", "bn_act/bn_act_bwd_texel.wgsl", "apply", F32, [T, R, T, R, R, R, R, W];
     // x, y
-    ActivationFwd => "activation_fwd", "activation/activation_fwd.wgsl", "main", [R, W];
+    ActivationFwd => "activation_fwd", "activation/activation_fwd.wgsl", "main", F32, [R, W];
     // x, dy, dx
-    ActivationBwd => "activation_bwd", "activation/activation_bwd.wgsl", "main", [R, R, W];
+    ActivationBwd => "activation_bwd", "activation/activation_bwd.wgsl", "main", F32, [R, R, W];
     // x, seed, y
-    DropoutFwd => "dropout_fwd", "dropout/dropout_fwd.wgsl", "main", [R, R, W];
+    DropoutFwd => "dropout_fwd", "dropout/dropout_fwd.wgsl", "main", F32, [R, R, W];
     // logits, target, losses, dlogits
-    SoftmaxCrossEntropy => "softmax_cross_entropy", "loss/softmax_cross_entropy.wgsl", "main", [R, R, W, W];
+    SoftmaxCrossEntropy => "softmax_cross_entropy", "loss/softmax_cross_entropy.wgsl", "main", F32, [R, R, W, W];
     // grads, hyper (lr, bc1, bc2, max_norm), norm2, params, ms, mom
-    RmspropTfStep => "rmsprop_tf_step", "optim/rmsprop_tf_step.wgsl", "main", [R, R, R, W, W, W];
+    RmspropTfStep => "rmsprop_tf_step", "optim/rmsprop_tf_step.wgsl", "main", F32, [R, R, R, W, W, W];
     // grads, hyper, norm2, params, velocity
-    SgdStep => "sgd_step", "optim/sgd_step.wgsl", "main", [R, R, R, W, W];
+    SgdStep => "sgd_step", "optim/sgd_step.wgsl", "main", F32, [R, R, R, W, W];
     // grads, hyper, norm2, params, m, v
-    AdamwStep => "adamw_step", "optim/adamw_step.wgsl", "main", [R, R, R, W, W, W];
+    AdamwStep => "adamw_step", "optim/adamw_step.wgsl", "main", F32, [R, R, R, W, W, W];
     // params, ema
-    EmaUpdate => "ema_update", "optim/ema_update.wgsl", "main", [R, W];
+    EmaUpdate => "ema_update", "optim/ema_update.wgsl", "main", F32, [R, W];
     // x, partial
-    SumSquaresPartial => "sum_squares_partial", "optim/sum_squares_partial.wgsl", "main", [R, W];
+    SumSquaresPartial => "sum_squares_partial", "optim/sum_squares_partial.wgsl", "main", F32, [R, W];
 }

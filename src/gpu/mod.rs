@@ -19,26 +19,45 @@ pub const WG: u32 = 64;
 /// common.wgsl. 2048 x 16 bytes is a multiple of the 256-byte row pitch copies need.
 pub const TEXEL_ROW: u32 = 2048;
 
-/// A range of a storage buffer: `len` f32 elements from byte `offset`. Most tensors own a whole
-/// buffer (offset 0); parameters are ranges of one flat buffer, so that an optimizer updates them
-/// all in one dispatch.
+/// The element type of a stored tensor. Everything is f32 except the f16 inference path
+/// (`Precision::F16`), which stores weights and activations as f16 and computes in f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    F32,
+    F16,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 => 2,
+        }
+    }
+}
+
+/// A range of a storage buffer: `len` elements of `dtype` from byte `offset`. Most tensors own a
+/// whole buffer (offset 0); parameters are ranges of one flat buffer, so that an optimizer updates
+/// them all in one dispatch.
 #[derive(Clone, Debug)]
 pub struct GpuBuffer {
     pub buffer: Arc<wgpu::Buffer>,
     pub offset: u64,
     pub len: usize,
+    pub dtype: Dtype,
 }
 
 impl GpuBuffer {
     pub fn bytes(&self) -> u64 {
-        (self.len * 4) as u64
+        (self.len * self.dtype.size()) as u64
     }
 
-    /// `len` elements starting `start` elements into this range. `start * 4` must respect the
+    /// `len` elements starting `start` elements into this range. The byte offset must respect the
     /// device's `min_storage_buffer_offset_alignment` when the slice is bound.
     pub fn slice(&self, start: usize, len: usize) -> GpuBuffer {
         debug_assert!(start + len <= self.len);
-        GpuBuffer { buffer: self.buffer.clone(), offset: self.offset + (start * 4) as u64, len }
+        let offset = self.offset + (start * self.dtype.size()) as u64;
+        GpuBuffer { buffer: self.buffer.clone(), offset, len, dtype: self.dtype }
     }
 
     /// The binding resource for this range (at least 4 bytes: empty bindings are invalid).
@@ -59,10 +78,16 @@ impl GpuBuffer {
 impl Gpu {
     /// An uninitialised f32 storage buffer of `len` elements (at least one, bindings can't be empty).
     pub fn empty(&self, len: usize, label: &str) -> Result<GpuBuffer> {
-        let bytes = (len.max(1) * 4) as u64;
+        self.empty_typed(len, Dtype::F32, label)
+    }
+
+    /// An uninitialised storage buffer of `len` elements of `dtype`, padded to whole 4-byte words
+    /// (f16 kernels read and write in pairs or vec4s).
+    pub fn empty_typed(&self, len: usize, dtype: Dtype, label: &str) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) * dtype.size()).next_multiple_of(4) as u64;
         if bytes > self.max_binding_bytes() {
             return Err(Error::ExceedsDeviceLimit {
-                what: format!("tensor {label:?} ({len} f32 values)"),
+                what: format!("tensor {label:?} ({len} {dtype:?} values)"),
                 needed: bytes,
                 limit: self.max_binding_bytes(),
                 limit_name: "max_storage_buffer_binding_size",
@@ -75,7 +100,29 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(GpuBuffer { buffer: Arc::new(buffer), offset: 0, len })
+        Ok(GpuBuffer { buffer: Arc::new(buffer), offset: 0, len, dtype })
+    }
+
+    /// A storage buffer holding `data` rounded to f16 (round to nearest even; out-of-range values
+    /// become ±inf, as a GPU's conversion does).
+    pub fn upload_f16(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty_typed(data.len(), Dtype::F16, label)?;
+        let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+        if halves.len() % 2 == 1 {
+            halves.push(half::f16::ZERO);
+        }
+        if !halves.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(&halves));
+        }
+        Ok(b)
+    }
+
+    /// `upload` or `upload_f16`, by `dtype`.
+    pub fn upload_typed(&self, data: &[f32], dtype: Dtype, label: &str) -> Result<GpuBuffer> {
+        match dtype {
+            Dtype::F32 => self.upload(data, label),
+            Dtype::F16 => self.upload_f16(data, label),
+        }
     }
 
     /// A storage buffer holding `data`.
@@ -96,7 +143,7 @@ impl Gpu {
         Ok(b)
     }
 
-    /// Copies `src` back to the host. Blocks until the GPU has finished all work submitted so far.
+    /// Copies `src` back to the host as f32 (f16 tensors converted). Blocks until the GPU has finished all work submitted so far.
     pub fn read(&self, src: &GpuBuffer) -> Result<Vec<f32>> {
         self.read_many(&[src]).map(|mut v| v.remove(0))
     }
@@ -110,12 +157,12 @@ impl Gpu {
             .map(|s| {
                 let st = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("readback staging"),
-                    size: s.bytes().max(4),
+                    size: s.bytes().next_multiple_of(4).max(4),
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
                 if s.len > 0 {
-                    encoder.copy_buffer_to_buffer(&s.buffer, s.offset, &st, 0, s.bytes());
+                    encoder.copy_buffer_to_buffer(&s.buffer, s.offset, &st, 0, s.bytes().next_multiple_of(4));
                 }
                 st
             })
@@ -141,7 +188,12 @@ impl Gpu {
                 .slice(..)
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu { context: "reading a mapped buffer".into(), message: e.to_string() })?;
-            let v: Vec<f32> = bytemuck::cast_slice(&view[..s.len * 4]).to_vec();
+            let v: Vec<f32> = match s.dtype {
+                Dtype::F32 => bytemuck::cast_slice(&view[..s.len * 4]).to_vec(),
+                Dtype::F16 => {
+                    view[..s.len * 2].chunks_exact(2).map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()).collect()
+                }
+            };
             drop(view);
             st.unmap();
             out.push(v);

@@ -3,11 +3,11 @@
 //! storage-buffer hazards between dispatches), so a later dispatch may overwrite it safely.
 
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer};
 
 pub struct Recorder<'a> {
     pub gpu: &'a Gpu,
-    free: Vec<GpuBuffer>,
+    free: Vec<std::sync::Arc<wgpu::Buffer>>,
     pub dispatches: Vec<Dispatch>,
     /// Bytes of activation buffers created (the plan's activation memory).
     pub allocated_bytes: u64,
@@ -23,20 +23,23 @@ impl<'a> Recorder<'a> {
     /// that early layers free and the big tensors of the backward then need new ones: on B0's
     /// training step at 224 px, recomputation saved nothing with it uncapped and 26% with it.
     pub fn alloc(&mut self, len: usize) -> Result<GpuBuffer> {
+        self.alloc_typed(len, Dtype::F32)
+    }
+
+    /// `alloc` for `len` elements of `dtype` (free buffers are shared across element types).
+    pub fn alloc_typed(&mut self, len: usize, dtype: Dtype) -> Result<GpuBuffer> {
+        let bytes = (len * dtype.size()) as u64;
         let best = self
             .free
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.len >= len && b.len <= len.saturating_mul(4).max(1024))
-            .min_by_key(|(_, b)| b.len)
+            .filter(|(_, b)| b.size() >= bytes && b.size() <= bytes.saturating_mul(4).max(4096))
+            .min_by_key(|(_, b)| b.size())
             .map(|(i, _)| i);
         match best {
-            Some(i) => {
-                let b = self.free.swap_remove(i);
-                Ok(GpuBuffer { buffer: b.buffer, offset: 0, len })
-            }
+            Some(i) => Ok(GpuBuffer { buffer: self.free.swap_remove(i), offset: 0, len, dtype }),
             None => {
-                let b = self.gpu.empty(len, "activation")?;
+                let b = self.gpu.empty_typed(len, dtype, "activation")?;
                 self.allocated_bytes += b.buffer.size();
                 Ok(b)
             }
@@ -45,8 +48,7 @@ impl<'a> Recorder<'a> {
 
     /// Returns a buffer from `alloc` for reuse by later dispatches.
     pub fn release(&mut self, b: GpuBuffer) {
-        let cap = (b.buffer.size() / 4) as usize;
-        self.free.push(GpuBuffer { buffer: b.buffer, offset: 0, len: cap });
+        self.free.push(b.buffer);
     }
 
     pub fn push(&mut self, mut d: Dispatch, label: &str) {

@@ -41,8 +41,11 @@ impl GemmParams {
     pub fn kernel_variant(&self, gpu: &Gpu) -> KernelVariant {
         let vec4 = self.k.is_multiple_of(4) && self.n.is_multiple_of(4);
         let texel = gpu.caps.texel_kernels() && self.k.is_multiple_of(8) && self.n.is_multiple_of(4);
+        let cpu = gpu.caps.kernel_class == crate::gpu::KernelClass::Cpu;
         match self.variant {
             KernelVariant::Auto | KernelVariant::Texel if texel => KernelVariant::Texel,
+            KernelVariant::Auto if vec4 && !cpu => KernelVariant::Tiled,
+            KernelVariant::Tiled if vec4 => KernelVariant::Tiled,
             KernelVariant::Auto | KernelVariant::Texel | KernelVariant::Vec4 if vec4 => KernelVariant::Vec4,
             _ => KernelVariant::Scalar,
         }
@@ -61,6 +64,15 @@ impl GemmParams {
     }
 }
 
+/// Threads of a `gemm_tiled` workgroup, which owns one `TILE` x `TILE` output tile.
+const TILED_THREADS: usize = crate::gpu::WG as usize;
+const TILE: usize = 64;
+
+/// Output tiles of a `rows` x `cols` result in the tiled kernels.
+fn tiles(rows: usize, cols: usize) -> usize {
+    rows.div_ceil(TILE) * cols.div_ceil(TILE)
+}
+
 /// Records the GEMM. Absent optional inputs are bound to `a` (never read).
 #[allow(clippy::too_many_arguments)] // one argument per binding of the kernel
 pub fn gemm_fwd(
@@ -76,6 +88,7 @@ pub fn gemm_fwd(
     let bytes = 4 * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize)) as u64;
     let (kernel, threads) = match p.kernel_variant(gpu) {
         KernelVariant::Texel => (Kernel::GemmFwdTexel, 8 * p.m.div_ceil(16) * p.n.div_ceil(16)),
+        KernelVariant::Tiled => (Kernel::GemmFwdTiled, TILED_THREADS * tiles(p.m, p.n)),
         KernelVariant::Vec4 => (Kernel::GemmFwdVec4, p.m.div_ceil(4) * p.n.div_ceil(4)),
         _ => (Kernel::GemmFwd, p.m.div_ceil(4) * p.n.div_ceil(4)),
     };
@@ -86,13 +99,15 @@ pub fn gemm_fwd(
 
 impl GemmParams {
     /// Rows of A per split-K chunk of the weight gradient: enough chunks to fill the device
-    /// (~16K threads of 4x4 tiles on a GPU; 64 subgroups or ~2K threads on a CPU, whose few
+    /// (~16K threads of 4x4 tiles, or ~1K workgroups of the tiled kernel, on a GPU; 64 subgroups or ~2K threads on a CPU, whose few
     /// cores gain nothing from more and would pay for the partial sums), and at least 32 rows
     /// (64 on a CPU) each.
     pub fn weight_grad_rows(&self, gpu: &Gpu) -> usize {
         let cpu = gpu.caps.kernel_class == crate::gpu::KernelClass::Cpu;
         let (threads, tiles, min_rows) = match self.kernel_variant(gpu) {
             KernelVariant::Texel => (64, self.k.div_ceil(32) * self.n.div_ceil(8), 64),
+            // ~1K workgroups of 64 x 64 tiles (several per multiprocessor), 16 stages or more each.
+            KernelVariant::Tiled => (1024, tiles(self.k, self.n), 256),
             _ if cpu => (2048, self.k.div_ceil(4) * self.n.div_ceil(4), 64),
             _ => (16_384, self.k.div_ceil(4) * self.n.div_ceil(4), 32),
         };
@@ -122,6 +137,7 @@ pub fn gemm_bwd_data(
     let bytes = 4 * (p.m * p.n + p.k * p.n + p.m * p.k * (1 + accumulate as usize)) as u64;
     let (kernel, threads) = match p.kernel_variant(gpu) {
         KernelVariant::Texel => (Kernel::GemmBwdDataTexel, 8 * p.m.div_ceil(16) * p.k.div_ceil(16)),
+        KernelVariant::Tiled => (Kernel::GemmBwdDataTiled, TILED_THREADS * tiles(p.m, p.k)),
         KernelVariant::Vec4 => (Kernel::GemmBwdDataVec4, p.m.div_ceil(4) * p.k.div_ceil(4)),
         _ => (Kernel::GemmBwdData, p.m.div_ceil(4) * p.k.div_ceil(4)),
     };
@@ -152,6 +168,7 @@ pub fn gemm_bwd_weight(
     let bytes = 4 * (p.m * p.k + p.m * p.n + chunks * p.k * p.n) as u64;
     let (kernel, threads) = match p.kernel_variant(gpu) {
         KernelVariant::Texel => (Kernel::GemmBwdWeightTexel, chunks * 8 * p.k.div_ceil(32) * p.n.div_ceil(8)),
+        KernelVariant::Tiled => (Kernel::GemmBwdWeightTiled, chunks * TILED_THREADS * tiles(p.k, p.n)),
         KernelVariant::Vec4 => (Kernel::GemmBwdWeightVec4, chunks * p.k.div_ceil(4) * p.n.div_ceil(4)),
         _ => (Kernel::GemmBwdWeight, chunks * p.k.div_ceil(4) * p.n.div_ceil(4)),
     };

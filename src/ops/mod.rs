@@ -76,6 +76,9 @@ pub enum KernelVariant {
     Scalar,
     /// GEMM 4x4 register tiles of vec4 loads: K and N multiples of 4.
     Vec4,
+    /// GPUs (the GEMMs): 64 x 64 output tiles staged through workgroup memory, 8 x 8 register
+    /// blocks per thread; K and N multiples of 4. `Auto` picks it on GPU adapters.
+    Tiled,
     /// CPU adapters: inputs read as texels of textures (vector gathers where buffer loads are
     /// per-lane loops); the GEMMs also share weights across 8-lane subgroups by shuffles. Channel
     /// counts multiples of 4 (GEMM: K of 8).

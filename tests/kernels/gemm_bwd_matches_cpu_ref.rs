@@ -65,7 +65,7 @@ fn bwd_weight_long_m_like_an_expand_conv() {
 fn every_variant_of_the_backward_kernels() {
     // Ragged everywhere: rows not a multiple of 8 or 16, K not of 16 or 32, N not of 8 or 16,
     // the gate changing inside a tile and a chunk.
-    for variant in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Texel] {
+    for variant in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Tiled, KernelVariant::Texel] {
         let (m, n, k) = (3 * 49 + 1, 36, 40);
         let mut p = GemmParams::new(m, n, k);
         p.variant = variant;
@@ -86,14 +86,16 @@ fn every_variant_of_the_backward_kernels() {
         let want = cpu_ref::gemm_bwd_weight(&p, &a, Some(&s), &dc);
         let (part, db) = (empty(p.weight_partial_len(gpu())), empty(k * n));
         let ds = gemm_bwd_weight(gpu(), &p, &ag, Some(&sg), &dcg, &part, &db).unwrap();
-        let kernels = [Kernel::GemmBwdWeight, Kernel::GemmBwdWeightVec4, Kernel::GemmBwdWeightTexel];
+        let kernels =
+            [Kernel::GemmBwdWeight, Kernel::GemmBwdWeightVec4, Kernel::GemmBwdWeightTiled, Kernel::GemmBwdWeightTexel];
         assert_eq!(ds[0].kernel, kernels[variant as usize - 1]);
         let got = run_and_read(&ds, &db);
         assert_close(&format!("dB {variant:?}"), &got, &want, atol, 1e-4);
         let want: Vec<f32> = cpu_ref::gemm_bwd_data(&p, &dc, &b).iter().zip(&prior).map(|(x, y)| x + y).collect();
         let da = upload(&prior);
         let d = gemm_bwd_data(gpu(), &p, &dcg, &bg, &da, true).unwrap();
-        let kernels = [Kernel::GemmBwdData, Kernel::GemmBwdDataVec4, Kernel::GemmBwdDataTexel];
+        let kernels =
+            [Kernel::GemmBwdData, Kernel::GemmBwdDataVec4, Kernel::GemmBwdDataTiled, Kernel::GemmBwdDataTexel];
         assert_eq!(d.kernel, kernels[variant as usize - 1]);
         let got = run_and_read(&[d], &da);
         assert_close(&format!("dA {variant:?}"), &got, &want, 1e-5 * (n as f32).sqrt(), 1e-4);
@@ -111,4 +113,29 @@ fn every_variant_of_the_backward_kernels() {
         let want = cpu_ref::gemm_bwd_weight(&p1, &a[..29 * k], None, &dc[..29 * n]);
         assert_close(&format!("dB {variant:?} one chunk"), &got, &want, atol, 1e-4);
     }
+}
+
+#[test]
+fn tiled_bwd_weight_split_k_like_an_expand_conv() {
+    // Long M in split-K chunks that end inside a 16-row stage, a gate that changes inside a
+    // chunk, K below one 64-wide tile and N over 2 tiles + 16.
+    let (m, n, k) = (2 * 56 * 56, 144, 24);
+    let mut p = GemmParams::new(m, n, k);
+    p.variant = KernelVariant::Tiled;
+    p.a_scale_rows = 56 * 56;
+    let rows = p.weight_grad_rows(gpu());
+    assert!(m.div_ceil(rows) > 1 && rows % 16 != 0, "chunks of {rows} rows");
+    let (a, s, dc, b) = (rand_vec(m * k, 150), rand_vec(2 * k, 151), rand_vec(m * n, 152), rand_vec(k * n, 153));
+    let (ag, sg, dcg, bg) = (upload(&a), upload(&s), upload(&dc), upload(&b));
+    let (part, db) = (empty(p.weight_partial_len(gpu())), empty(k * n));
+    let ds = gemm_bwd_weight(gpu(), &p, &ag, Some(&sg), &dcg, &part, &db).unwrap();
+    assert_eq!(ds[0].kernel, Kernel::GemmBwdWeightTiled);
+    let want = cpu_ref::gemm_bwd_weight(&p, &a, Some(&s), &dc);
+    assert_close("dB", &run_and_read(&ds, &db), &want, 1e-5 * (m as f32).sqrt(), 1e-4);
+    // dA = dC x B^T with K (24) under one tile and N (144) in 9 stages.
+    let da = empty(m * k);
+    let d = gemm_bwd_data(gpu(), &p, &dcg, &bg, &da, false).unwrap();
+    assert_eq!(d.kernel, Kernel::GemmBwdDataTiled);
+    let want = cpu_ref::gemm_bwd_data(&p, &dc, &b);
+    assert_close("dA", &run_and_read(&[d], &da), &want, 1e-5 * (n as f32).sqrt(), 1e-4);
 }

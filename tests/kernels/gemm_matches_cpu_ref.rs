@@ -36,6 +36,7 @@ fn check(p: &GemmParams, with_bias: bool, with_residual: bool, seed: u64) {
     .unwrap();
     let kernel = match p.kernel_variant(gpu()) {
         KernelVariant::Texel => Kernel::GemmFwdTexel,
+        KernelVariant::Tiled => Kernel::GemmFwdTiled,
         KernelVariant::Vec4 => Kernel::GemmFwdVec4,
         _ => Kernel::GemmFwd,
     };
@@ -85,7 +86,7 @@ fn relu6_no_bias_single_row() {
 fn every_variant_on_aligned_shapes() {
     // K a multiple of 8 and N of 4 (every EfficientNet 1x1 conv): each family, forced. Ragged
     // tiles: rows not a multiple of 16, columns not of 16, the gate changing inside a tile.
-    for variant in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Texel] {
+    for variant in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Tiled, KernelVariant::Texel] {
         let mut p = GemmParams::new(2 * 49 + 3, 24, 40);
         p.variant = variant;
         p.act = Activation::Swish;
@@ -95,6 +96,38 @@ fn every_variant_on_aligned_shapes() {
         p.a_scale_rows = 25;
         check(&p, true, true, 17);
     }
+}
+
+#[test]
+fn tiled_ragged_tiles_and_stages() {
+    // 64 x 64 tiles, 16-deep stages: M = 2 tiles + 3 rows, N = 1 tile + 8 columns, K = 2 stages +
+    // 8; the gate changes inside a tile; several 8 x 8 thread blocks fall wholly outside.
+    let mut p = GemmParams::new(2 * 64 + 3, 72, 40);
+    p.variant = KernelVariant::Tiled;
+    p.act = Activation::Swish;
+    p.a_scale_rows = 49;
+    check(&p, true, true, 20);
+    // The classifier: one row, N in 16 tiles, K in 80 stages; and a SE FC with K of 4.
+    let mut p = GemmParams::new(1, 1000, 1280);
+    p.variant = KernelVariant::Tiled;
+    check(&p, true, false, 21);
+    let mut p = GemmParams::new(5, 96, 4);
+    p.variant = KernelVariant::Tiled;
+    p.act = Activation::Sigmoid;
+    check(&p, true, false, 22);
+}
+
+#[test]
+fn tiled_is_the_gpu_choice() {
+    // GPU adapters (and EFFNET_KERNELS=gpu) run aligned GEMMs tiled; CPU adapters never do
+    // unless forced (barriers and workgroup memory are slow there).
+    let p = GemmParams::new(2 * 64 + 5, 40, 24);
+    let gpu_class = gpu().caps.kernel_class == efficientnet_wgpu::gpu::KernelClass::Gpu;
+    assert_eq!(p.kernel_variant(gpu()) == KernelVariant::Tiled, gpu_class);
+    assert_eq!(GemmParams::new(8, 10, 12).kernel_variant(gpu()), KernelVariant::Scalar);
+    let mut p = GemmParams::new(8, 10, 12);
+    p.variant = KernelVariant::Tiled;
+    assert_eq!(p.kernel_variant(gpu()), KernelVariant::Scalar, "N = 10 has no vec4 form");
 }
 
 #[test]
@@ -114,5 +147,10 @@ fn texel_kernel_choice() {
     assert_eq!(p.kernel_variant(gpu()), texel_or_vec4);
     p.act = Activation::Sigmoid;
     check(&p, true, false, 19);
-    assert_eq!(GemmParams::new(8, 40, 12).kernel_variant(gpu()), KernelVariant::Vec4);
+    let vec4_or_tiled = if gpu().caps.kernel_class == efficientnet_wgpu::gpu::KernelClass::Gpu {
+        KernelVariant::Tiled
+    } else {
+        KernelVariant::Vec4
+    };
+    assert_eq!(GemmParams::new(8, 40, 12).kernel_variant(gpu()), vec4_or_tiled);
 }
