@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use clap::Parser;
-use efficientnet_wgpu::gpu::profile_dispatches;
+use efficientnet_wgpu::gpu::{profile_dispatches, Dtype};
 use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, Variant, Weights};
 use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams, KernelVariant};
 use efficientnet_wgpu::{Gpu, Result};
@@ -32,6 +32,9 @@ struct Args {
     /// One JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Forward with weights and activations stored as f16 (adapters with SHADER_F16).
+    #[arg(long)]
+    f16: bool,
     /// Time a training step (forward, loss, backward; dropout and stochastic depth on) instead.
     #[arg(long)]
     train: bool,
@@ -62,7 +65,8 @@ fn run(args: Args) -> Result<()> {
     let res = args.resolution.unwrap_or(config.resolution as usize);
     let weights = Weights::init_random(&config, 0);
     let t = Instant::now();
-    let model = EfficientNet::new(&gpu, config.clone(), &weights)?;
+    let store = if args.f16 { Dtype::F16 } else { Dtype::F32 };
+    let model = EfficientNet::new_with_store(&gpu, config.clone(), &weights, store)?;
     let upload_s = t.elapsed().as_secs_f64();
     let n = args.batch.max(1);
     let input: Vec<f32> = (0..n * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
@@ -126,7 +130,7 @@ fn run(args: Args) -> Result<()> {
             "{}",
             serde_json::json!({
                 "adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
-                "forward_s": step, "images_per_s": images_per_s, "gflops_per_s": gflop / step,
+                "store": format!("{store:?}"), "forward_s": step, "images_per_s": images_per_s, "gflops_per_s": gflop / step,
                 "encode_ms": median(encode_s) * 1e3, "dispatches": plan.dispatches.len(),
                 "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
                 "kernels": per_kernel, "gemm_sweep": sweep_json,
@@ -137,7 +141,7 @@ fn run(args: Args) -> Result<()> {
 
     println!("adapter: {}", gpu.describe());
     println!(
-        "{} batch {n} at {res}x{res}: {} dispatches, {} pipelines",
+        "{} ({store:?}) batch {n} at {res}x{res}: {} dispatches, {} pipelines",
         config.name,
         plan.dispatches.len(),
         gpu.pipeline_count()

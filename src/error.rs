@@ -31,6 +31,9 @@ pub enum Error {
     #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
     Shape { what: String, expected: Vec<usize>, got: Vec<usize> },
 
+    #[error("{what} is not supported on {adapter}: {hint}")]
+    Unsupported { what: String, adapter: String, hint: String },
+
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 

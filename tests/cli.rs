@@ -116,6 +116,22 @@ fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
     let p = &want["act.pooled"].1;
     assert_close("features", &got["features"].1, p, 1e-5 + 1e-4 * max_abs(p), 0.0);
 
+    // --f16 stores weights and activations as f16: the tolerance of parity_torchvision_b0's f16
+    // test (16 half-ulps of the logit scale).
+    let (ok, _, err) = effnet(&[
+        "run",
+        "--f16",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        io.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let got = read_safetensors(&out);
+    assert_close("f16 logits", &got["logits"].1, w, 16.0 / 2048.0 * max_abs(w), 0.0);
+
     // The wrong variant names the one that fits.
     let (ok, _, err) = effnet(&[
         "run",

@@ -18,6 +18,8 @@ mod bn_act_bwd_matches_cpu_ref;
 mod bn_act_matches_cpu_ref;
 #[path = "kernels/bn_stats_matches_cpu_ref.rs"]
 mod bn_stats_matches_cpu_ref;
+#[path = "kernels/cast_matches_cpu_ref.rs"]
+mod cast_matches_cpu_ref;
 #[path = "kernels/conv2d_bwd_matches_cpu_ref.rs"]
 mod conv2d_bwd_matches_cpu_ref;
 #[path = "kernels/conv2d_matches_cpu_ref.rs"]

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 
+use efficientnet_wgpu::gpu::Dtype;
 use efficientnet_wgpu::model::{Config, EfficientNet, WeightFormat, Weights};
 
 #[test]
@@ -35,4 +36,26 @@ fn b0_logits_and_stage_outputs_match_torchvision() {
     // The plain forward (no taps, the cached plan) gives the same logits bit for bit.
     let again = model.forward(gpu, input, 1, 224, 224).unwrap();
     assert_eq!(again.logits, out.logits);
+}
+
+#[test]
+fn b0_f16_storage_stays_close_to_torchvision() {
+    // Weights and activations stored as f16, arithmetic in f32 (the f16 inference path).
+    let gpu = gpu();
+    let config = Config::b0(1000);
+    let (weights, _) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
+    let model = EfficientNet::new_with_store(gpu, config, &weights, Dtype::F16).unwrap();
+    let io = read_safetensors(&fixture("torchvision-b0/tv_b0_io.safetensors"));
+    let (_, input) = &io["input"];
+    let out = model.forward(gpu, input, 1, 224, 224).unwrap();
+    let (_, want) = &io["logits"];
+    // Tolerance: each of the ~50 stored tensors adds a rounding of 2^-11 relative; they grow
+    // like a random walk (sqrt(50) ~ 7 of them), so 16 half-ulps of the logit scale (2x margin).
+    let tol = 16.0 / 2048.0 * max_abs(want);
+    assert_close("f16 logits", &out.logits, want, tol, 0.0);
+    // The top-1 class is torch's: its lead over the runner-up exceeds twice the tolerance.
+    let top = efficientnet_wgpu::train::argmax(want);
+    let runner_up = want.iter().enumerate().filter(|(i, _)| *i != top).map(|(_, v)| *v).fold(f32::MIN, f32::max);
+    assert!(want[top] - runner_up > 2.0 * tol, "the fixture's top-1 lead is too small to test");
+    assert_eq!(efficientnet_wgpu::train::argmax(&out.logits), top);
 }

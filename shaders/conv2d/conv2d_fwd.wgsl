@@ -9,6 +9,8 @@
 // Thread: one output pixel x 4 consecutive output channels; the channel block varies fastest, so
 // neighbouring invocations read the same input pixel and neighbouring weights.
 // Padding: PT/PL before (symmetric or TF-SAME, decided by the host); taps outside read as zero.
+// Tensors are stored as `Store` (f32, or f16 for the f16 inference path; see the prelude in
+// src/gpu/kernels.rs); arithmetic is f32.
 
 override N: u32;
 override H: u32;
@@ -28,10 +30,10 @@ override ACT: u32 = 0u;
 override HAS_BIAS: u32 = 0u;
 override IN_NCHW: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<Store>;
+@group(0) @binding(1) var<storage, read> w: array<Store>;
+@group(0) @binding(2) var<storage, read> bias: array<Store>;
+@group(0) @binding(3) var<storage, read_write> y: array<Store>;
 
 fn x_index(n: u32, c: u32, iy: u32, ix: u32) -> u32 {
     if (IN_NCHW == 1u) {
@@ -71,16 +73,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
             for (var ci = 0u; ci < cin_g; ci++) {
                 let wb = ((ky * KW + kx) * cin_g + ci) * COUT;
-                let wv = vec4<f32>(w[wb + co.x], w[wb + co.y], w[wb + co.z], w[wb + co.w]);
+                let wv = vec4<f32>(vec4<Store>(w[wb + co.x], w[wb + co.y], w[wb + co.z], w[wb + co.w]));
                 var xv: vec4<f32>;
                 if (GROUPS == 1u) {
-                    xv = vec4<f32>(x[x_index(n, ci, u32(iy), u32(ix))]);
+                    xv = vec4<f32>(f32(x[x_index(n, ci, u32(iy), u32(ix))]));
                 } else {
-                    xv = vec4<f32>(
+                    xv = vec4<f32>(vec4<Store>(
                         x[x_index(n, cbase.x + ci, u32(iy), u32(ix))],
                         x[x_index(n, cbase.y + ci, u32(iy), u32(ix))],
                         x[x_index(n, cbase.z + ci, u32(iy), u32(ix))],
-                        x[x_index(n, cbase.w + ci, u32(iy), u32(ix))]);
+                        x[x_index(n, cbase.w + ci, u32(iy), u32(ix))]));
                 }
                 acc += xv * wv;
             }
@@ -92,9 +94,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (c < COUT) {
             var v = acc[j];
             if (HAS_BIAS == 1u) {
-                v += bias[c];
+                v += f32(bias[c]);
             }
-            y[ybase + c] = activate(v, ACT);
+            y[ybase + c] = Store(activate(v, ACT));
         }
     }
 }

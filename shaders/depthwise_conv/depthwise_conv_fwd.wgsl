@@ -8,6 +8,8 @@
 // Thread: 4 output columns x 4 channels; the channel block varies fastest (contiguous in NHWC).
 // Each tap's 4 weights are loaded once and used for the 4 columns. Taps in the padding are
 // loaded clamped and multiplied by zero, so the inner loop has no divergent branch.
+// Tensors are stored as `Store` (f32, or f16 for the f16 inference path; see the prelude in
+// src/gpu/kernels.rs); arithmetic is f32.
 
 override N: u32;
 override H: u32;
@@ -24,10 +26,10 @@ override OW: u32;
 override ACT: u32 = 0u;
 override HAS_BIAS: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<Store>;
+@group(0) @binding(1) var<storage, read> w: array<Store>;
+@group(0) @binding(2) var<storage, read> bias: array<Store>;
+@group(0) @binding(3) var<storage, read_write> y: array<Store>;
 
 const COLS: u32 = 4u;
 
@@ -55,19 +57,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let row = (n * H + u32(iy)) * W;
         for (var kx = 0u; kx < KW; kx++) {
             let wb = (ky * KW + kx) * C;
-            let wv = vec4<f32>(w[wb + c.x], w[wb + c.y], w[wb + c.z], w[wb + c.w]);
+            let wv = vec4<f32>(vec4<Store>(w[wb + c.x], w[wb + c.y], w[wb + c.z], w[wb + c.w]));
             for (var j = 0u; j < COLS; j++) {
                 let ix = i32((ox0 + j) * SW + kx) - i32(PL);
                 let inside = ix >= 0 && ix < i32(W);
                 let xo = (row + u32(clamp(ix, 0, i32(W) - 1))) * C;
-                let xv = vec4<f32>(x[xo + c.x], x[xo + c.y], x[xo + c.z], x[xo + c.w]);
+                let xv = vec4<f32>(vec4<Store>(x[xo + c.x], x[xo + c.y], x[xo + c.z], x[xo + c.w]));
                 acc[j] += select(vec4<f32>(0.0), xv, inside) * wv;
             }
         }
     }
     var bias_v = vec4<f32>(0.0);
     if (HAS_BIAS == 1u) {
-        bias_v = vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
+        bias_v = vec4<f32>(vec4<Store>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]));
     }
     for (var j = 0u; j < COLS; j++) {
         let ox = ox0 + j;
@@ -78,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let v = acc[j] + bias_v;
         for (var k = 0u; k < 4u; k++) {
             if (c0 + k < C) {
-                y[ybase + c0 + k] = activate(v[k], ACT);
+                y[ybase + c0 + k] = Store(activate(v[k], ACT));
             }
         }
     }

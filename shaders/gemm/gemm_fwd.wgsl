@@ -11,6 +11,8 @@
 //           5 out       (M, N)
 // Thread: a 4 x 4 register tile (4 rows, 4 columns), column blocks fastest. No barriers and no
 // workgroup memory: the variant for CPU adapters, correct everywhere.
+// Tensors are stored as `Store` (f32, or f16 for the f16 inference path; see the prelude in
+// src/gpu/kernels.rs); arithmetic is f32.
 
 override M: u32;
 override N: u32;
@@ -21,12 +23,12 @@ override HAS_RESIDUAL: u32 = 0u;
 override HAS_A_SCALE: u32 = 0u;
 override A_SCALE_ROWS: u32 = 1u;
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<f32>;
-@group(0) @binding(4) var<storage, read> a_scale: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<Store>;
+@group(0) @binding(1) var<storage, read> b: array<Store>;
+@group(0) @binding(2) var<storage, read> bias: array<Store>;
+@group(0) @binding(3) var<storage, read> residual: array<Store>;
+@group(0) @binding(4) var<storage, read> a_scale: array<Store>;
+@group(0) @binding(5) var<storage, read_write> out: array<Store>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -50,10 +52,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var acc3 = vec4<f32>(0.0);
     for (var k = 0u; k < K; k++) {
         let kb = k * N;
-        let bv = vec4<f32>(b[kb + c.x], b[kb + c.y], b[kb + c.z], b[kb + c.w]);
-        var av = vec4<f32>(a[ra.x + k], a[ra.y + k], a[ra.z + k], a[ra.w + k]);
+        let bv = vec4<f32>(vec4<Store>(b[kb + c.x], b[kb + c.y], b[kb + c.z], b[kb + c.w]));
+        var av = vec4<f32>(vec4<Store>(a[ra.x + k], a[ra.y + k], a[ra.z + k], a[ra.w + k]));
         if (HAS_A_SCALE == 1u) {
-            av *= vec4<f32>(a_scale[rs.x + k], a_scale[rs.y + k], a_scale[rs.z + k], a_scale[rs.w + k]);
+            av *= vec4<f32>(vec4<Store>(a_scale[rs.x + k], a_scale[rs.y + k], a_scale[rs.z + k], a_scale[rs.w + k]));
         }
         acc0 += av.x * bv;
         acc1 += av.y * bv;
@@ -63,7 +65,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
     var bias_v = vec4<f32>(0.0);
     if (HAS_BIAS == 1u) {
-        bias_v = vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
+        bias_v = vec4<f32>(vec4<Store>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]));
     }
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
@@ -77,9 +79,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (col < N) {
                 var o = activate(v[j], ACT);
                 if (HAS_RESIDUAL == 1u) {
-                    o += residual[row * N + col];
+                    o += f32(residual[row * N + col]);
                 }
-                out[row * N + col] = o;
+                out[row * N + col] = Store(o);
             }
         }
     }

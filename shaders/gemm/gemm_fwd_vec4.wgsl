@@ -5,6 +5,8 @@
 // gemm_fwd (see gemm_fwd.wgsl), with a, b, residual, a_scale and out viewed as vec4 arrays.
 //
 // Thread: 4 rows x 4 columns (one vec4 of the output row), column blocks fastest.
+// Tensors are stored as `Store` (f32, or f16 for the f16 inference path; see the prelude in
+// src/gpu/kernels.rs); arithmetic is f32.
 
 override M: u32;
 override N: u32;
@@ -15,12 +17,12 @@ override HAS_RESIDUAL: u32 = 0u;
 override HAS_A_SCALE: u32 = 0u;
 override A_SCALE_ROWS: u32 = 1u;
 
-@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> residual: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> a_scale: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> a: array<vec4<Store>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<Store>>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<Store>>;
+@group(0) @binding(3) var<storage, read> residual: array<vec4<Store>>;
+@group(0) @binding(4) var<storage, read> a_scale: array<vec4<Store>>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<Store>>;
 
 fn act4(v: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(activate(v.x, ACT), activate(v.y, ACT), activate(v.z, ACT), activate(v.w, ACT));
@@ -47,19 +49,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var acc3 = vec4<f32>(0.0);
     for (var kq = 0u; kq < k4; kq++) {
         let kb = kq * 4u * n4 + cb;
-        let b0 = b[kb];
-        let b1 = b[kb + n4];
-        let b2 = b[kb + 2u * n4];
-        let b3 = b[kb + 3u * n4];
-        var a0 = a[ra.x + kq];
-        var a1 = a[ra.y + kq];
-        var a2 = a[ra.z + kq];
-        var a3 = a[ra.w + kq];
+        let b0 = vec4<f32>(b[kb]);
+        let b1 = vec4<f32>(b[kb + n4]);
+        let b2 = vec4<f32>(b[kb + 2u * n4]);
+        let b3 = vec4<f32>(b[kb + 3u * n4]);
+        var a0 = vec4<f32>(a[ra.x + kq]);
+        var a1 = vec4<f32>(a[ra.y + kq]);
+        var a2 = vec4<f32>(a[ra.z + kq]);
+        var a3 = vec4<f32>(a[ra.w + kq]);
         if (HAS_A_SCALE == 1u) {
-            a0 *= a_scale[rs.x + kq];
-            a1 *= a_scale[rs.y + kq];
-            a2 *= a_scale[rs.z + kq];
-            a3 *= a_scale[rs.w + kq];
+            a0 *= vec4<f32>(a_scale[rs.x + kq]);
+            a1 *= vec4<f32>(a_scale[rs.y + kq]);
+            a2 *= vec4<f32>(a_scale[rs.z + kq]);
+            a3 *= vec4<f32>(a_scale[rs.w + kq]);
         }
         acc0 += a0.x * b0 + a0.y * b1 + a0.z * b2 + a0.w * b3;
         acc1 += a1.x * b0 + a1.y * b1 + a1.z * b2 + a1.w * b3;
@@ -68,7 +70,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     var bias_v = vec4<f32>(0.0);
     if (HAS_BIAS == 1u) {
-        bias_v = bias[cb];
+        bias_v = vec4<f32>(bias[cb]);
     }
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
@@ -79,8 +81,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let o = row * n4 + cb;
         var v = act4(accs[i] + bias_v);
         if (HAS_RESIDUAL == 1u) {
-            v += residual[o];
+            v += vec4<f32>(residual[o]);
         }
-        out[o] = v;
+        out[o] = vec4<Store>(v);
     }
 }

@@ -3,17 +3,20 @@
 // and divides by H*W. No atomics, so the result is bit-identical run to run, and the work is spread
 // over N * NCHUNK * C invocations instead of N * C.
 //
-// partial: 0 src = x        (N, HW, C)      1 dst = partials (N, NCHUNK, C)
-// finish:  0 src = partials (N, NCHUNK, C)  1 dst = mean     (N, C)
+// partial: 0 x    (N, HW, C)       1 sums (N, NCHUNK, C)
+// finish:  0 sums (N, NCHUNK, C)   1 mean (N, C)
 // Thread: one channel of one (image, chunk) / one image; channels fastest (contiguous).
+// x and mean are stored as `Store` (f32, or f16 for the f16 inference path); the sums are f32.
 
 override N: u32;
 override HW: u32;
 override C: u32;
 override CHUNK: u32;
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<Store>;
+@group(0) @binding(1) var<storage, read_write> partial_sums: array<f32>;
+@group(0) @binding(0) var<storage, read> sums: array<f32>;
+@group(0) @binding(1) var<storage, read_write> mean: array<Store>;
 
 @compute @workgroup_size(WG)
 fn partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -29,9 +32,9 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let end = min(start + CHUNK, HW);
     var s = 0.0;
     for (var i = start; i < end; i++) {
-        s += src[(n * HW + i) * C + c];
+        s += f32(x[(n * HW + i) * C + c]);
     }
-    dst[t] = s;
+    partial_sums[t] = s;
 }
 
 @compute @workgroup_size(WG)
@@ -45,7 +48,7 @@ fn finish(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let n = t / C;
     var s = 0.0;
     for (var k = 0u; k < nchunk; k++) {
-        s += src[(n * nchunk + k) * C + c];
+        s += sums[(n * nchunk + k) * C + c];
     }
-    dst[t] = s / f32(HW);
+    mean[t] = Store(s / f32(HW));
 }

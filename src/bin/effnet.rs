@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use efficientnet_wgpu::gpu::Dtype;
 use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
 use efficientnet_wgpu::infer::Classifier;
 use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
@@ -71,6 +72,11 @@ enum Command {
         weights: WeightArgs,
         #[arg(long, default_value_t = 5)]
         top: usize,
+        /// Store weights and activations as f16 (arithmetic stays f32): half the memory traffic,
+        /// for adapters with SHADER_F16 (`effnet devices` shows it).
+        #[arg(long)]
+        f16: bool,
+
         /// One JSON object per image and line.
         #[arg(long)]
         json: bool,
@@ -87,6 +93,10 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         output: PathBuf,
+        /// Store weights and activations as f16 (arithmetic stays f32): half the memory traffic,
+        /// for adapters with SHADER_F16 (`effnet devices` shows it).
+        #[arg(long)]
+        f16: bool,
     },
     /// One training-mode step (dropout and stochastic depth off) on tensors `input` [N,3,H,W]
     /// and `target` [N]: writes loss, logits, grad.input, grad.<param> and bn_after.<bn>.*
@@ -122,8 +132,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info { model, resolution, json, train_memory, batch } => {
             info(&model, resolution, json, train_memory.then_some(batch))
         }
-        Command::Classify { model, weights, top, json, images } => classify(&model, &weights, top, json, &images),
-        Command::Run { model, weights, input, output } => run_tensor(&model, &weights, &input, &output),
+        Command::Classify { model, weights, top, json, images, f16 } => {
+            classify(&model, &weights, store(f16), top, json, &images)
+        }
+        Command::Run { model, weights, input, output, f16 } => {
+            run_tensor(&model, &weights, store(f16), &input, &output)
+        }
         Command::Grad { model, weights, input, output, bn_momentum } => {
             grad(&model, &weights, &input, &output, bn_momentum)
         }
@@ -296,14 +310,22 @@ fn load_weights(args: &ModelArgs, w: &WeightArgs) -> Result<(Config, Weights, We
     Ok((cfg, weights, format.unwrap_or(detected)))
 }
 
-fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs) -> Result<EfficientNet> {
-    let (cfg, weights, _) = load_weights(args, w)?;
-    EfficientNet::new(gpu, cfg, &weights)
+fn store(f16: bool) -> Dtype {
+    if f16 {
+        Dtype::F16
+    } else {
+        Dtype::F32
+    }
 }
 
-fn classify(args: &ModelArgs, w: &WeightArgs, top: usize, json: bool, images: &[PathBuf]) -> Result<()> {
+fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs, store: Dtype) -> Result<EfficientNet> {
+    let (cfg, weights, _) = load_weights(args, w)?;
+    EfficientNet::new_with_store(gpu, cfg, &weights, store)
+}
+
+fn classify(args: &ModelArgs, w: &WeightArgs, store: Dtype, top: usize, json: bool, images: &[PathBuf]) -> Result<()> {
     let gpu = Arc::new(Gpu::new()?);
-    let model = load_model(&gpu, args, w)?;
+    let model = load_model(&gpu, args, w, store)?;
     let classifier = Classifier::new(gpu, model);
     let mut failed = 0;
     for path in images {
@@ -386,10 +408,10 @@ fn read_input(input: &Path, with_target: bool) -> Result<(Vec<usize>, Vec<f32>, 
     Ok((shape, data, targets))
 }
 
-fn run_tensor(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path) -> Result<()> {
+fn run_tensor(args: &ModelArgs, w: &WeightArgs, store: Dtype, input: &Path, output: &Path) -> Result<()> {
     let (shape, data, _) = read_input(input, false)?;
     let gpu = Gpu::new()?;
-    let model = load_model(&gpu, args, w)?;
+    let model = load_model(&gpu, args, w, store)?;
     let out = model.forward(&gpu, &data, shape[0], shape[2], shape[3])?;
     let n = shape[0];
     let tensors = vec![

@@ -4,6 +4,7 @@
 
 mod activation;
 mod bn_act;
+mod cast;
 mod conv2d;
 mod depthwise_conv;
 mod dropout;
@@ -18,6 +19,7 @@ mod softmax;
 
 pub use activation::*;
 pub use bn_act::*;
+pub use cast::*;
 pub use conv2d::*;
 pub use depthwise_conv::*;
 pub use dropout::*;

@@ -169,4 +169,41 @@ kernels! {
     EmaUpdate => "ema_update", "optim/ema_update.wgsl", "main", F32, [R, W];
     // x, partial
     SumSquaresPartial => "sum_squares_partial", "optim/sum_squares_partial.wgsl", "main", F32, [R, W];
+
+    // The f16 inference path: the forward kernels above compiled with Store = f16 (weights and
+    // activations stored as f16, arithmetic in f32), and the casts at its edges.
+    GemmFwdF16 => "gemm_fwd_f16", "gemm/gemm_fwd.wgsl", "main", F16, [R, R, R, R, R, W];
+    GemmFwdVec4F16 => "gemm_fwd_vec4_f16", "gemm/gemm_fwd_vec4.wgsl", "main", F16, [R, R, R, R, R, W];
+    GemmFwdTiledF16 => "gemm_fwd_tiled_f16", "gemm/gemm_tiled.wgsl", "fwd", F16, [R, R, R, R, R, W];
+    Conv2dFwdF16 => "conv2d_fwd_f16", "conv2d/conv2d_fwd.wgsl", "main", F16, [R, R, R, W];
+    DepthwiseConvFwdF16 => "depthwise_conv_fwd_f16", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F16, [R, R, R, W];
+    // x (f16), partial sums (f32)
+    GlobalAvgPoolPartialF16 => "global_avg_pool_partial_f16", "pool/global_avg_pool_fwd.wgsl", "partial", F16, [R, W];
+    // partial sums (f32), mean (f16)
+    GlobalAvgPoolFinishF16 => "global_avg_pool_finish_f16", "pool/global_avg_pool_fwd.wgsl", "finish", F16, [R, W];
+    // x (f32), y (f16)
+    CastToF16 => "cast_to_f16", "cast/cast.wgsl", "to_f16", F16, [R, W];
+    // x (f16), y (f32)
+    CastToF32 => "cast_to_f32", "cast/cast.wgsl", "to_f32", F16, [R, W];
+}
+
+impl Kernel {
+    /// This kernel for tensors stored as `store`: itself for f32, its f16 twin (same file and
+    /// entry point) for f16; `None` where the family has no such twin (training and texel kernels).
+    pub fn for_store(self, store: Dtype) -> Option<Kernel> {
+        use Kernel::*;
+        const F16_TWINS: &[(Kernel, Kernel)] = &[
+            (GemmFwd, GemmFwdF16),
+            (GemmFwdVec4, GemmFwdVec4F16),
+            (GemmFwdTiled, GemmFwdTiledF16),
+            (Conv2dFwd, Conv2dFwdF16),
+            (DepthwiseConvFwd, DepthwiseConvFwdF16),
+            (GlobalAvgPoolPartial, GlobalAvgPoolPartialF16),
+            (GlobalAvgPoolFinish, GlobalAvgPoolFinishF16),
+        ];
+        match store {
+            Dtype::F32 => Some(self),
+            Dtype::F16 => F16_TWINS.iter().find(|t| t.0 == self).map(|t| t.1),
+        }
+    }
 }

@@ -60,12 +60,13 @@ impl GpuBuffer {
         GpuBuffer { buffer: self.buffer.clone(), offset, len, dtype: self.dtype }
     }
 
-    /// The binding resource for this range (at least 4 bytes: empty bindings are invalid).
+    /// The binding resource for this range, in whole 4-byte words (an odd number of f16 values
+    /// takes the buffer's padding; empty bindings are invalid).
     pub fn binding(&self) -> wgpu::BindingResource<'_> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: &self.buffer,
             offset: self.offset,
-            size: std::num::NonZeroU64::new(self.bytes().max(4)),
+            size: std::num::NonZeroU64::new(self.bytes().next_multiple_of(4).max(4)),
         })
     }
 

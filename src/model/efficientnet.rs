@@ -2,18 +2,19 @@
 //! stem, MBConv blocks (expand → depthwise → squeeze-excite → project [+ identity]), head, pool,
 //! classifier. Inference folds every BatchNorm into the conv before it, so each conv is one
 //! kernel with a bias + activation (+ residual) epilogue, and the SE gate is applied while the
-//! project conv reads its input.
+//! project conv reads its input. Weights and activations are stored as f32, or as f16
+//! (`new_with_store`) where the adapter has SHADER_F16: half the memory traffic, f32 arithmetic.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer};
 use crate::graph::params::oihw_to_hwio;
 use crate::graph::Recorder;
 use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, Weights};
 use crate::ops::{
-    bilinear_resize_fwd, conv2d_fwd, depthwise_conv_fwd, gemm_fwd, global_avg_pool_fwd, softmax_fwd, Activation,
+    bilinear_resize_fwd, cast, conv2d_fwd, depthwise_conv_fwd, gemm_fwd, global_avg_pool_fwd, softmax_fwd, Activation,
     BilinearResizeParams, Conv2dParams, DepthwiseConvParams, GemmParams, GlobalAvgPoolParams, SoftmaxParams,
 };
 
@@ -35,6 +36,8 @@ struct GpuBlock {
 /// EfficientNet with its weights resident on one GPU, ready for inference.
 pub struct EfficientNet {
     pub config: Config,
+    /// How weights and activations are stored (inputs, logits and probabilities are f32 always).
+    pub store: Dtype,
     stem: GpuLayer,
     blocks: Vec<GpuBlock>,
     head: GpuLayer,
@@ -70,13 +73,13 @@ fn bn_fold(w: &Weights, layer: Layer, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> 
 }
 
 impl GpuLayer {
-    fn upload(gpu: &Gpu, weight: Vec<f32>, bias: Vec<f32>, name: &str) -> Result<GpuLayer> {
-        Ok(GpuLayer { weight: gpu.upload(&weight, name)?, bias: gpu.upload(&bias, name)? })
+    fn upload(gpu: &Gpu, store: Dtype, weight: Vec<f32>, bias: Vec<f32>, name: &str) -> Result<GpuLayer> {
+        Ok(GpuLayer { weight: gpu.upload_typed(&weight, store, name)?, bias: gpu.upload_typed(&bias, store, name)? })
     }
 
     /// A conv followed by BN: HWIO weights (for 1x1 convs this is the (cin, cout) GEMM operand;
     /// for depthwise convs (kh, kw, c)) with the BN folded in.
-    fn conv_bn(gpu: &Gpu, w: &Weights, layer: Layer, eps: f32) -> Result<GpuLayer> {
+    fn conv_bn(gpu: &Gpu, store: Dtype, w: &Weights, layer: Layer, eps: f32) -> Result<GpuLayer> {
         let (scale, shift) = bn_fold(w, layer, eps)?;
         let t = tensor(w, layer, Field::Weight)?;
         let mut weight = oihw_to_hwio(&t.data, &t.shape);
@@ -84,15 +87,16 @@ impl GpuLayer {
         for (v, s) in weight.iter_mut().zip(scale.iter().cycle()) {
             *v *= s;
         }
-        Self::upload(gpu, weight, shift, &format!("{layer:?}"))
+        Self::upload(gpu, store, weight, shift, &format!("{layer:?}"))
     }
 
     /// A linear-like layer with its own bias: SE convs (out, in, 1, 1) and the classifier (out, in),
     /// stored as the (in, out) GEMM operand.
-    fn linear(gpu: &Gpu, w: &Weights, layer: Layer) -> Result<GpuLayer> {
+    fn linear(gpu: &Gpu, store: Dtype, w: &Weights, layer: Layer) -> Result<GpuLayer> {
         let t = tensor(w, layer, Field::Weight)?;
         Self::upload(
             gpu,
+            store,
             oihw_to_hwio(&t.data, &t.shape),
             tensor(w, layer, Field::Bias)?.data.clone(),
             &format!("{layer:?}"),
@@ -104,33 +108,49 @@ impl EfficientNet {
     /// Uploads `weights` (which must match `config`, as `Weights::load` guarantees) to the GPU,
     /// folding every BatchNorm into its conv.
     pub fn new(gpu: &Gpu, config: Config, weights: &Weights) -> Result<EfficientNet> {
+        Self::new_with_store(gpu, config, weights, Dtype::F32)
+    }
+
+    /// `new` with weights and activations stored as `store`. F16 needs an adapter with
+    /// SHADER_F16 (`effnet devices` lists it); the BN fold is done in f64 and rounded once.
+    pub fn new_with_store(gpu: &Gpu, config: Config, weights: &Weights, store: Dtype) -> Result<EfficientNet> {
+        if store == Dtype::F16 && !gpu.caps.shader_f16 {
+            return Err(Error::Unsupported {
+                what: "f16 inference".into(),
+                adapter: gpu.info.name.clone(),
+                hint: "the adapter lacks the SHADER_F16 feature; run in f32".into(),
+            });
+        }
         config.validate()?;
         let eps = config.bn_eps;
         let mut blocks = Vec::new();
         for spec in config.blocks() {
             let part = |part| Layer::Block { index: spec.index, part };
-            let expand =
-                spec.has_expand().then(|| GpuLayer::conv_bn(gpu, weights, part(BlockPart::Expand), eps)).transpose()?;
-            let depthwise = GpuLayer::conv_bn(gpu, weights, part(BlockPart::Depthwise), eps)?;
+            let expand = spec
+                .has_expand()
+                .then(|| GpuLayer::conv_bn(gpu, store, weights, part(BlockPart::Expand), eps))
+                .transpose()?;
+            let depthwise = GpuLayer::conv_bn(gpu, store, weights, part(BlockPart::Depthwise), eps)?;
             let se = if spec.has_se() {
                 Some((
-                    GpuLayer::linear(gpu, weights, part(BlockPart::SeReduce))?,
-                    GpuLayer::linear(gpu, weights, part(BlockPart::SeExpand))?,
+                    GpuLayer::linear(gpu, store, weights, part(BlockPart::SeReduce))?,
+                    GpuLayer::linear(gpu, store, weights, part(BlockPart::SeExpand))?,
                 ))
             } else {
                 None
             };
-            let project = GpuLayer::conv_bn(gpu, weights, part(BlockPart::Project), eps)?;
+            let project = GpuLayer::conv_bn(gpu, store, weights, part(BlockPart::Project), eps)?;
             blocks.push(GpuBlock { spec, expand, depthwise, se, project });
             // Uploads are staged until a submit: flush per block to bound staging memory.
             gpu.queue.submit([]);
         }
         Ok(EfficientNet {
-            stem: GpuLayer::conv_bn(gpu, weights, Layer::Stem, eps)?,
-            head: GpuLayer::conv_bn(gpu, weights, Layer::Head, eps)?,
-            classifier: GpuLayer::linear(gpu, weights, Layer::Classifier)?,
+            stem: GpuLayer::conv_bn(gpu, store, weights, Layer::Stem, eps)?,
+            head: GpuLayer::conv_bn(gpu, store, weights, Layer::Head, eps)?,
+            classifier: GpuLayer::linear(gpu, store, weights, Layer::Classifier)?,
             blocks,
             config,
+            store,
             input_size: None,
             plans: Mutex::new(HashMap::new()),
         })
@@ -165,7 +185,7 @@ impl EfficientNet {
 
     /// The largest batch whose every tensor fits one storage binding on this device.
     pub fn max_batch(&self, gpu: &Gpu, h: usize, w: usize) -> Result<usize> {
-        let per_image = self.largest_tensor_per_image(h, w) as u64 * 4;
+        let per_image = (self.largest_tensor_per_image(h, w) * self.store.size()).max(3 * h * w * 4) as u64;
         let limit = gpu.max_binding_bytes();
         if per_image > limit {
             return Err(Error::ExceedsDeviceLimit {
@@ -244,6 +264,7 @@ impl EfficientNet {
     fn build_plan(&self, gpu: &Gpu, n: usize, h: usize, w: usize, taps: &[&str]) -> Result<ForwardPlan> {
         let cfg = &self.config;
         let mut r = Recorder::new(gpu);
+        let store = self.store;
         let input = gpu.empty(n * 3 * h * w, "input")?;
         let mut tapped = Vec::new();
         let wants = |name: &str| taps.contains(&name);
@@ -259,15 +280,25 @@ impl EfficientNet {
             }
             None => (input.clone(), h, w, true),
         };
+        // The f16 path stores the (possibly resized) input as f16 before the stem.
+        if store != Dtype::F32 {
+            let y = r.alloc_typed(x.len, store)?;
+            r.push(cast(gpu, &x, &y)?, "input cast");
+            if resize.is_some() {
+                r.release(x);
+            }
+            x = y;
+        }
+        let owns_input = resize.is_some() || store != Dtype::F32;
 
         // Stem: 3x3 stride-2 conv + BN + activation, reading the NCHW input directly.
         let mut p = Conv2dParams::new(n, h, w, 3, cfg.stem_channels(), 3, 2, cfg.padding);
         p.input_nchw = nchw;
         p.has_bias = true;
         p.act = cfg.activation;
-        let y = r.alloc(p.output_len())?;
+        let y = r.alloc_typed(p.output_len(), store)?;
         r.push(conv2d_fwd(gpu, &p, &x, &self.stem.weight, Some(&self.stem.bias), &y)?, "stem");
-        if resize.is_some() {
+        if owns_input {
             r.release(x);
         }
         (x, h, w) = (y, p.oh, p.ow);
@@ -285,7 +316,7 @@ impl EfficientNet {
                     let mut p = GemmParams::new(n * hw_in, s.expanded_ch, s.in_ch);
                     p.has_bias = true;
                     p.act = cfg.activation;
-                    let y = r.alloc(p.m * p.n)?;
+                    let y = r.alloc_typed(p.m * p.n, store)?;
                     r.push(
                         gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?,
                         &format!("{label} expand"),
@@ -298,7 +329,7 @@ impl EfficientNet {
             let mut dp = DepthwiseConvParams::new(n, h, w, s.expanded_ch, s.kernel, s.stride, cfg.padding);
             dp.has_bias = true;
             dp.act = cfg.activation;
-            let d = r.alloc(dp.output_len())?;
+            let d = r.alloc_typed(dp.output_len(), store)?;
             let dw_in = expanded.as_ref().unwrap_or(&x);
             r.push(
                 depthwise_conv_fwd(gpu, &dp, dw_in, &b.depthwise.weight, Some(&b.depthwise.bias), &d)?,
@@ -313,7 +344,7 @@ impl EfficientNet {
             let gate = match &b.se {
                 Some((reduce, expand)) => {
                     let pp = GlobalAvgPoolParams::new(n, hw, s.expanded_ch);
-                    let (partial, pooled) = (r.alloc(pp.partial_len())?, r.alloc(n * s.expanded_ch)?);
+                    let (partial, pooled) = (r.alloc(pp.partial_len())?, r.alloc_typed(n * s.expanded_ch, store)?);
                     for d in global_avg_pool_fwd(gpu, &pp, &d, &partial, &pooled)? {
                         r.push(d, &format!("{label} se pool"));
                     }
@@ -321,7 +352,7 @@ impl EfficientNet {
                     let mut p1 = GemmParams::new(n, s.se_ch, s.expanded_ch);
                     p1.has_bias = true;
                     p1.act = cfg.activation;
-                    let hidden = r.alloc(n * s.se_ch)?;
+                    let hidden = r.alloc_typed(n * s.se_ch, store)?;
                     r.push(
                         gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hidden)?,
                         &format!("{label} se reduce"),
@@ -330,7 +361,7 @@ impl EfficientNet {
                     let mut p2 = GemmParams::new(n, s.expanded_ch, s.se_ch);
                     p2.has_bias = true;
                     p2.act = Activation::Sigmoid;
-                    let gate = r.alloc(n * s.expanded_ch)?;
+                    let gate = r.alloc_typed(n * s.expanded_ch, store)?;
                     r.push(
                         gemm_fwd(gpu, &p2, &hidden, &expand.weight, Some(&expand.bias), None, None, &gate)?,
                         &format!("{label} se expand"),
@@ -345,7 +376,7 @@ impl EfficientNet {
             pp.has_bias = true;
             pp.has_residual = s.residual;
             pp.a_scale_rows = if gate.is_some() { hw } else { 0 };
-            let y = r.alloc(pp.m * pp.n)?;
+            let y = r.alloc_typed(pp.m * pp.n, store)?;
             let residual = s.residual.then_some(&x);
             r.push(
                 gemm_fwd(gpu, &pp, &d, &b.project.weight, Some(&b.project.bias), residual, gate.as_ref(), &y)?,
@@ -372,24 +403,40 @@ impl EfficientNet {
         let mut p = GemmParams::new(n * h * w, hc, last_ch);
         p.has_bias = true;
         p.act = cfg.activation;
-        let head = r.alloc(p.m * p.n)?;
+        let head = r.alloc_typed(p.m * p.n, store)?;
         r.push(gemm_fwd(gpu, &p, &x, &self.head.weight, Some(&self.head.bias), None, None, &head)?, "head");
         if wants("head") {
             tapped.push(("head".to_string(), head.clone(), [n, h, w, hc]));
         }
         let pp = GlobalAvgPoolParams::new(n, h * w, hc);
         let partial = r.alloc(pp.partial_len())?;
-        let features = gpu.empty(n * hc, "features")?;
+        let features = gpu.empty_typed(n * hc, store, "features")?;
         for d in global_avg_pool_fwd(gpu, &pp, &head, &partial, &features)? {
             r.push(d, "pool");
         }
         let mut p = GemmParams::new(n, cfg.num_classes, hc);
         p.has_bias = true;
         let logits = gpu.empty(n * cfg.num_classes, "logits")?;
+        let stored_logits = match store {
+            Dtype::F32 => logits.clone(),
+            _ => gpu.empty_typed(n * cfg.num_classes, store, "stored logits")?,
+        };
         r.push(
-            gemm_fwd(gpu, &p, &features, &self.classifier.weight, Some(&self.classifier.bias), None, None, &logits)?,
+            gemm_fwd(
+                gpu,
+                &p,
+                &features,
+                &self.classifier.weight,
+                Some(&self.classifier.bias),
+                None,
+                None,
+                &stored_logits,
+            )?,
             "classifier",
         );
+        if store != Dtype::F32 {
+            r.push(cast(gpu, &stored_logits, &logits)?, "logits cast");
+        }
         let probs = gpu.empty(n * cfg.num_classes, "probabilities")?;
         let sp = SoftmaxParams { rows: n, cols: cfg.num_classes };
         let softmax = softmax_fwd(gpu, &sp, &logits, &probs)?;

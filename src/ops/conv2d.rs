@@ -1,10 +1,10 @@
 //! General direct convolution (the stem): any kernel, stride, padding and groups, NHWC or NCHW input.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, Kernel};
 use crate::model::{conv_padding, Padding};
 use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
-use crate::ops::{Activation, KernelVariant};
+use crate::ops::{kernel_for, store_of, Activation, KernelVariant};
 
 /// Shapes of one convolution. Output is NHWC (n, oh, ow, cout); weights are HWIO
 /// (kh, kw, cin / groups, cout).
@@ -157,17 +157,20 @@ pub fn conv2d_fwd(
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
-    let bytes = 4 * (p.input_len() + p.weight_len() + p.output_len()) as u64;
+    let buffers = [x, w, bias.unwrap_or(w), y];
+    let store = store_of("conv2d_fwd", &buffers)?;
+    let bytes = (store.size() * (p.input_len() + p.weight_len() + p.output_len())) as u64;
     let (kernel, threads) = match p.kernel_variant(gpu) {
-        KernelVariant::Texel => (Kernel::Conv2dFwdTexel, p.n * p.oh * p.ow.div_ceil(4) * p.cout.div_ceil(8)),
-        _ => (Kernel::Conv2dFwd, p.n * p.oh * p.ow * p.cout.div_ceil(4)),
+        KernelVariant::Texel if store == Dtype::F32 => {
+            (Kernel::Conv2dFwdTexel, p.n * p.oh * p.ow.div_ceil(4) * p.cout.div_ceil(8))
+        }
+        _ => (kernel_for("conv2d_fwd", Kernel::Conv2dFwd, store)?, p.n * p.oh * p.ow * p.cout.div_ceil(4)),
     };
     let mut c = p.constants();
     if kernel == Kernel::Conv2dFwdTexel {
         c.retain(|(k, _)| !matches!(*k, "GROUPS" | "IN_NCHW"));
     }
-    Ok(Dispatch::new(gpu, kernel, &c, &[x, w, bias.unwrap_or(w), y], threads as u64, kernel.name())?
-        .with_cost(2 * p.macs(), bytes))
+    Ok(Dispatch::new(gpu, kernel, &c, &buffers, threads as u64, kernel.name())?.with_cost(2 * p.macs(), bytes))
 }
 
 /// Records `dx (+)= d conv / dx` for `dy` (n, oh, ow, cout), the gradient of the convolution's

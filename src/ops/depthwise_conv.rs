@@ -1,10 +1,10 @@
 //! Depthwise convolution (one filter per channel), NHWC, with a fused bias + activation epilogue.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel, KernelClass};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, Kernel, KernelClass};
 use crate::model::{conv_padding, Padding};
 use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
-use crate::ops::{Activation, KernelVariant};
+use crate::ops::{kernel_for, store_of, Activation, KernelVariant};
 
 /// Input (n, h, w, c), weights (kh, kw, c), output (n, oh, ow, c).
 #[derive(Clone, Debug, PartialEq)]
@@ -130,14 +130,15 @@ pub fn depthwise_conv_fwd(
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
+    let buffers = [x, w, bias.unwrap_or(w), y];
+    let store = store_of("depthwise_conv_fwd", &buffers)?;
     let threads = (p.n * p.oh * p.ow.div_ceil(4) * p.c.div_ceil(4)) as u64;
-    let bytes = 4 * (p.n * p.h * p.w * p.c + p.output_len()) as u64;
+    let bytes = (store.size() * (p.n * p.h * p.w * p.c + p.output_len())) as u64;
     let kernel = match p.kernel_variant(gpu) {
-        KernelVariant::Texel => Kernel::DepthwiseConvFwdTexel,
-        _ => Kernel::DepthwiseConvFwd,
+        KernelVariant::Texel if store == Dtype::F32 => Kernel::DepthwiseConvFwdTexel,
+        _ => kernel_for("depthwise_conv_fwd", Kernel::DepthwiseConvFwd, store)?,
     };
-    Ok(Dispatch::new(gpu, kernel, &p.constants(), &[x, w, bias.unwrap_or(w), y], threads, kernel.name())?
-        .with_cost(2 * p.macs(), bytes))
+    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
 }
 
 /// Records `dx (n, h, w, c) (+)= d conv / dx` for `dy` (n, oh, ow, c), the gradient of the

@@ -1,10 +1,10 @@
 //! GEMM with a fused epilogue: 1x1 convolutions, the squeeze-excite FCs and the classifier.
 
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, Kernel};
 use crate::ops::pool::global_avg_pool_partial;
 use crate::ops::reduce::{sum_partials, SumPartialsParams};
-use crate::ops::{Activation, GlobalAvgPoolParams, KernelVariant};
+use crate::ops::{kernel_for, store_of, Activation, GlobalAvgPoolParams, KernelVariant};
 
 /// `out (m, n) = act((a * a_scale) (m, k) x b (k, n) + bias (n)) + residual (m, n)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,14 +85,22 @@ pub fn gemm_fwd(
     a_scale: Option<&GpuBuffer>,
     out: &GpuBuffer,
 ) -> Result<Dispatch> {
-    let bytes = 4 * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize)) as u64;
-    let (kernel, threads) = match p.kernel_variant(gpu) {
+    let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
+    let store = store_of("gemm_fwd", &buffers)?;
+    let elems = p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize);
+    let bytes = (store.size() * elems) as u64;
+    // Texels are f32: f16 tensors take the buffer kernel of the same vec4 shape.
+    let variant = match p.kernel_variant(gpu) {
+        KernelVariant::Texel if store != Dtype::F32 => KernelVariant::Vec4,
+        v => v,
+    };
+    let (kernel, threads) = match variant {
         KernelVariant::Texel => (Kernel::GemmFwdTexel, 8 * p.m.div_ceil(16) * p.n.div_ceil(16)),
         KernelVariant::Tiled => (Kernel::GemmFwdTiled, TILED_THREADS * tiles(p.m, p.n)),
         KernelVariant::Vec4 => (Kernel::GemmFwdVec4, p.m.div_ceil(4) * p.n.div_ceil(4)),
         _ => (Kernel::GemmFwd, p.m.div_ceil(4) * p.n.div_ceil(4)),
     };
-    let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
+    let kernel = kernel_for("gemm_fwd", kernel, store)?;
     Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads as u64, kernel.name())?
         .with_cost(2 * p.macs(), bytes))
 }

@@ -2,8 +2,12 @@
 //! the recorder that binds buffers and builds the dispatch of the WGSL kernel, and FLOP/byte
 //! counts for the bench. These are the only code that knows a kernel's bindings.
 
+use crate::error::{Error, Result};
+use crate::gpu::{Dtype, GpuBuffer, Kernel};
+
 pub mod activation;
 pub mod bn_act;
+pub mod cast;
 pub mod conv2d;
 pub mod depthwise_conv;
 pub mod dropout;
@@ -19,6 +23,7 @@ pub mod softmax;
 
 pub use activation::{activation_bwd, activation_fwd, ActivationParams};
 pub use bn_act::{bn_act_bwd, bn_act_fwd, bn_scale_shift, bn_stats, BnParams, DropPath};
+pub use cast::cast;
 pub use conv2d::{conv2d_bwd_data, conv2d_bwd_weight, conv2d_fwd, Conv2dParams};
 pub use depthwise_conv::{depthwise_conv_bwd_data, depthwise_conv_bwd_weight, depthwise_conv_fwd, DepthwiseConvParams};
 pub use dropout::{dropout_fwd, DropoutParams};
@@ -30,6 +35,26 @@ pub use reduce::{add_inplace, sum_partials, SumPartialsParams};
 pub use resize::{bilinear_resize_bwd, bilinear_resize_fwd, BilinearResizeParams};
 pub use se::{se_gate_bwd, SeGateParams};
 pub use softmax::{softmax_fwd, SoftmaxParams};
+
+/// The element type all `tensors` of one dispatch are stored in: a kernel reads and writes a
+/// single `Store` type (the f16 path converts at its edges with `cast`).
+pub(crate) fn store_of(op: &str, tensors: &[&GpuBuffer]) -> Result<Dtype> {
+    let store = tensors.first().map_or(Dtype::F32, |t| t.dtype);
+    if let Some(t) = tensors.iter().find(|t| t.dtype != store) {
+        return Err(Error::invalid(format!(
+            "{op}: tensors of one call must share an element type, got {store:?} and {:?}",
+            t.dtype
+        )));
+    }
+    Ok(store)
+}
+
+/// `kernel`'s twin for tensors stored as `store`, or an error naming the op.
+pub(crate) fn kernel_for(op: &str, kernel: Kernel, store: Dtype) -> Result<Kernel> {
+    kernel.for_store(store).ok_or_else(|| {
+        Error::invalid(format!("{op}: {} has no {store:?} variant (f16 is for inference only)", kernel.name()))
+    })
+}
 
 /// Activation applied in a kernel's epilogue. The discriminant is the WGSL `ACT` override value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

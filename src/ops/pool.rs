@@ -1,8 +1,8 @@
 //! Global average pooling over H*W of an NHWC tensor (squeeze-excite's squeeze and the head).
 
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
-use crate::ops::KernelVariant;
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, Kernel};
+use crate::ops::{kernel_for, store_of, KernelVariant};
 
 /// Input (n, hw, c), output (n, c).
 #[derive(Clone, Debug, PartialEq)]
@@ -44,13 +44,18 @@ pub fn global_avg_pool_partial(
     x: &GpuBuffer,
     partial: &GpuBuffer,
 ) -> Result<Dispatch> {
-    let (kernel, threads) = if p.texel(gpu) {
+    // The partial sums are f32 whatever x is stored as.
+    let store = x.dtype;
+    let (kernel, threads) = if p.texel(gpu) && store == Dtype::F32 {
         (Kernel::GlobalAvgPoolPartialTexel, p.partial_len() / 4)
     } else {
-        (Kernel::GlobalAvgPoolPartial, p.partial_len())
+        (kernel_for("global_avg_pool", Kernel::GlobalAvgPoolPartial, store)?, p.partial_len())
     };
+    if partial.dtype != Dtype::F32 {
+        return Err(Error::invalid("global_avg_pool: the partial sums must be an f32 buffer"));
+    }
     Ok(Dispatch::new(gpu, kernel, &p.constants(), &[x, partial], threads as u64, "global_avg_pool")?
-        .with_cost((p.n * p.hw * p.c) as u64, 4 * (p.n * p.hw * p.c) as u64))
+        .with_cost((p.n * p.hw * p.c) as u64, (store.size() * p.n * p.hw * p.c) as u64))
 }
 
 /// Records both stages; `partial` must hold `p.partial_len()` values.
@@ -62,9 +67,11 @@ pub fn global_avg_pool_fwd(
     y: &GpuBuffer,
 ) -> Result<[Dispatch; 2]> {
     let c = p.constants();
+    store_of("global_avg_pool", &[x, y])?;
+    let finish = kernel_for("global_avg_pool", Kernel::GlobalAvgPoolFinish, y.dtype)?;
     Ok([
         global_avg_pool_partial(gpu, p, x, partial)?,
-        Dispatch::new(gpu, Kernel::GlobalAvgPoolFinish, &c, &[partial, y], (p.n * p.c) as u64, "global_avg_pool")?
+        Dispatch::new(gpu, finish, &c, &[partial, y], (p.n * p.c) as u64, "global_avg_pool")?
             .with_cost(p.partial_len() as u64, 4 * p.partial_len() as u64),
     ])
 }

@@ -10,4 +10,4 @@ mod trainer;
 pub use checkpoint::{load_checkpoint, Checkpoint};
 pub use optimizer::Optimizer;
 pub use schedule::{LrSchedule, Schedule};
-pub use trainer::{Evaluation, TrainConfig, Trainer};
+pub use trainer::{argmax, Evaluation, TrainConfig, Trainer};

@@ -40,6 +40,26 @@ pub fn empty(len: usize) -> GpuBuffer {
     gpu().empty(len, "test output").expect("alloc")
 }
 
+/// `data` rounded to f16 (round to nearest even), kept as f32: what an f16 upload of it holds.
+pub fn round_f16(data: &[f32]) -> Vec<f32> {
+    data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+}
+
+/// An f16 buffer holding `data` rounded to f16. The f16 tests need SHADER_F16, which lavapipe
+/// (CI's adapter) has; elsewhere they fail here rather than pass without running.
+pub fn upload_f16(data: &[f32]) -> GpuBuffer {
+    assert!(gpu().caps.shader_f16, "the f16 kernel tests need an adapter with SHADER_F16 ({})", gpu().describe());
+    gpu().upload_f16(data, "test input").expect("upload")
+}
+
+pub fn empty_f16(len: usize) -> GpuBuffer {
+    gpu().empty_typed(len, efficientnet_wgpu::gpu::Dtype::F16, "test output").expect("alloc")
+}
+
+/// Tolerance of an f16 kernel against its twin on the same f16 inputs: f32 arithmetic, then one
+/// rounding to f16, which WGSL lets go to either neighbour: one f16 ulp, 2^-10 relative.
+pub const F16_RTOL: f32 = 1.0 / 1024.0;
+
 /// Runs the dispatches in one pass and reads `out` back.
 pub fn run_and_read(dispatches: &[efficientnet_wgpu::gpu::Dispatch], out: &GpuBuffer) -> Vec<f32> {
     efficientnet_wgpu::gpu::submit(gpu(), dispatches);

@@ -20,6 +20,23 @@ fn check(p: &Conv2dParams, seed: u64) {
 }
 
 #[test]
+fn f16_twin_stem_on_f16_inputs() {
+    // The f16 inference path's stem: NCHW f16 input, stride 2, C out not a multiple of 4.
+    let mut p = Conv2dParams::new(2, 17, 15, 3, 10, 3, 2, Padding::Symmetric);
+    p.input_nchw = true;
+    p.has_bias = true;
+    p.act = Activation::Swish;
+    let x = round_f16(&rand_vec(p.input_len(), 5));
+    let w = round_f16(&rand_vec(p.weight_len(), 6));
+    let b = round_f16(&rand_vec(p.cout, 7));
+    let want = cpu_ref::conv2d_fwd(&p, &x, &w, Some(&b));
+    let y = empty_f16(p.output_len());
+    let d = conv2d_fwd(gpu(), &p, &upload_f16(&x), &upload_f16(&w), Some(&upload_f16(&b)), &y).unwrap();
+    assert_eq!(d.kernel, Kernel::Conv2dFwdF16);
+    assert_close("f16 stem", &run_and_read(&[d], &y), &want, 1e-5, F16_RTOL);
+}
+
+#[test]
 fn stem_nchw_stride2_symmetric_odd_size() {
     let mut p = Conv2dParams::new(3, 17, 15, 3, 10, 3, 2, Padding::Symmetric);
     p.input_nchw = true;

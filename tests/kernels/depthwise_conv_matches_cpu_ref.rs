@@ -33,6 +33,24 @@ fn check_one(p: &DepthwiseConvParams, seed: u64) {
 }
 
 #[test]
+fn f16_twin_on_f16_inputs() {
+    // Store = f16 (the f16 inference path; no texel family): stride 1 and 2, k 3 and 5, C odd.
+    for (k, stride, c, padding) in [(3, 1, 10, Padding::Symmetric), (5, 2, 12, Padding::TfSame)] {
+        let mut p = DepthwiseConvParams::new(2, 9, 7, c, k, stride, padding);
+        p.has_bias = true;
+        p.act = Activation::Swish;
+        let x = round_f16(&rand_vec(p.input_len(), 40));
+        let w = round_f16(&rand_vec(p.weight_len(), 41));
+        let b = round_f16(&rand_vec(p.c, 42));
+        let want = cpu_ref::depthwise_conv_fwd(&p, &x, &w, Some(&b));
+        let y = empty_f16(p.output_len());
+        let d = depthwise_conv_fwd(gpu(), &p, &upload_f16(&x), &upload_f16(&w), Some(&upload_f16(&b)), &y).unwrap();
+        assert_eq!(d.kernel, Kernel::DepthwiseConvFwdF16);
+        assert_close(&format!("f16 {p:?}"), &run_and_read(&[d], &y), &want, 1e-5, F16_RTOL);
+    }
+}
+
+#[test]
 fn k3_stride1_symmetric_c_not_multiple_of_4() {
     let mut p = DepthwiseConvParams::new(3, 7, 9, 10, 3, 1, Padding::Symmetric);
     p.has_bias = true;

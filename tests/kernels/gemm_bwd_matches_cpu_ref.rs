@@ -124,7 +124,7 @@ fn tiled_bwd_weight_split_k_like_an_expand_conv() {
     p.variant = KernelVariant::Tiled;
     p.a_scale_rows = 56 * 56;
     let rows = p.weight_grad_rows(gpu());
-    assert!(m.div_ceil(rows) > 1 && rows % 16 != 0, "chunks of {rows} rows");
+    assert!(m.div_ceil(rows) > 1 && !rows.is_multiple_of(16), "chunks of {rows} rows");
     let (a, s, dc, b) = (rand_vec(m * k, 150), rand_vec(2 * k, 151), rand_vec(m * n, 152), rand_vec(k * n, 153));
     let (ag, sg, dcg, bg) = (upload(&a), upload(&s), upload(&dc), upload(&b));
     let (part, db) = (empty(p.weight_partial_len(gpu())), empty(k * n));

@@ -118,6 +118,45 @@ fn tiled_ragged_tiles_and_stages() {
 }
 
 #[test]
+fn f16_twins_on_f16_inputs() {
+    // Each family compiled with Store = f16 against the twin on the same f16-rounded inputs. On
+    // CPU adapters Auto (texel) falls back to vec4, whose f16 twin runs.
+    let cases = [
+        (KernelVariant::Scalar, Kernel::GemmFwdF16, GemmParams::new(2 * 25 + 1, 18, 26)),
+        (KernelVariant::Vec4, Kernel::GemmFwdVec4F16, GemmParams::new(2 * 25, 36, 96)),
+        (KernelVariant::Tiled, Kernel::GemmFwdTiledF16, GemmParams::new(2 * 64 + 3, 72, 40)),
+    ];
+    for (variant, kernel, mut p) in cases {
+        p.variant = variant;
+        p.act = Activation::Swish;
+        p.has_bias = true;
+        p.has_residual = true;
+        p.a_scale_rows = 25;
+        let a = round_f16(&rand_vec(p.m * p.k, 30));
+        let b = round_f16(&rand_vec(p.k * p.n, 31));
+        let bias = round_f16(&rand_vec(p.n, 32));
+        let res = round_f16(&rand_vec(p.m * p.n, 33));
+        let scale = round_f16(&rand_vec(p.m.div_ceil(25) * p.k, 34));
+        let want = cpu_ref::gemm_fwd(&p, &a, &b, Some(&bias), Some(&res), Some(&scale));
+        let (ag, bg, biasg, resg, sg) =
+            (upload_f16(&a), upload_f16(&b), upload_f16(&bias), upload_f16(&res), upload_f16(&scale));
+        let out = empty_f16(p.m * p.n);
+        let d = gemm_fwd(gpu(), &p, &ag, &bg, Some(&biasg), Some(&resg), Some(&sg), &out).unwrap();
+        assert_eq!(d.kernel, kernel);
+        let got = run_and_read(&[d], &out);
+        assert_close(&format!("f16 {p:?}"), &got, &want, 1e-5 * (p.k as f32).sqrt(), F16_RTOL);
+    }
+    let mut p = GemmParams::new(4, 40, 24);
+    p.variant = KernelVariant::Auto;
+    let (a, b) = (upload_f16(&rand_vec(4 * 24, 35)), upload_f16(&rand_vec(24 * 40, 36)));
+    let d = gemm_fwd(gpu(), &p, &a, &b, None, None, None, &empty_f16(4 * 40)).unwrap();
+    assert!(matches!(d.kernel, Kernel::GemmFwdVec4F16 | Kernel::GemmFwdTiledF16), "{:?}", d.kernel);
+    // Mixed element types are an error, not a reinterpretation.
+    let err = gemm_fwd(gpu(), &p, &a, &b, None, None, None, &empty(4 * 40)).err().expect("mixed f16/f32");
+    assert!(err.to_string().contains("element type"), "{err}");
+}
+
+#[test]
 fn tiled_is_the_gpu_choice() {
     // GPU adapters (and EFFNET_KERNELS=gpu) run aligned GEMMs tiled; CPU adapters never do
     // unless forced (barriers and workgroup memory are slow there).

@@ -16,6 +16,18 @@ fn check(p: &GlobalAvgPoolParams, seed: u64) {
 }
 
 #[test]
+fn f16_twin_on_f16_input() {
+    // f16 in and out, f32 partial sums: 225 rows in 4 chunks, C odd.
+    let p = GlobalAvgPoolParams::new(3, 225, 7);
+    let x = round_f16(&rand_vec(p.n * p.hw * p.c, 34));
+    let want = cpu_ref::global_avg_pool_fwd(&p, &x);
+    let (part, y) = (empty(p.partial_len()), empty_f16(p.n * p.c));
+    let d = global_avg_pool_fwd(gpu(), &p, &upload_f16(&x), &part, &y).unwrap();
+    assert_eq!([d[0].kernel, d[1].kernel], [Kernel::GlobalAvgPoolPartialF16, Kernel::GlobalAvgPoolFinishF16]);
+    assert_close("f16 pool", &run_and_read(&d, &y), &want, 1e-6, F16_RTOL);
+}
+
+#[test]
 fn several_chunks_last_one_partial() {
     // 15x15 = 225 rows: three full chunks of 64 and one of 33.
     check(&GlobalAvgPoolParams::new(3, 225, 7), 30);
