@@ -69,6 +69,11 @@ struct Args {
     /// Use only the first N training images.
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Run each batch as micro-batches of at most this many images, accumulating gradients:
+    /// less memory per step. Batches larger than the device's binding limit allows are split
+    /// this way anyway.
+    #[arg(long)]
+    micro_batch: Option<usize>,
     #[arg(long, default_value = "runs/train_b0")]
     out: PathBuf,
     #[arg(long)]
@@ -165,6 +170,7 @@ fn run(args: Args) -> Result<()> {
         drop_path: true,
         resolution: args.resolution,
         seed: args.seed,
+        micro_batch: args.micro_batch,
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let gpu = Arc::new(Gpu::new()?);

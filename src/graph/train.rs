@@ -159,6 +159,24 @@ impl TrainGraph {
         Ok(w)
     }
 
+    /// The largest batch of `h` x `w` images (before `opts`' resize) whose every activation fits
+    /// one storage binding on this device: larger batches train in micro-batches (`Trainer`).
+    pub fn max_batch(&self, gpu: &Gpu, h: usize, w: usize, opts: &TrainOptions) -> Result<usize> {
+        let (rh, rw) = opts.resize_to.unwrap_or_else(|| self.config.input_size(h, w));
+        let per_image = (4 * self.config.largest_activation(rh, rw).max(3 * h.max(rh) * w.max(rw))) as u64;
+        let limit = gpu.max_binding_bytes();
+        if per_image > limit {
+            return Err(Error::ExceedsDeviceLimit {
+                what: format!("training {} on one {rh}x{rw} image (largest activation)", self.config.name),
+                needed: per_image,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+                hint: "train at a lower resolution".into(),
+            });
+        }
+        Ok((limit / per_image) as usize)
+    }
+
     /// Records a training step for `batch` images of `h` x `w`.
     pub fn record_step(&self, gpu: &Gpu, batch: usize, h: usize, w: usize, opts: &TrainOptions) -> Result<TrainStep> {
         if batch == 0 || h == 0 || w == 0 {

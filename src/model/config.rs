@@ -512,6 +512,21 @@ impl Config {
         }
     }
 
+    /// Elements of the largest activation of one image whose stem input is `h`×`w` (no `scale`
+    /// applied): the widest expanded tensor, usually the first stage with an expansion. Batches
+    /// are sized so that this tensor fits one storage binding.
+    pub fn largest_activation(&self, h: usize, w: usize) -> usize {
+        let (mut h, mut w) = (conv_padding(self.padding, h, 3, 2).0, conv_padding(self.padding, w, 3, 2).0);
+        let mut largest = h * w * self.stem_channels();
+        for b in self.blocks() {
+            largest = largest.max(h * w * b.expanded_ch);
+            h = conv_padding(self.padding, h, b.kernel, b.stride).0;
+            w = conv_padding(self.padding, w, b.kernel, b.stride).0;
+            largest = largest.max(h * w * b.expanded_ch);
+        }
+        largest.max(h * w * self.head_channels())
+    }
+
     /// Multiply-accumulates of every conv (SE FCs and the classifier included) for one `h`×`w`
     /// image, with this config's padding rule; BN, activations and pooling are not counted.
     /// B0 at 224×224 gives 385,814,752 (the paper's "0.39 B FLOPs").

@@ -185,7 +185,10 @@ impl EfficientNet {
 
     /// The largest batch whose every tensor fits one storage binding on this device.
     pub fn max_batch(&self, gpu: &Gpu, h: usize, w: usize) -> Result<usize> {
-        let per_image = (self.largest_tensor_per_image(h, w) * self.store.size()).max(3 * h * w * 4) as u64;
+        // The f32 input (and its resized copy), or the largest stored activation.
+        let (rh, rw) = self.input_resize(1, h, w).map_or((h, w), |p| (p.oh, p.ow));
+        let largest = self.config.largest_activation(rh, rw) * self.store.size();
+        let per_image = largest.max(3 * h.max(rh) * w.max(rw) * 4) as u64;
         let limit = gpu.max_binding_bytes();
         if per_image > limit {
             return Err(Error::ExceedsDeviceLimit {
@@ -220,22 +223,6 @@ impl EfficientNet {
         self.input_size = size;
         self.plans.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self
-    }
-
-    fn largest_tensor_per_image(&self, h: usize, w: usize) -> usize {
-        let (mut h, mut w) = self.input_resize(1, h, w).map_or((h, w), |p| (p.oh, p.ow));
-        let mut largest = 3 * h * w;
-        let stem = Conv2dParams::new(1, h, w, 3, self.config.stem_channels(), 3, 2, self.config.padding);
-        (h, w) = (stem.oh, stem.ow);
-        largest = largest.max(stem.output_len());
-        for b in &self.blocks {
-            let s = &b.spec;
-            largest = largest.max(h * w * s.expanded_ch);
-            let dw = DepthwiseConvParams::new(1, h, w, s.expanded_ch, s.kernel, s.stride, self.config.padding);
-            (h, w) = (dw.oh, dw.ow);
-            largest = largest.max(dw.output_len());
-        }
-        largest.max(h * w * self.config.head_channels())
     }
 
     /// The recorded forward graph for this input shape, built on first use and cached. `taps`

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::data::{Augment, Batch, Dataset, Loader, Normalize};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::graph::{TrainGraph, TrainOptions, TrainStep};
 use crate::model::{Config, EfficientNet, Weights};
 use crate::ops::rng::hash_u32;
-use crate::ops::OptimizerKind;
+use crate::ops::{sum_partials, OptimizerKind, SumPartialsParams};
 use crate::train::{LrSchedule, Optimizer};
 
 /// Everything about a run that is not the model or the data.
@@ -36,6 +36,12 @@ pub struct TrainConfig {
     /// Training resolution: inputs are resized to it on the GPU.
     pub resolution: usize,
     pub seed: u64,
+    /// Run each batch as micro-batches of at most this many images, accumulating their gradients
+    /// into one update (BatchNorm then normalises each micro-batch on its own, and running
+    /// statistics move once per micro-batch). Batches whose activations exceed the device's
+    /// binding limit are split this way whatever this says.
+    #[serde(default)]
+    pub micro_batch: Option<usize>,
 }
 
 /// Accuracy on a data set.
@@ -46,6 +52,54 @@ pub struct Evaluation {
     pub examples: usize,
 }
 
+/// Where the micro-batches of one batch meet: the gradient and loss averages (each micro-batch
+/// weighted by its share of the batch) and the batch's logits.
+struct Accumulators {
+    grads: GpuBuffer,
+    loss: GpuBuffer,
+    logits: GpuBuffer,
+    /// The recorded adds, by (micro-batch size, first of its batch): built once, replayed.
+    adds: Vec<((usize, bool), [Dispatch; 2])>,
+}
+
+impl Accumulators {
+    /// Records `grads (+)= len / n * step's gradients` and the same for the loss (overwriting on
+    /// the batch's first micro-batch), and copies the step's logits to rows `start..`.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        gpu: &Gpu,
+        step: &TrainStep,
+        grads: &GpuBuffer,
+        start: usize,
+        len: usize,
+        n: usize,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> Result<()> {
+        let key = (len, start == 0);
+        if !self.adds.iter().any(|a| a.0 == key) {
+            let share =
+                |total| SumPartialsParams { parts: 1, len: total, scale: len as f32 / n as f32, accumulate: start > 0 };
+            let d = [
+                sum_partials(gpu, &share(grads.len), grads, &self.grads)?,
+                sum_partials(gpu, &share(1), step.loss(), &self.loss)?,
+            ];
+            self.adds.push((key, d));
+        }
+        let adds = self.adds.iter().find(|a| a.0 == key).map(|a| &a.1).ok_or_else(|| Error::invalid("no adds"))?;
+        crate::gpu::encode_dispatches(encoder, "micro-batch accumulate", adds.iter());
+        let row = (step.logits().len / len) as u64 * 4;
+        encoder.copy_buffer_to_buffer(
+            &step.logits().buffer,
+            step.logits().offset,
+            &self.logits.buffer,
+            start as u64 * row,
+            len as u64 * row,
+        );
+        Ok(())
+    }
+}
+
 pub struct Trainer {
     pub gpu: Arc<Gpu>,
     pub config: Config,
@@ -53,7 +107,14 @@ pub struct Trainer {
     pub graph: TrainGraph,
     pub optimizer: Optimizer,
     pub schedule: LrSchedule,
-    step_plan: Option<TrainStep>,
+    /// Recorded steps by batch size: one, or two when a batch runs as micro-batches of two sizes.
+    steps: Vec<TrainStep>,
+    /// Where micro-batches accumulate (created on first use).
+    accum: Option<Accumulators>,
+    /// Whether the last batch ran as micro-batches (its loss and logits are in `accum`).
+    last_micro: bool,
+    /// The step in `steps` that ran the last batch (or its last micro-batch).
+    last_step: Option<usize>,
     /// Steps taken so far (the next step's index).
     pub step: u64,
     /// Use this learning rate instead of the schedule's (e.g. 0 to only refresh BN statistics).
@@ -92,7 +153,10 @@ impl Trainer {
             graph,
             optimizer,
             schedule,
-            step_plan: None,
+            steps: Vec::new(),
+            accum: None,
+            last_micro: false,
+            last_step: None,
             step: 0,
             lr_override: None,
             epoch: 0,
@@ -119,38 +183,97 @@ impl Trainer {
     }
 
     /// One optimisation step on `batch`: forward, loss, backward and update, one submit, no
-    /// readback. The step is recorded on first use (and again if the batch shape changes).
+    /// readback. The step is recorded on first use (and again if the batch shape changes). A batch
+    /// larger than `micro_batch` or than the device's binding limit allows runs as micro-batches
+    /// (one submit each) whose gradients are averaged into one update.
     pub fn train_batch(&mut self, batch: &Batch) -> Result<()> {
         let n = batch.len();
         let k = self.config.num_classes;
         if let Some(t) = batch.targets.iter().find(|&&t| t as usize >= k) {
             return Err(Error::invalid(format!("target class {t} is out of range for a {k}-class model")));
         }
-        let stale = self.step_plan.as_ref().is_none_or(|s| (s.batch, s.h, s.w) != (n, batch.h, batch.w));
-        if stale {
-            self.step_plan = Some(self.graph.record_step(&self.gpu, n, batch.h, batch.w, &self.options())?);
+        let (h, w) = (batch.h, batch.w);
+        let fits = self.graph.max_batch(&self.gpu, h, w, &self.options())?;
+        let micro = n.min(fits).min(self.tc.micro_batch.unwrap_or(n)).max(1);
+        let parts = n.div_ceil(micro);
+        if parts > 1 && micro < 2 {
+            return Err(Error::invalid(format!(
+                "micro-batches of {micro} image: BatchNorm needs at least 2 per micro-batch"
+            )));
         }
-        let step = self.step_plan.as_ref().ok_or_else(|| Error::invalid("no training step recorded"))?;
         let lr = self.lr_override.unwrap_or_else(|| self.schedule.lr(self.step));
         self.optimizer.set_step(&self.gpu, lr, self.step + 1);
         // The dropout / stochastic-depth masks of step k are a function of (seed, k) alone.
         let seed = hash_u32(self.tc.seed as u32 ^ hash_u32(self.step as u32));
-        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        step.encode(&self.gpu, &batch.input, &batch.targets, seed, &mut encoder)?;
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.optimizer.encode(&mut pass);
+        let per_image = 3 * h * w;
+        let mut start = 0;
+        for part in 0..parts {
+            // Near-equal sizes (at most two distinct ones, so at most two recorded steps).
+            let len = n / parts + (part < n % parts) as usize;
+            let step = self.step_for(len, h, w)?;
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            let input = &batch.input[start * per_image..(start + len) * per_image];
+            let seed = if parts == 1 { seed } else { hash_u32(seed ^ part as u32) };
+            self.steps[step].encode(&self.gpu, input, &batch.targets[start..start + len], seed, &mut encoder)?;
+            if parts > 1 {
+                self.ensure_accumulators(n)?;
+                let accum = self.accum.as_mut().ok_or_else(|| Error::invalid("no accumulators"))?;
+                accum.add(&self.gpu, &self.steps[step], &self.graph.params.grads, start, len, n, &mut encoder)?;
+                if part == parts - 1 {
+                    let g = &self.graph.params.grads;
+                    encoder.copy_buffer_to_buffer(&accum.grads.buffer, 0, &g.buffer, g.offset, g.bytes());
+                }
+            }
+            if part == parts - 1 {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                self.optimizer.encode(&mut pass);
+            }
+            // One submit per micro-batch: each one's input upload must land before it runs.
+            self.gpu.queue.submit([encoder.finish()]);
+            self.last_step = Some(step);
+            start += len;
         }
-        self.gpu.queue.submit([encoder.finish()]);
+        self.last_micro = parts > 1;
         self.step += 1;
         self.batch_in_epoch += 1;
         Ok(())
     }
 
+    /// The index in `steps` of the step recorded for `len` images of `h` x `w`, recorded now if
+    /// needed (steps for other image sizes are dropped).
+    fn step_for(&mut self, len: usize, h: usize, w: usize) -> Result<usize> {
+        self.steps.retain(|s| (s.h, s.w) == (h, w));
+        if let Some(i) = self.steps.iter().position(|s| s.batch == len) {
+            return Ok(i);
+        }
+        if self.steps.len() >= 2 {
+            self.steps.remove(0);
+        }
+        self.steps.push(self.graph.record_step(&self.gpu, len, h, w, &self.options())?);
+        Ok(self.steps.len() - 1)
+    }
+
+    fn ensure_accumulators(&mut self, n: usize) -> Result<()> {
+        let k = self.config.num_classes;
+        if self.accum.as_ref().is_none_or(|a| a.logits.len != n * k) {
+            self.accum = Some(Accumulators {
+                grads: self.gpu.empty(self.graph.params.grads.len, "accumulated gradients")?,
+                loss: self.gpu.empty(1, "batch loss")?,
+                logits: self.gpu.empty(n * k, "batch logits")?,
+                adds: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
     /// The last step's loss and the fraction of its batch classified right (waits for the GPU).
     pub fn last_loss_and_accuracy(&self, targets: &[u32]) -> Result<(f32, f64)> {
-        let step = self.step_plan.as_ref().ok_or_else(|| Error::invalid("no step has run yet"))?;
-        let v = self.gpu.read_many(&[step.loss(), step.logits()])?;
+        let (loss, logits) = match (&self.accum, self.last_step.and_then(|i| self.steps.get(i))) {
+            (Some(a), _) if self.last_micro => (&a.loss, &a.logits),
+            (_, Some(s)) => (s.loss(), s.logits()),
+            _ => return Err(Error::invalid("no step has run yet")),
+        };
+        let v = self.gpu.read_many(&[loss, logits])?;
         let k = self.config.num_classes;
         let right = v[1].chunks(k).zip(targets).filter(|(row, &t)| argmax(row) == t as usize).count();
         Ok((v[0][0], right as f64 / targets.len().max(1) as f64))
