@@ -231,7 +231,9 @@ fn run_train(args: Args) -> Result<()> {
             serde_json::json!({"adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
                 "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
                 "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
-                "record_s": build_s})
+                "record_s": build_s,
+                "kernels": kernels.iter().map(|(k, (t, c))| serde_json::json!({"kernel": k, "dispatches": c,
+                    "ms": t / 1e6, "share": t / total})).collect::<Vec<_>>()})
         );
         return Ok(());
     }
