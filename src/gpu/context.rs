@@ -75,7 +75,7 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     /// Scratch textures for `BindingKind::Texels` bindings, by rows: as many of each size as one
     /// dispatch has needed at once.
-    textures: Mutex<HashMap<u32, Vec<Arc<wgpu::Texture>>>>,
+    textures: Mutex<std::collections::BTreeMap<u32, Vec<Arc<wgpu::Texture>>>>,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -214,7 +214,7 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             layouts: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
-            textures: Mutex::new(HashMap::new()),
+            textures: Mutex::new(Default::default()),
         }
     }
 
@@ -307,10 +307,12 @@ impl Gpu {
         pipeline
     }
 
-    /// A scratch `rgba32float` texture of `TEXEL_ROW` x `rows` texels for a texel binding, other
-    /// than the ones in `taken` (the dispatch's other texel bindings). Rows are rounded up to a
-    /// power of two, so few sizes exist; every dispatch shares them, because each one copies its
-    /// inputs in just before it runs (queue order makes the reuse safe).
+    /// A scratch `rgba32float` texture of `TEXEL_ROW` x at least `rows` texels for a texel binding,
+    /// other than the ones in `taken` (the dispatch's other texel bindings): the smallest free one
+    /// that is large enough (a kernel reads only its own range), else a new one with rows rounded
+    /// up to a power of two. Every dispatch shares them, because each one copies its inputs in
+    /// just before it runs (queue order makes the reuse safe); so the textures number about as
+    /// many as one dispatch binds, each as large as the largest input it is bound for.
     pub fn scratch_texture(&self, texels: usize, taken: &[Arc<wgpu::Texture>]) -> Result<Arc<wgpu::Texture>> {
         let rows = texels.div_ceil(super::TEXEL_ROW as usize).max(1).next_power_of_two();
         let max = self.limits.max_texture_dimension_2d as usize;
@@ -324,8 +326,8 @@ impl Gpu {
             });
         }
         let mut textures = self.textures.lock().unwrap_or_else(|e| e.into_inner());
-        let same_size = textures.entry(rows as u32).or_default();
-        if let Some(t) = same_size.iter().find(|t| !taken.iter().any(|u| Arc::ptr_eq(t, u))) {
+        let free = |t: &&Arc<wgpu::Texture>| !taken.iter().any(|u| Arc::ptr_eq(t, u));
+        if let Some(t) = textures.range(rows as u32..).flat_map(|(_, ts)| ts.iter()).find(free) {
             return Ok(t.clone());
         }
         let texture = Arc::new(self.device.create_texture(&wgpu::TextureDescriptor {
@@ -338,7 +340,7 @@ impl Gpu {
             usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         }));
-        same_size.push(texture.clone());
+        textures.entry(rows as u32).or_default().push(texture.clone());
         Ok(texture)
     }
 
