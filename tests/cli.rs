@@ -95,17 +95,8 @@ fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
     let out = dir.join("out.safetensors");
     let weights = fixture("torchvision-b0/tv_b0.safetensors");
     let io = fixture("torchvision-b0/tv_b0_io.safetensors");
-    let (ok, _, err) = effnet(&[
-        "run",
-        "--model",
-        "b0",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--input",
-        io.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let (wp, ip, op) = (weights.to_str().unwrap(), io.to_str().unwrap(), out.to_str().unwrap());
+    let (ok, _, err) = effnet(&["run", "--model", "b0", "--weights", wp, "--input", ip, "--output", op]);
     assert!(ok, "{err}");
     let got = read_safetensors(&out);
     let want = read_safetensors(&io);
@@ -118,32 +109,13 @@ fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
 
     // --f16 stores weights and activations as f16: the tolerance of parity_torchvision_b0's f16
     // test (16 half-ulps of the logit scale).
-    let (ok, _, err) = effnet(&[
-        "run",
-        "--f16",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--input",
-        io.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = effnet(&["run", "--f16", "--weights", wp, "--input", ip, "--output", op]);
     assert!(ok, "{err}");
     let got = read_safetensors(&out);
     assert_close("f16 logits", &got["logits"].1, w, 16.0 / 2048.0 * max_abs(w), 0.0);
 
     // The wrong variant names the one that fits.
-    let (ok, _, err) = effnet(&[
-        "run",
-        "--model",
-        "b2",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--input",
-        io.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = effnet(&["run", "--model", "b2", "--weights", wp, "--input", ip, "--output", op]);
     assert!(!ok);
     assert!(err.contains("--model b0"), "{err}");
     std::fs::remove_dir_all(&dir).ok();

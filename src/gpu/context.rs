@@ -228,6 +228,29 @@ impl Gpu {
         self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
+    /// How many images whose largest tensor takes `per_image` bytes fit one storage binding (a
+    /// batch is sliced to this). When not even one does, the error names `what` and says how
+    /// small an `h` x `w` input would have to be.
+    pub fn images_per_binding(&self, per_image: u64, what: String, h: usize, w: usize) -> Result<usize> {
+        let limit = self.max_binding_bytes();
+        if per_image > limit {
+            let side = |x: usize| ((x as f64) * (limit as f64 / per_image as f64).sqrt()) as usize;
+            return Err(Error::ExceedsDeviceLimit {
+                what,
+                needed: per_image,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+                hint: format!(
+                    "that is {:.1}x the limit: use an input of at most about {}x{} pixels",
+                    per_image as f64 / limit as f64,
+                    side(h),
+                    side(w)
+                ),
+            });
+        }
+        Ok((limit / per_image.max(1)) as usize)
+    }
+
     /// Bind group layout for `kernel` (explicit, so unused bindings are never dropped).
     pub fn bind_group_layout(&self, kernel: Kernel) -> wgpu::BindGroupLayout {
         self.layouts_for(kernel).0

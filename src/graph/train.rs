@@ -164,17 +164,8 @@ impl TrainGraph {
     pub fn max_batch(&self, gpu: &Gpu, h: usize, w: usize, opts: &TrainOptions) -> Result<usize> {
         let (rh, rw) = opts.resize_to.unwrap_or_else(|| self.config.input_size(h, w));
         let per_image = (4 * self.config.largest_activation(rh, rw).max(3 * h.max(rh) * w.max(rw))) as u64;
-        let limit = gpu.max_binding_bytes();
-        if per_image > limit {
-            return Err(Error::ExceedsDeviceLimit {
-                what: format!("training {} on one {rh}x{rw} image (largest activation)", self.config.name),
-                needed: per_image,
-                limit,
-                limit_name: "max_storage_buffer_binding_size",
-                hint: "train at a lower resolution".into(),
-            });
-        }
-        Ok((limit / per_image) as usize)
+        let what = format!("training {} on one {rh}x{rw} image (largest activation)", self.config.name);
+        gpu.images_per_binding(per_image, what, rh, rw)
     }
 
     /// Records a training step for `batch` images of `h` x `w`.

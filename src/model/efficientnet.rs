@@ -189,22 +189,8 @@ impl EfficientNet {
         let (rh, rw) = self.input_resize(1, h, w).map_or((h, w), |p| (p.oh, p.ow));
         let largest = self.config.largest_activation(rh, rw) * self.store.size();
         let per_image = largest.max(3 * h.max(rh) * w.max(rw) * 4) as u64;
-        let limit = gpu.max_binding_bytes();
-        if per_image > limit {
-            return Err(Error::ExceedsDeviceLimit {
-                what: format!("one {h}x{w} image through {} (largest activation)", self.config.name),
-                needed: per_image,
-                limit,
-                limit_name: "max_storage_buffer_binding_size",
-                hint: format!(
-                    "that is {:.1}x the limit: use an input of at most about {}x{} pixels",
-                    per_image as f64 / limit as f64,
-                    ((h as f64) * (limit as f64 / per_image as f64).sqrt()) as usize,
-                    ((w as f64) * (limit as f64 / per_image as f64).sqrt()) as usize
-                ),
-            });
-        }
-        Ok((limit / per_image.max(1)) as usize)
+        let what = format!("one {h}x{w} image through {} (largest activation)", self.config.name);
+        gpu.images_per_binding(per_image, what, h, w)
     }
 
     /// The bilinear resize applied to inputs first: to `input_size` when set, else by the
