@@ -38,6 +38,10 @@ struct Args {
     /// Time a training step (forward, loss, backward; dropout and stochastic depth on) instead.
     #[arg(long)]
     train: bool,
+    /// With --train: run each batch as micro-batches of at most this many images (as `Trainer`
+    /// does, and does by itself when a batch exceeds the device's binding limit).
+    #[arg(long)]
+    micro_batch: Option<usize>,
     /// Also time every GEMM variant on each 1x1-conv shape of the forward pass, and compare the
     /// variant the library picks with the best one.
     #[arg(long)]
@@ -193,24 +197,36 @@ fn run_train(args: Args) -> Result<()> {
     let res = args.resolution.unwrap_or(config.resolution as usize);
     let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
     let n = args.batch.max(1);
+    let opts = TrainOptions::default();
+    // Micro-batches as `Trainer` makes them: near-equal parts within the binding limit. The
+    // timing covers their steps (not the gradient averaging, one small add per part).
+    let micro = n.min(graph.max_batch(&gpu, res, res, &opts)?).min(args.micro_batch.unwrap_or(n)).max(1);
+    let parts = n.div_ceil(micro);
+    let len = n.div_ceil(parts);
     let t = Instant::now();
-    let step = graph.record_step(&gpu, n, res, res, &TrainOptions::default())?;
+    let step = graph.record_step(&gpu, len, res, res, &opts)?;
     let build_s = t.elapsed().as_secs_f64();
-    let input: Vec<f32> = (0..n * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
-    let targets: Vec<u32> = (0..n as u32).map(|i| i % args.classes as u32).collect();
+    let input: Vec<f32> = (0..len * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+    let targets: Vec<u32> = (0..len as u32).map(|i| i % args.classes as u32).collect();
     step.run(&gpu, &input, &targets, 0)?;
     gpu.read(step.loss())?;
     let (mut times, mut encode_s) = (Vec::new(), Vec::new());
     for i in 0..args.iters.max(1) {
         let t = Instant::now();
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        step.encode(&gpu, &input, &targets, i as u32 + 1, &mut encoder)?;
-        let cmd = encoder.finish();
-        encode_s.push(t.elapsed().as_secs_f64());
-        gpu.queue.submit([cmd]);
+        let mut encode = 0.0;
+        for part in 0..parts {
+            let e = Instant::now();
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            step.encode(&gpu, &input, &targets, (i * parts + part) as u32 + 1, &mut encoder)?;
+            let cmd = encoder.finish();
+            encode += e.elapsed().as_secs_f64();
+            gpu.queue.submit([cmd]);
+        }
         gpu.read(step.loss())?;
+        encode_s.push(encode);
         times.push(t.elapsed().as_secs_f64());
     }
+    let n = len * parts;
     let s = median(times);
     let encode_ms = median(encode_s) * 1e3;
     let scratch = gpu.scratch_texture_bytes();
@@ -229,7 +245,7 @@ fn run_train(args: Args) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({"adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
-                "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
+                "micro_batches": parts, "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
                 "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
                 "record_s": build_s,
                 "kernels": kernels.iter().map(|(k, (t, c))| serde_json::json!({"kernel": k, "dispatches": c,
@@ -239,9 +255,10 @@ fn run_train(args: Args) -> Result<()> {
     }
     println!("adapter: {}", gpu.describe());
     println!(
-        "{} training step, batch {n} at {res}x{res}: {:.1} ms, {:.1} images/s; {} dispatches, CPU encode {:.2} ms; \
+        "{} training step, batch {n} at {res}x{res}{}: {:.1} ms, {:.1} images/s; {} dispatches, CPU encode {:.2} ms; \
          activations {:.1} MiB (+ {:.1} MiB of texel scratch textures); recorded in {:.2} s",
         config.name,
+        if parts > 1 { format!(" ({parts} micro-batches of {len})") } else { String::new() },
         s * 1e3,
         n as f64 / s,
         step.dispatches.len(),
