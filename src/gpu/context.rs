@@ -333,11 +333,14 @@ impl Gpu {
     /// A scratch `rgba32float` texture of `TEXEL_ROW` x at least `rows` texels for a texel binding,
     /// other than the ones in `taken` (the dispatch's other texel bindings): the smallest free one
     /// that is large enough (a kernel reads only its own range), else a new one with rows rounded
-    /// up to a power of two. Every dispatch shares them, because each one copies its inputs in
+    /// up to an eighth of a power of two. Every dispatch shares them, because each one copies its inputs in
     /// just before it runs (queue order makes the reuse safe); so the textures number about as
     /// many as one dispatch binds, each as large as the largest input it is bound for.
     pub fn scratch_texture(&self, texels: usize, taken: &[Arc<wgpu::Texture>]) -> Result<Arc<wgpu::Texture>> {
-        let rows = texels.div_ceil(super::TEXEL_ROW as usize).max(1).next_power_of_two();
+        // Rows rounded up to a multiple of an eighth of their power of two: few sizes, under 20%
+        // of a texture unused.
+        let rows = texels.div_ceil(super::TEXEL_ROW as usize).max(1);
+        let rows = rows.next_multiple_of((rows.next_power_of_two() / 8).max(1));
         let max = self.limits.max_texture_dimension_2d as usize;
         if rows > max || (super::TEXEL_ROW as usize) > max {
             return Err(Error::ExceedsDeviceLimit {
