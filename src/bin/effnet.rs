@@ -229,10 +229,11 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool, train_batch: Op
     if let Some(m) = memory {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         println!(
-            "training step, batch {} at {res}x{res} on {}: activations {:.1} MiB, texel scratch {:.1} MiB, \
+            "training step, batch {}{} at {res}x{res} on {}: activations {:.1} MiB, texel scratch {:.1} MiB, \
              parameters + gradients + BN statistics {:.1} MiB, optimizer state {:.1} MiB (AdamW/RMSProp; SGD half), \
              total {:.1} MiB",
             m.batch,
+            if m.micro_batch < m.batch { format!(" (micro-batches of {})", m.micro_batch) } else { String::new() },
             m.adapter,
             mib(m.activation_bytes),
             mib(m.texel_scratch_bytes),
@@ -250,6 +251,9 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool, train_batch: Op
 struct TrainMemory {
     adapter: String,
     batch: usize,
+    /// Images per recorded step: the batch, or the micro-batch it is split into where it
+    /// exceeds the device's binding limit (the trainer does the same).
+    micro_batch: usize,
     activation_bytes: u64,
     texel_scratch_bytes: u64,
     parameter_bytes: u64,
@@ -265,14 +269,19 @@ impl TrainMemory {
 fn train_memory(cfg: &Config, batch: usize, res: usize) -> Result<TrainMemory> {
     let gpu = Gpu::new()?;
     let graph = TrainGraph::new(&gpu, cfg.clone(), &Weights::zeros(cfg))?;
-    let step = graph.record_step(&gpu, batch, res, res, &TrainOptions::default())?;
+    let opts = TrainOptions::default();
+    let parts = batch.div_ceil(batch.min(graph.max_batch(&gpu, res, res, &opts)?).max(1));
+    let micro_batch = batch.div_ceil(parts);
+    let step = graph.record_step(&gpu, micro_batch, res, res, &opts)?;
     let p = &graph.params;
     Ok(TrainMemory {
         adapter: gpu.describe(),
         batch,
+        micro_batch,
         activation_bytes: step.activation_bytes,
         texel_scratch_bytes: gpu.scratch_texture_bytes(),
-        parameter_bytes: p.params.bytes() + p.grads.bytes() + p.running.bytes(),
+        // Micro-batches add a second gradient buffer, where they accumulate.
+        parameter_bytes: p.params.bytes() + p.grads.bytes() * (1 + (parts > 1) as u64) + p.running.bytes(),
         optimizer_bytes: 2 * p.params.bytes(),
     })
 }
