@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
 use efficientnet_wgpu::model::{Config, Variant, WeightFormat, Weights};
+use efficientnet_wgpu::Gpu;
 
 fn targets(path: &Path, key: &str) -> Vec<u32> {
     let bytes = std::fs::read(path).unwrap();
@@ -29,6 +30,7 @@ fn targets(path: &Path, key: &str) -> Vec<u32> {
 
 #[allow(clippy::too_many_arguments)]
 fn check_step(
+    gpu: &Gpu,
     what: &str,
     config: Config,
     weights: &Weights,
@@ -38,7 +40,6 @@ fn check_step(
     prefix: &str,
     torch_f32_err: &HashMap<String, f64>,
 ) {
-    let gpu = gpu();
     let refs = read_safetensors(io);
     let (shape, input) = &refs[&format!("{prefix}input")];
     let t = targets(io, &format!("{prefix}target"));
@@ -91,7 +92,17 @@ fn torchvision_b0_training_step_matches_pytorch() {
     let config = Config::b0(1000);
     let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
     let io = fixture("torchvision-b0/tv_b0_grad.safetensors");
-    check_step("torchvision b0", config, &weights, format, 0.1, &io, "", &HashMap::new());
+    check_step(gpu(), "torchvision b0", config, &weights, format, 0.1, &io, "", &HashMap::new());
+}
+
+#[test]
+fn torchvision_b0_training_step_matches_pytorch_with_the_gpu_kernel_families() {
+    // The kernels GPU adapters pick (tiled GEMMs and BN reductions, buffer kernels), run here on
+    // whatever adapter the tests have: the same step, the same tolerances.
+    let config = Config::b0(1000);
+    let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
+    let io = fixture("torchvision-b0/tv_b0_grad.safetensors");
+    check_step(gpu_family(), "torchvision b0, GPU kernels", config, &weights, format, 0.1, &io, "", &HashMap::new());
 }
 
 fn local(name: &str) -> PathBuf {
@@ -111,7 +122,7 @@ fn small_fixture(tag: &str) {
     let (weights, _) = Weights::load(local(&format!("{tag}_weights.safetensors")), &config, Some(format)).unwrap();
     let momentum: f32 = meta["bn_momentum"].parse().unwrap();
     let err: HashMap<String, f64> = serde_json::from_str(&meta["torch_f32_err"]).unwrap();
-    check_step(tag, config, &weights, format, momentum, &io, "train.", &err);
+    check_step(gpu(), tag, config, &weights, format, momentum, &io, "train.", &err);
 }
 
 #[test]

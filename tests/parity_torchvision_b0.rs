@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-use efficientnet_wgpu::gpu::Dtype;
+use efficientnet_wgpu::gpu::{Dtype, Kernel};
 use efficientnet_wgpu::model::{Config, EfficientNet, WeightFormat, Weights};
 
 #[test]
@@ -36,6 +36,26 @@ fn b0_logits_and_stage_outputs_match_torchvision() {
     // The plain forward (no taps, the cached plan) gives the same logits bit for bit.
     let again = model.forward(gpu, input, 1, 224, 224).unwrap();
     assert_eq!(again.logits, out.logits);
+}
+
+#[test]
+fn b0_logits_match_torchvision_with_the_gpu_kernel_families() {
+    // The kernels GPU adapters pick (tiled GEMMs, buffer kernels) on this adapter, f32 and f16.
+    let gpu = gpu_family();
+    let config = Config::b0(1000);
+    let (weights, _) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
+    let io = read_safetensors(&fixture("torchvision-b0/tv_b0_io.safetensors"));
+    let (_, input) = &io["input"];
+    let (_, want) = &io["logits"];
+    let model = EfficientNet::new(gpu, config.clone(), &weights).unwrap();
+    let plan = model.plan(gpu, 1, 224, 224, &[]).unwrap();
+    assert!(plan.dispatches.iter().any(|d| d.kernel == Kernel::GemmFwdTiled), "tiled GEMMs must run");
+    let out = plan.run(gpu, input).unwrap();
+    assert_close("logits", &out.logits, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
+    let model = EfficientNet::new_with_store(gpu, config, &weights, Dtype::F16).unwrap();
+    let out = model.forward(gpu, input, 1, 224, 224).unwrap();
+    // The f16 tolerance of the test below.
+    assert_close("f16 logits", &out.logits, want, 16.0 / 2048.0 * max_abs(want), 0.0);
 }
 
 #[test]

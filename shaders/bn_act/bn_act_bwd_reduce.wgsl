@@ -80,3 +80,49 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     partial[(s * 2u) * C + c] = sum_u_xhat;
     partial[(s * 2u + 1u) * C + c] = sum_u;
 }
+
+// tiled: the same partials for GPUs, with LANES row lanes per channel (see the tiled entry of
+// bn_stats_partial.wgsl for why and how): a workgroup takes one chunk and CH channels, and the
+// lanes' two sums meet in workgroup memory in lane order.
+const CH: u32 = 16u;
+const LANES: u32 = 4u;
+var<workgroup> lane_u: array<f32, 64>;
+var<workgroup> lane_u_xhat: array<f32, 64>;
+
+@compute @workgroup_size(WG)
+fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let cblocks = (C + CH - 1u) / CH;
+    let chunks = (M + CHUNK - 1u) / CHUNK;
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= chunks * cblocks) {
+        return;
+    }
+    let s = g / cblocks;
+    let j = lid % CH;
+    let c = (g % cblocks) * CH + j;
+    let cc = min(c, C - 1u);
+    let lane = lid / CH;
+    let mean = stats[cc];
+    let invstd = stats[C + cc];
+    let gamma = gamma_beta[cc];
+    let beta = gamma_beta[C + cc];
+    let end = min(s * CHUNK + CHUNK, M);
+    var sum_u = 0.0;
+    var sum_u_xhat = 0.0;
+    for (var r = s * CHUNK + lane; r < end; r += LANES) {
+        let xhat = (z[r * C + cc] - mean) * invstd;
+        let u = grad_y(r, cc) * activate_grad(gamma * xhat + beta, ACT);
+        sum_u += u;
+        sum_u_xhat += u * xhat;
+    }
+    lane_u[lid] = sum_u;
+    lane_u_xhat[lid] = sum_u_xhat;
+    workgroupBarrier();
+    if (lane == 0u && c < C) {
+        let u = ((lane_u[j] + lane_u[CH + j]) + lane_u[2u * CH + j]) + lane_u[3u * CH + j];
+        let ux = ((lane_u_xhat[j] + lane_u_xhat[CH + j]) + lane_u_xhat[2u * CH + j]) + lane_u_xhat[3u * CH + j];
+        partial[(s * 2u) * C + c] = ux;
+        partial[(s * 2u + 1u) * C + c] = u;
+    }
+}

@@ -45,3 +45,57 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     partial[(s * 2u) * C + c] = k + mean_k;
     partial[(s * 2u + 1u) * C + c] = m2;
 }
+
+// tiled: the same partials for GPUs, where one invocation per (chunk, channel) leaves too few
+// threads to hide memory latency on the big early layers (512 chunks x 16 channels). A workgroup
+// takes one chunk and CH consecutive channels; its LANES row lanes read rows start + lane,
+// start + lane + LANES, ... (neighbouring threads: neighbouring channels of one row), and the
+// lanes' sums meet in workgroup memory in lane order, so the result is still deterministic.
+// Same bindings and partial layout: bn_stats_finish is unchanged.
+const CH: u32 = 16u;
+const LANES: u32 = 4u;
+var<workgroup> lane_sums: array<f32, 64>;
+
+// The sum over the 4 lanes of channel lane j, in lane order.
+fn lanes_total(j: u32) -> f32 {
+    return ((lane_sums[j] + lane_sums[CH + j]) + lane_sums[2u * CH + j]) + lane_sums[3u * CH + j];
+}
+
+@compute @workgroup_size(WG)
+fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let cblocks = (C + CH - 1u) / CH;
+    let chunks = (M + CHUNK - 1u) / CHUNK;
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= chunks * cblocks) {
+        return;
+    }
+    let s = g / cblocks;
+    let j = lid % CH;
+    let c = (g % cblocks) * CH + j;
+    let cc = min(c, C - 1u); // channels past C load a valid one and store nothing
+    let lane = lid / CH;
+    let start = s * CHUNK;
+    let end = min(start + CHUNK, M);
+
+    let k = z[start * C + cc];
+    var sum = 0.0;
+    for (var r = start + lane; r < end; r += LANES) {
+        sum += z[r * C + cc] - k;
+    }
+    lane_sums[lid] = sum;
+    workgroupBarrier();
+    let mean_k = lanes_total(j) / f32(end - start);
+    workgroupBarrier();
+    var m2 = 0.0;
+    for (var r = start + lane; r < end; r += LANES) {
+        let d = (z[r * C + cc] - k) - mean_k;
+        m2 += d * d;
+    }
+    lane_sums[lid] = m2;
+    workgroupBarrier();
+    if (lane == 0u && c < C) {
+        partial[(s * 2u) * C + c] = k + mean_k;
+        partial[(s * 2u + 1u) * C + c] = lanes_total(j);
+    }
+}

@@ -218,6 +218,13 @@ impl Gpu {
         }
     }
 
+    /// This GPU choosing the kernel families of `class` (what `EFFNET_KERNELS` does from the
+    /// environment): tests run the GPU families on lavapipe this way, and apps may force one.
+    pub fn with_kernel_class(mut self, class: KernelClass) -> Gpu {
+        self.caps.kernel_class = class;
+        self
+    }
+
     /// A one-line description: "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
     pub fn describe(&self) -> String {
         format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)

@@ -140,6 +140,8 @@ kernels! {
     BilinearResizeBwd => "bilinear_resize_bwd", "resize/bilinear_resize_bwd.wgsl", "main", F32, [R, R, W];
     // z, partial
     BnStatsPartial => "bn_stats_partial", "bn_act/bn_stats_partial.wgsl", "main", F32, [R, W];
+    // the same on GPUs: 4 row lanes per channel, summed in workgroup memory
+    BnStatsPartialTiled => "bn_stats_partial_tiled", "bn_act/bn_stats_partial.wgsl", "tiled", F32, [R, W];
     // z (texels), partial; CPU adapters, C % 4 == 0
     BnStatsPartialTexel => "bn_stats_partial_texel", "bn_act/bn_stats_partial_texel.wgsl", "main", F32, [T, W];
     // partial, gamma_beta, running, stats, scale_shift
@@ -148,6 +150,8 @@ kernels! {
     BnActBwdReduce => "bn_act_bwd_reduce", "bn_act/bn_act_bwd_reduce.wgsl", "main", F32, [R, R, R, R, R, R, W];
     // dy, dy_pool, z, stats, gamma_beta, seed, sums, dz
     BnActBwdApply => "bn_act_bwd_apply", "bn_act/bn_act_bwd_apply.wgsl", "main", F32, [R, R, R, R, R, R, R, W];
+    // the reduce on GPUs: 4 row lanes per channel, summed in workgroup memory
+    BnActBwdReduceTiled => "bn_act_bwd_reduce_tiled", "bn_act/bn_act_bwd_reduce.wgsl", "tiled", F32, [R, R, R, R, R, R, W];
     // the same with dy and z as texels; CPU adapters, C % 4 == 0
     BnActBwdReduceTexel => "bn_act_bwd_reduce_texel", "bn_act/bn_act_bwd_texel.wgsl", "reduce", F32, [T, R, T, R, R, R, W];
     BnActBwdApplyTexel => "bn_act_bwd_apply_texel", "bn_act/bn_act_bwd_texel.wgsl", "apply", F32, [T, R, T, R, R, R, R, W];

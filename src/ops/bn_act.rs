@@ -61,7 +61,8 @@ pub struct BnParams {
     /// longer sequential merge in the second; [`BnParams::new`] picks at least 64 rows and at
     /// most 512 chunks.
     pub chunk: usize,
-    /// Storage-buffer kernels (`Scalar`) or texel kernels (CPU adapters, C a multiple of 4).
+    /// Storage-buffer kernels (`Scalar`), their GPU reductions (`Tiled`) or texel kernels (CPU
+    /// adapters, C a multiple of 4).
     pub variant: KernelVariant,
 }
 
@@ -88,6 +89,18 @@ impl BnParams {
     /// on any adapter).
     pub fn texel(&self, gpu: &Gpu) -> bool {
         self.variant.texel_or_scalar(gpu, self.c.is_multiple_of(4)) == KernelVariant::Texel
+    }
+    /// The family of the first reduction stage (statistics and backward): texels as `texel`;
+    /// else `Tiled` (row lanes summed in workgroup memory) on GPU adapters or when forced; else
+    /// one invocation per chunk and channel (`Scalar`).
+    pub fn reduce_variant(&self, gpu: &Gpu) -> KernelVariant {
+        let gpu_class = gpu.caps.kernel_class == crate::gpu::KernelClass::Gpu;
+        match self.variant {
+            _ if self.texel(gpu) => KernelVariant::Texel,
+            KernelVariant::Tiled => KernelVariant::Tiled,
+            KernelVariant::Auto if gpu_class => KernelVariant::Tiled,
+            _ => KernelVariant::Scalar,
+        }
     }
     /// Chunks of the first reduction stage.
     pub fn chunks(&self) -> usize {
@@ -224,6 +237,12 @@ pub fn bn_act_fwd(
         .with_cost(2 * n, bytes))
 }
 
+/// Invocations per chunk of the tiled reductions: a 64-thread workgroup (4 row lanes x 16
+/// channels) per 16 channels.
+fn tiled_threads(c: usize) -> usize {
+    c.div_ceil(16) * crate::gpu::WG as usize
+}
+
 /// Records the batch statistics of `z` (M, C): `partial` (`p.stats_partial_len()`) receives the
 /// per-chunk (mean, M2); then `stats` = (mean, invstd), `scale_shift` = (gamma * invstd,
 /// beta - mean * gamma * invstd), and `running` (mean, var) is updated in place when
@@ -267,10 +286,10 @@ pub fn bn_stats(
         ("UPDATE_RUNNING", p.update_running as u32 as f64),
     ];
     let parts = p.stats_partial_len() as u64;
-    let (kernel, threads) = if p.texel(gpu) {
-        (Kernel::BnStatsPartialTexel, p.chunks() * p.c / 4)
-    } else {
-        (Kernel::BnStatsPartial, p.chunks() * p.c)
+    let (kernel, threads) = match p.reduce_variant(gpu) {
+        KernelVariant::Texel => (Kernel::BnStatsPartialTexel, p.chunks() * p.c / 4),
+        KernelVariant::Tiled => (Kernel::BnStatsPartialTiled, p.chunks() * tiled_threads(p.c)),
+        _ => (Kernel::BnStatsPartial, p.chunks() * p.c),
     };
     Ok([
         Dispatch::new(gpu, kernel, &shape, &[z, partial], threads as u64, "bn_stats")?
@@ -361,13 +380,16 @@ pub fn bn_act_bwd(
     let mut apply_c = grad.to_vec();
     apply_c.push(("ACCUMULATE", p.accumulate as u32 as f64));
 
-    let texel = p.texel(gpu);
     let (dy_b, pool_b) = (dy.unwrap_or(z), dy_pool.unwrap_or(z));
     let read = 4 * mc as u64 * (1 + dy.is_some() as u64);
-    let (reduce_k, reduce_threads, apply_k, apply_threads) = if texel {
-        (Kernel::BnActBwdReduceTexel, p.chunks() * p.c / 4, Kernel::BnActBwdApplyTexel, p.c / 4 * p.m.div_ceil(4))
-    } else {
-        (Kernel::BnActBwdReduce, p.chunks() * p.c, Kernel::BnActBwdApply, mc)
+    let (reduce_k, reduce_threads, apply_k, apply_threads) = match p.reduce_variant(gpu) {
+        KernelVariant::Texel => {
+            (Kernel::BnActBwdReduceTexel, p.chunks() * p.c / 4, Kernel::BnActBwdApplyTexel, p.c / 4 * p.m.div_ceil(4))
+        }
+        KernelVariant::Tiled => {
+            (Kernel::BnActBwdReduceTiled, p.chunks() * tiled_threads(p.c), Kernel::BnActBwdApply, mc)
+        }
+        _ => (Kernel::BnActBwdReduce, p.chunks() * p.c, Kernel::BnActBwdApply, mc),
     };
     let reduce = Dispatch::new(
         gpu,

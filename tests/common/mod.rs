@@ -19,6 +19,13 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// A second test GPU on the same adapter that picks the kernel families for GPUs (tiled GEMMs and
+/// BN reductions, buffer kernels), so that lavapipe runs them through whole networks too.
+pub fn gpu_family() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| Gpu::new().expect("a wgpu adapter").with_kernel_class(efficientnet_wgpu::gpu::KernelClass::Gpu))
+}
+
 /// Deterministic values in [-1, 1) (xorshift), so failures reproduce.
 pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

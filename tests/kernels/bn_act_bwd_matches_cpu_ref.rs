@@ -7,12 +7,14 @@ use efficientnet_wgpu::ops::{bn_act_bwd, Activation, BnParams, DropPath, KernelV
 /// Tolerances (|gpu - ref| <= atol + rtol * |ref|), atol relative to the tensor's magnitude
 /// because both outputs are sums with cancellation: d_gamma_beta atol 1e-5 * max|ref| rtol 1e-5;
 /// dz atol 1e-5 * max|ref| rtol 1e-4.
-/// Each check runs the storage-buffer kernels on the shape and the texel kernels on it with C
-/// rounded up to a multiple of 4 (their requirement).
+/// Each check runs the storage-buffer kernels on the shape (the reduce one invocation per chunk
+/// and channel, and tiled: row lanes per channel) and the texel kernels on it with C rounded up to
+/// a multiple of 4 (their requirement).
 fn check(p: &BnParams, with_dy: bool, with_pool: bool, seed: u32, data: u64) {
     let buffer = BnParams { variant: KernelVariant::Scalar, ..p.clone() };
+    let tiled = BnParams { variant: KernelVariant::Tiled, ..p.clone() };
     let texel = BnParams { variant: KernelVariant::Texel, c: p.c.next_multiple_of(4), ..p.clone() };
-    for p in [buffer, texel] {
+    for p in [buffer, tiled, texel] {
         check_one(&p, with_dy, with_pool, seed, data);
     }
 }
@@ -55,7 +57,12 @@ fn check_one(p: &BnParams, with_dy: bool, with_pool: bool, seed: u32, data: u64)
     )
     .unwrap();
     let texel = p.variant == KernelVariant::Texel;
-    assert_eq!(d[0].kernel, if texel { Kernel::BnActBwdReduceTexel } else { Kernel::BnActBwdReduce });
+    let reduce = match p.variant {
+        KernelVariant::Texel => Kernel::BnActBwdReduceTexel,
+        KernelVariant::Tiled => Kernel::BnActBwdReduceTiled,
+        _ => Kernel::BnActBwdReduce,
+    };
+    assert_eq!(d[0].kernel, reduce);
     assert_eq!(d[2].kernel, if texel { Kernel::BnActBwdApplyTexel } else { Kernel::BnActBwdApply });
     efficientnet_wgpu::gpu::submit(gpu(), &d);
     let got = gpu().read_many(&[&dgb, &dz]).unwrap();

@@ -16,7 +16,13 @@ fn check(p: &BnParams, z: &[f32], seed: u64) {
     let (zg, part, gb, run, stats, ss) =
         (upload(z), empty(p.stats_partial_len()), upload(&gamma_beta), upload(&running), empty(2 * c), empty(2 * c));
     let d = bn_stats(gpu(), p, &zg, &part, &gb, &run, &stats, &ss).unwrap();
-    assert_eq!(d[0].kernel, if p.texel(gpu()) { Kernel::BnStatsPartialTexel } else { Kernel::BnStatsPartial });
+    let kernel = match p.reduce_variant(gpu()) {
+        KernelVariant::Texel => Kernel::BnStatsPartialTexel,
+        KernelVariant::Tiled => Kernel::BnStatsPartialTiled,
+        _ => Kernel::BnStatsPartial,
+    };
+    assert_eq!(d[0].kernel, kernel);
+    assert!(p.variant == KernelVariant::Auto || p.reduce_variant(gpu()) == p.variant, "{p:?}");
     efficientnet_wgpu::gpu::submit(gpu(), &d);
     let got = gpu().read_many(&[&run, &stats, &ss]).unwrap();
     let what = format!("m {} c {} chunk {} {:?}", p.m, p.c, p.chunk, p.variant);
@@ -60,6 +66,23 @@ fn one_chunk_one_row_chunks_and_no_running_update() {
     p.c = 13;
     p.update_running = false;
     check(&p, &rand_vec(p.m * p.c, 68), 69);
+}
+
+#[test]
+fn tiled_row_lanes_on_ragged_chunks_and_channel_blocks() {
+    // Chunks shorter than, equal to and not a multiple of the 4 row lanes; channels past the last
+    // 16-channel block; a large common offset.
+    for (m, c, chunk) in [(105, 7, 16), (105, 20, 13), (10, 3, 1), (10, 3, 3), (2 * 9 * 9, 37, 64)] {
+        let mut p = BnParams::new(m, c, m);
+        p.chunk = chunk;
+        p.variant = KernelVariant::Tiled;
+        check(&p, &rand_vec(m * c, 76 + chunk as u64), 77);
+    }
+    let (m, c) = (2 * 33 * 31, 18);
+    let z: Vec<f32> = rand_vec(m * c, 78).iter().map(|v| 1000.0 + v).collect();
+    let mut p = BnParams::new(m, c, 33 * 31);
+    p.variant = KernelVariant::Tiled;
+    check(&p, &z, 79);
 }
 
 #[test]
