@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use efficientnet_wgpu::gpu::{profile_dispatches, Dtype};
-use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, Variant, Weights};
+use efficientnet_wgpu::graph::{TrainGraph, TrainOptions, TrainStep};
+use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, ForwardPlan, Variant, Weights};
 use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams, KernelVariant};
 use efficientnet_wgpu::{Gpu, Result};
 
@@ -42,6 +43,15 @@ struct Args {
     /// does, and does by itself when a batch exceeds the device's binding limit).
     #[arg(long)]
     micro_batch: Option<usize>,
+    /// Measure the performance targets for this adapter class (B0; CPU adapters: forward at batch
+    /// 8 and 224 px, a training step at batch 32 and 32 px with 10 classes, every 1x1 conv against
+    /// the best GEMM variant; GPUs: batch-1 latency and training at batch 64, 224 px) and print
+    /// them next to `--baseline` and burn's figures.
+    #[arg(long)]
+    targets: bool,
+    /// With --targets: the JSON lines `scripts/baselines.sh` printed on this machine (PyTorch).
+    #[arg(long)]
+    baseline: Option<std::path::PathBuf>,
     /// Also time every GEMM variant on each 1x1-conv shape of the forward pass, and compare the
     /// variant the library picks with the best one.
     #[arg(long)]
@@ -61,6 +71,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.targets {
+        return run_targets(args);
+    }
     if args.train {
         return run_train(args);
     }
@@ -73,25 +86,10 @@ fn run(args: Args) -> Result<()> {
     let model = EfficientNet::new_with_store(&gpu, config.clone(), &weights, store)?;
     let upload_s = t.elapsed().as_secs_f64();
     let n = args.batch.max(1);
-    let input: Vec<f32> = (0..n * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
-
     let t = Instant::now();
     let plan = model.plan(&gpu, n, res, res, &[])?;
     let build_s = t.elapsed().as_secs_f64();
-    plan.run(&gpu, &input)?; // warm-up: first-use JIT and allocations
-
-    let (mut step_s, mut encode_s) = (Vec::new(), Vec::new());
-    for _ in 0..args.iters.max(1) {
-        let t = Instant::now();
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        plan.encode(&gpu, Some(&input), &mut encoder, false)?;
-        let cmd = encoder.finish();
-        encode_s.push(t.elapsed().as_secs_f64());
-        gpu.queue.submit([cmd]);
-        gpu.read(plan.logits())?;
-        step_s.push(t.elapsed().as_secs_f64());
-    }
-    let step = median(step_s);
+    let (step, encode_s) = time_forward(&gpu, &plan, res, args.iters)?;
     let images_per_s = n as f64 / step;
 
     let mut kernels: BTreeMap<&str, (f64, u64, u64, usize)> = BTreeMap::new();
@@ -135,7 +133,7 @@ fn run(args: Args) -> Result<()> {
             serde_json::json!({
                 "adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
                 "store": format!("{store:?}"), "forward_s": step, "images_per_s": images_per_s, "gflops_per_s": gflop / step,
-                "encode_ms": median(encode_s) * 1e3, "dispatches": plan.dispatches.len(),
+                "encode_ms": encode_s * 1e3, "dispatches": plan.dispatches.len(),
                 "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
                 "kernels": per_kernel, "gemm_sweep": sweep_json,
             })
@@ -156,7 +154,7 @@ fn run(args: Args) -> Result<()> {
         step * 1e3,
         images_per_s,
         gflop / step,
-        median(encode_s) * 1e3
+        encode_s * 1e3
     );
     if kernels.is_empty() {
         println!(
@@ -189,46 +187,206 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Median seconds per forward pass of `plan` (upload, one submit, logits readback) over `iters`
+/// runs after a warm-up, and the median CPU encode time.
+fn time_forward(gpu: &Gpu, plan: &ForwardPlan, res: usize, iters: usize) -> Result<(f64, f64)> {
+    let input: Vec<f32> = (0..plan.batch * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+    plan.run(gpu, &input)?; // warm-up: first-use JIT and allocations
+    let (mut step_s, mut encode_s) = (Vec::new(), Vec::new());
+    for _ in 0..iters.max(1) {
+        let t = Instant::now();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        plan.encode(gpu, Some(&input), &mut encoder, false)?;
+        let cmd = encoder.finish();
+        encode_s.push(t.elapsed().as_secs_f64());
+        gpu.queue.submit([cmd]);
+        gpu.read(plan.logits())?;
+        step_s.push(t.elapsed().as_secs_f64());
+    }
+    Ok((median(step_s), median(encode_s)))
+}
+
+/// A recorded training step for a batch, in micro-batches as `Trainer` makes them where the batch
+/// exceeds the binding limit (or `micro`): near-equal parts, timed together.
+struct TrainTiming {
+    step: TrainStep,
+    parts: usize,
+    input: Vec<f32>,
+    targets: Vec<u32>,
+}
+
+impl TrainTiming {
+    fn record(
+        gpu: &Gpu,
+        graph: &TrainGraph,
+        n: usize,
+        res: usize,
+        classes: usize,
+        micro: Option<usize>,
+    ) -> Result<Self> {
+        let opts = TrainOptions::default();
+        let micro = n.min(graph.max_batch(gpu, res, res, &opts)?).min(micro.unwrap_or(n)).max(1);
+        let parts = n.div_ceil(micro);
+        let len = n.div_ceil(parts);
+        let step = graph.record_step(gpu, len, res, res, &opts)?;
+        let input = (0..len * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+        let targets = (0..len as u32).map(|i| i % classes as u32).collect();
+        Ok(TrainTiming { step, parts, input, targets })
+    }
+
+    /// Images per timed step (the batch, rounded up to whole micro-batches).
+    fn images(&self) -> usize {
+        self.step.batch * self.parts
+    }
+
+    /// Median seconds per step (every micro-batch, one submit each, then the loss readback) over
+    /// `iters` steps after a warm-up, and the median CPU encode time. The gradient averaging of
+    /// micro-batches (one small add each) is not included.
+    fn time(&self, gpu: &Gpu, iters: usize) -> Result<(f64, f64)> {
+        self.step.run(gpu, &self.input, &self.targets, 0)?;
+        gpu.read(self.step.loss())?;
+        let (mut times, mut encode_s) = (Vec::new(), Vec::new());
+        for i in 0..iters.max(1) {
+            let t = Instant::now();
+            let mut encode = 0.0;
+            for part in 0..self.parts {
+                let e = Instant::now();
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                let seed = (i * self.parts + part) as u32 + 1;
+                self.step.encode(gpu, &self.input, &self.targets, seed, &mut encoder)?;
+                let cmd = encoder.finish();
+                encode += e.elapsed().as_secs_f64();
+                gpu.queue.submit([cmd]);
+            }
+            gpu.read(self.step.loss())?;
+            encode_s.push(encode);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        Ok((median(times), median(encode_s)))
+    }
+}
+
+/// One line of the targets table: what, ours, the goal and whether it is met, PyTorch's figure
+/// on this machine (from --baseline) and burn's (GPU_NOTES.md; lavapipe only).
+struct TargetRow {
+    what: &'static str,
+    ours: f64,
+    unit: &'static str,
+    goal: String,
+    met: bool,
+    pytorch: Option<f64>,
+    burn: Option<f64>,
+}
+
+/// PyTorch's images/s for one measurement in the JSON lines of scripts/baselines.py.
+fn baseline(lines: &[serde_json::Value], what: &str, device: &str, batch: usize, res: usize) -> Option<f64> {
+    lines
+        .iter()
+        .find(|l| {
+            l["what"] == what && l["device"] == device && l["batch"] == batch as u64 && l["resolution"] == res as u64
+        })
+        .and_then(|l| l["images_per_s"].as_f64())
+}
+
+fn run_targets(args: Args) -> Result<()> {
+    let gpu = Gpu::new()?;
+    let lines: Vec<serde_json::Value> = match &args.baseline {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| efficientnet_wgpu::Error::io(p, e))?
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        None => Vec::new(),
+    };
+    let cpu = gpu.caps.kernel_class == efficientnet_wgpu::gpu::KernelClass::Cpu;
+    let config = Config::new(Variant::B0, 1000);
+    let model = EfficientNet::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
+    let mut rows = Vec::new();
+    if cpu {
+        let (s, _) = time_forward(&gpu, &*model.plan(&gpu, 8, 224, 224, &[])?, 224, args.iters)?;
+        let ours = 8.0 / s;
+        let pytorch = baseline(&lines, "forward", "cpu", 8, 224);
+        let (what, unit, goal, met) = ("forward, batch 8, 224 px", "images/s", ">= 20".into(), ours >= 20.0);
+        rows.push(TargetRow { what, ours, unit, goal, met, pytorch, burn: Some(2.0) });
+        let c10 = Config::new(Variant::B0, 10);
+        let graph = TrainGraph::new(&gpu, c10.clone(), &Weights::init_random(&c10, 0))?;
+        let (s, _) = TrainTiming::record(&gpu, &graph, 32, 32, 10, None)?.time(&gpu, args.iters)?;
+        let ours = 32.0 / s;
+        let pytorch = baseline(&lines, "train", "cpu", 32, 32);
+        let (what, unit, goal, met) = ("training step, batch 32, 32 px", "images/s", ">= 100".into(), ours >= 100.0);
+        rows.push(TargetRow { what, ours, unit, goal, met, pytorch, burn: Some(14.0) });
+        if gpu.caps.timestamps {
+            let worst = gemm_sweep(&gpu, &config, 8, 224)?.iter().map(SweepRow::ratio).fold(1.0, f64::min);
+            let (what, unit, goal, met) = ("1x1 convs vs the best GEMM variant", "%", ">= 70".into(), worst >= 0.7);
+            rows.push(TargetRow { what, ours: 100.0 * worst, unit, goal, met, pytorch: None, burn: None });
+        }
+    } else {
+        let (s, _) = time_forward(&gpu, &*model.plan(&gpu, 1, 224, 224, &[])?, 224, args.iters)?;
+        let pytorch = baseline(&lines, "forward", "cuda", 1, 224);
+        let goal = pytorch.map_or("<= PyTorch".into(), |p| format!("<= {:.2}", 1e3 / p));
+        let met = pytorch.is_some_and(|p| s * 1e3 <= 1e3 / p);
+        let pytorch = pytorch.map(|p| 1e3 / p);
+        let (what, unit) = ("forward latency, batch 1, 224 px", "ms");
+        rows.push(TargetRow { what, ours: s * 1e3, unit, goal, met, pytorch, burn: None });
+        let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
+        let (s, _) = TrainTiming::record(&gpu, &graph, 64, 224, 1000, None)?.time(&gpu, args.iters)?;
+        let ours = 64.0 / s;
+        let pytorch = baseline(&lines, "train", "cuda", 64, 224);
+        let goal = pytorch.map_or(">= PyTorch".into(), |p| format!(">= {p:.0}"));
+        let met = pytorch.is_some_and(|p| ours >= p);
+        let what = "training step, batch 64, 224 px";
+        rows.push(TargetRow { what, ours, unit: "images/s", goal, met, pytorch, burn: None });
+    }
+    if args.json {
+        let j: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({"target": r.what, "ours": r.ours, "unit": r.unit, "goal": r.goal, "met": r.met,
+                    "pytorch": r.pytorch, "burn": r.burn})
+            })
+            .collect();
+        println!("{}", serde_json::json!({"adapter": gpu.describe(), "targets": j}));
+        return Ok(());
+    }
+    println!("adapter: {}", gpu.describe());
+    println!(
+        "{:<36} {:>10} {:>9} {:>11} {:>5} {:>10} {:>12} {:>8}",
+        "B0 target", "ours", "unit", "goal", "met", "PyTorch", "ours/PyTorch", "burn"
+    );
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    for r in &rows {
+        let ratio = r.pytorch.map(|p| if r.unit == "ms" { p / r.ours } else { r.ours / p });
+        println!(
+            "{:<36} {:>10.1} {:>9} {:>11} {:>5} {:>10} {:>12} {:>8}",
+            r.what,
+            r.ours,
+            r.unit,
+            r.goal,
+            if r.met { "yes" } else { "NO" },
+            opt(r.pytorch),
+            ratio.map_or("-".to_string(), |x| format!("{x:.2}x")),
+            opt(r.burn)
+        );
+    }
+    if args.baseline.is_none() {
+        println!("(no --baseline: run `bash scripts/baselines.sh > base.jsonl` on this machine for PyTorch's figures)");
+    }
+    Ok(())
+}
+
 /// Training-step throughput: a recorded step replayed, one submit and one loss readback per step.
 fn run_train(args: Args) -> Result<()> {
-    use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
     let gpu = Gpu::new()?;
     let config = Config::new(Variant::parse(&args.model)?, args.classes);
     let res = args.resolution.unwrap_or(config.resolution as usize);
     let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
     let n = args.batch.max(1);
-    let opts = TrainOptions::default();
-    // Micro-batches as `Trainer` makes them: near-equal parts within the binding limit. The
-    // timing covers their steps (not the gradient averaging, one small add per part).
-    let micro = n.min(graph.max_batch(&gpu, res, res, &opts)?).min(args.micro_batch.unwrap_or(n)).max(1);
-    let parts = n.div_ceil(micro);
-    let len = n.div_ceil(parts);
     let t = Instant::now();
-    let step = graph.record_step(&gpu, len, res, res, &opts)?;
+    let step = TrainTiming::record(&gpu, &graph, n, res, args.classes, args.micro_batch)?;
     let build_s = t.elapsed().as_secs_f64();
-    let input: Vec<f32> = (0..len * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
-    let targets: Vec<u32> = (0..len as u32).map(|i| i % args.classes as u32).collect();
-    step.run(&gpu, &input, &targets, 0)?;
-    gpu.read(step.loss())?;
-    let (mut times, mut encode_s) = (Vec::new(), Vec::new());
-    for i in 0..args.iters.max(1) {
-        let t = Instant::now();
-        let mut encode = 0.0;
-        for part in 0..parts {
-            let e = Instant::now();
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            step.encode(&gpu, &input, &targets, (i * parts + part) as u32 + 1, &mut encoder)?;
-            let cmd = encoder.finish();
-            encode += e.elapsed().as_secs_f64();
-            gpu.queue.submit([cmd]);
-        }
-        gpu.read(step.loss())?;
-        encode_s.push(encode);
-        times.push(t.elapsed().as_secs_f64());
-    }
-    let n = len * parts;
-    let s = median(times);
-    let encode_ms = median(encode_s) * 1e3;
+    let (s, encode_s) = step.time(&gpu, args.iters)?;
+    let (parts, len, n, step) = (step.parts, step.step.batch, step.images(), step.step);
+    let encode_ms = encode_s * 1e3;
     let scratch = gpu.scratch_texture_bytes();
     let mut kernels: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     let mut total = 0.0;

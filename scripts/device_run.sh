@@ -18,6 +18,10 @@ chmod +x $B/*
 $B/effnet devices | tee "$OUT/devices.txt" | head -5
 run() { local name=$1; shift; echo "== $name"; timeout 180 "$@" > "$OUT/$name.txt" 2>&1; echo "exit $?"; }
 run kernels $B/kernels --test-threads 4; grep -E "FAILED|panicked|test result" "$OUT/kernels.txt"
+echo "== PyTorch"
+timeout 240 python3 .devbin/baselines.py --devices cuda --forward 1:224 --forward 8:224 --forward 64:224 \
+  --train 32:224:1000 --train 64:224:1000 > "$OUT/pytorch.jsonl" 2> "$OUT/pytorch.err"; echo "exit $?"
+run targets $B/bench --targets --baseline "$OUT/pytorch.jsonl" --iters 10; cat "$OUT/targets.txt"
 run fwd_b1 $B/bench --batch 1 --iters 20 --json
 run fwd_b8 $B/bench --batch 8 --iters 20 --json --gemm-sweep
 run fwd_b64 $B/bench --batch 64 --iters 10 --json
@@ -30,6 +34,3 @@ d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 top = sorted(d.get('kernels', []), key=lambda k: -k['ms'])[:6]
 print(sys.argv[1].split('/')[-1], round(d.get('images_per_s', 0), 1), 'img/s;', ', '.join(f\"{k['kernel']} {k['share']:.0%}\" for k in top))" "$f" 2>/dev/null || tail -2 "$f"
 done
-echo "== PyTorch"
-timeout 240 python3 .devbin/baselines.py --devices cuda --forward 1:224 --forward 8:224 --forward 64:224 \
-  --train 32:224:1000 --train 64:224:1000 > "$OUT/pytorch.txt" 2>&1; echo "exit $?"; cat "$OUT/pytorch.txt" | tail -8
