@@ -202,6 +202,15 @@ fn micro_batches_average_their_gradients_into_one_update() {
         compared += 1;
     }
     assert!(compared > 50, "compared {compared} gradients");
+
+    // 3 images in micro-batches of at most 2 would leave one alone: a clear error, no step.
+    let mut opts = tc(OptimizerKind::Sgd { momentum: 0.0, nesterov: false }, 3, 0.0);
+    opts.micro_batch = Some(2);
+    let mut t = Trainer::new(gpu, config, &weights, opts, 1).unwrap();
+    let three = Batch { input: batch.input[..3 * per].to_vec(), targets: batch.targets[..3].to_vec(), ..batch };
+    let e = t.train_batch(&three).unwrap_err().to_string();
+    assert!(e.contains("single image") && e.contains("at least 2"), "{e}");
+    assert_eq!(t.step, 0);
 }
 
 #[test]

@@ -196,9 +196,12 @@ impl Trainer {
         let fits = self.graph.max_batch(&self.gpu, h, w, &self.options())?;
         let micro = n.min(fits).min(self.tc.micro_batch.unwrap_or(n)).max(1);
         let parts = n.div_ceil(micro);
-        if parts > 1 && micro < 2 {
+        // Parts differ by at most one image; BatchNorm needs 2 per part (the head's BN sees one
+        // row per image at low resolution).
+        if parts > 1 && n / parts < 2 {
             return Err(Error::invalid(format!(
-                "micro-batches of {micro} image: BatchNorm needs at least 2 per micro-batch"
+                "a batch of {n} split into micro-batches of at most {micro} leaves one with a single image; \
+                 BatchNorm needs at least 2 per micro-batch (use a larger micro-batch or another batch size)"
             )));
         }
         let lr = self.lr_override.unwrap_or_else(|| self.schedule.lr(self.step));
