@@ -210,6 +210,11 @@ fn micro_batches_average_their_gradients_into_one_update() {
     let three = Batch { input: batch.input[..3 * per].to_vec(), targets: batch.targets[..3].to_vec(), ..batch };
     let e = t.train_batch(&three).unwrap_err().to_string();
     assert!(e.contains("single image") && e.contains("at least 2"), "{e}");
+    // Input that does not match the batch's shape, and an empty batch: errors, not panics.
+    let short = Batch { input: three.input[..10].to_vec(), ..three.clone() };
+    assert!(t.train_batch(&short).unwrap_err().to_string().contains("shape mismatch"));
+    let empty = Batch { input: Vec::new(), targets: Vec::new(), ..three };
+    assert!(t.train_batch(&empty).is_err());
     assert_eq!(t.step, 0);
 }
 

@@ -193,6 +193,16 @@ impl Trainer {
             return Err(Error::invalid(format!("target class {t} is out of range for a {k}-class model")));
         }
         let (h, w) = (batch.h, batch.w);
+        if n == 0 {
+            return Err(Error::invalid("a training batch needs at least one image"));
+        }
+        if batch.input.len() != n * 3 * h * w {
+            return Err(Error::Shape {
+                what: "training batch input".into(),
+                expected: vec![n, 3, h, w],
+                got: vec![batch.input.len()],
+            });
+        }
         let fits = self.graph.max_batch(&self.gpu, h, w, &self.options())?;
         let micro = n.min(fits).min(self.tc.micro_batch.unwrap_or(n)).max(1);
         let parts = n.div_ceil(micro);
