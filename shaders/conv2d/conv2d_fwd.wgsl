@@ -96,7 +96,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (HAS_BIAS == 1u) {
                 v += f32(bias[c]);
             }
-            y[ybase + c] = Store(activate(v, ACT));
+            y[ybase + c] = to_store(activate(v, ACT));
         }
     }
 }

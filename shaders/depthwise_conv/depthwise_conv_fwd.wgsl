@@ -80,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let v = acc[j] + bias_v;
         for (var k = 0u; k < 4u; k++) {
             if (c0 + k < C) {
-                y[ybase + c0 + k] = Store(activate(v[k], ACT));
+                y[ybase + c0 + k] = to_store(activate(v[k], ACT));
             }
         }
     }

@@ -81,7 +81,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 if (HAS_RESIDUAL == 1u) {
                     o += f32(residual[row * N + col]);
                 }
-                out[row * N + col] = Store(o);
+                out[row * N + col] = to_store(o);
             }
         }
     }

@@ -83,6 +83,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (HAS_RESIDUAL == 1u) {
             v += vec4<f32>(residual[o]);
         }
-        out[o] = vec4<Store>(v);
+        out[o] = to_store4(v);
     }
 }

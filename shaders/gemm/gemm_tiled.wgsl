@@ -145,7 +145,7 @@ fn fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                 if (HAS_RESIDUAL == 1u) {
                     v += vec4<f32>(residual[o]);
                 }
-                out[o] = vec4<Store>(v);
+                out[o] = to_store4(v);
             }
         }
     }

@@ -50,5 +50,5 @@ fn finish(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     for (var k = 0u; k < nchunk; k++) {
         s += sums[(n * nchunk + k) * C + c];
     }
-    mean[t] = Store(s / f32(HW));
+    mean[t] = to_store(s / f32(HW));
 }

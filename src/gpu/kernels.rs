@@ -19,13 +19,22 @@ use BindingKind::{Read as R, Texels as T, Write as W};
 use super::Dtype;
 
 /// Defines `Store`, the element type of a kernel's tensors: kernels that have an f16 twin declare
-/// tensors as `Store` and convert to f32 on load, so one file serves both.
+/// tensors as `Store`, convert to f32 on load and store through `to_store`, so one file serves
+/// both. WGSL leaves an f32 beyond f16's range converting to an indeterminate value: f16 stores
+/// saturate at ±65504 instead.
 macro_rules! prelude {
     (F32) => {
-        "alias Store = f32;\n"
+        "alias Store = f32;
+fn to_store(v: f32) -> f32 { return v; }
+fn to_store4(v: vec4<f32>) -> vec4<f32> { return v; }
+"
     };
     (F16) => {
-        "enable f16;\nalias Store = f16;\n"
+        "enable f16;
+alias Store = f16;
+fn to_store(v: f32) -> f16 { return f16(clamp(v, -65504.0, 65504.0)); }
+fn to_store4(v: vec4<f32>) -> vec4<f16> { return vec4<f16>(clamp(v, vec4<f32>(-65504.0), vec4<f32>(65504.0))); }
+"
     };
 }
 

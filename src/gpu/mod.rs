@@ -104,11 +104,12 @@ impl Gpu {
         Ok(GpuBuffer { buffer: Arc::new(buffer), offset: 0, len, dtype })
     }
 
-    /// A storage buffer holding `data` rounded to f16 (round to nearest even; out-of-range values
-    /// become ±inf, as a GPU's conversion does).
+    /// A storage buffer holding `data` rounded to f16 (round to nearest even), saturating at
+    /// ±65504 as the kernels' stores do.
     pub fn upload_f16(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
         let b = self.empty_typed(data.len(), Dtype::F16, label)?;
-        let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let mut halves: Vec<half::f16> =
+            data.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0))).collect();
         if halves.len() % 2 == 1 {
             halves.push(half::f16::ZERO);
         }

@@ -151,6 +151,18 @@ fn f16_twins_on_f16_inputs() {
     let (a, b) = (upload_f16(&rand_vec(4 * 24, 35)), upload_f16(&rand_vec(24 * 40, 36)));
     let d = gemm_fwd(gpu(), &p, &a, &b, None, None, None, &empty_f16(4 * 40)).unwrap();
     assert!(matches!(d.kernel, Kernel::GemmFwdVec4F16 | Kernel::GemmFwdTiledF16), "{:?}", d.kernel);
+    // Results beyond f16's range saturate at ±65504 (WGSL's plain conversion is indeterminate).
+    for variant in [KernelVariant::Vec4, KernelVariant::Tiled] {
+        let mut p = GemmParams::new(4, 8, 8);
+        p.variant = variant;
+        p.has_bias = true;
+        let (a, b, out) = (upload_f16(&[1.0; 32]), upload_f16(&[1000.0; 64]), empty_f16(32));
+        let bias = upload_f16(&[65504.0, -65504.0, 0.0, 4.0, 65504.0, -65504.0, 0.0, 4.0]);
+        let d = gemm_fwd(gpu(), &p, &a, &b, Some(&bias), None, None, &out).unwrap();
+        let got = run_and_read(&[d], &out);
+        let row = [65504.0, -57504.0, 8000.0, 8004.0, 65504.0, -57504.0, 8000.0, 8004.0];
+        assert_eq!(got, row.repeat(4), "{variant:?}");
+    }
     // Mixed element types are an error, not a reinterpretation.
     let err = gemm_fwd(gpu(), &p, &a, &b, None, None, None, &empty(4 * 40)).err().expect("mixed f16/f32");
     assert!(err.to_string().contains("element type"), "{err}");
