@@ -225,9 +225,8 @@ impl TrainTiming {
         micro: Option<usize>,
     ) -> Result<Self> {
         let opts = TrainOptions::default();
-        let micro = n.min(graph.max_batch(gpu, res, res, &opts)?).min(micro.unwrap_or(n)).max(1);
-        let parts = n.div_ceil(micro);
-        let len = n.div_ceil(parts);
+        let sizes = graph.micro_batches(gpu, n, res, res, &opts, micro)?;
+        let (parts, len) = (sizes.len(), sizes[0]);
         let step = graph.record_step(gpu, len, res, res, &opts)?;
         let input = (0..len * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
         let targets = (0..len as u32).map(|i| i % classes as u32).collect();

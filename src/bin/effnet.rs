@@ -270,8 +270,8 @@ fn train_memory(cfg: &Config, batch: usize, res: usize) -> Result<TrainMemory> {
     let gpu = Gpu::new()?;
     let graph = TrainGraph::new(&gpu, cfg.clone(), &Weights::zeros(cfg))?;
     let opts = TrainOptions::default();
-    let parts = batch.div_ceil(batch.min(graph.max_batch(&gpu, res, res, &opts)?).max(1));
-    let micro_batch = batch.div_ceil(parts);
+    let sizes = graph.micro_batches(&gpu, batch, res, res, &opts, None)?;
+    let (parts, micro_batch) = (sizes.len(), sizes[0]);
     let step = graph.record_step(&gpu, micro_batch, res, res, &opts)?;
     let p = &graph.params;
     Ok(TrainMemory {

@@ -168,6 +168,33 @@ impl TrainGraph {
         gpu.images_per_binding(per_image, what, rh, rw)
     }
 
+    /// The micro-batch sizes a batch of `n` images of `h` x `w` trains in: one part when it fits
+    /// `max_batch` and `cap`, else near-equal parts (largest first, at most two distinct sizes)
+    /// within both. Every part needs 2 images for BatchNorm (the head's BN sees one row per image
+    /// at low resolution); a split that would leave one alone is an error.
+    pub fn micro_batches(
+        &self,
+        gpu: &Gpu,
+        n: usize,
+        h: usize,
+        w: usize,
+        opts: &TrainOptions,
+        cap: Option<usize>,
+    ) -> Result<Vec<usize>> {
+        if n == 0 {
+            return Err(Error::invalid("a training batch needs at least one image"));
+        }
+        let micro = n.min(self.max_batch(gpu, h, w, opts)?).min(cap.unwrap_or(n)).max(1);
+        let parts = n.div_ceil(micro);
+        if parts > 1 && n / parts < 2 {
+            return Err(Error::invalid(format!(
+                "a batch of {n} split into micro-batches of at most {micro} leaves one with a single image; \
+                 BatchNorm needs at least 2 per micro-batch (use a larger micro-batch or another batch size)"
+            )));
+        }
+        Ok((0..parts).map(|part| n / parts + (part < n % parts) as usize).collect())
+    }
+
     /// Records a training step for `batch` images of `h` x `w`.
     pub fn record_step(&self, gpu: &Gpu, batch: usize, h: usize, w: usize, opts: &TrainOptions) -> Result<TrainStep> {
         if batch == 0 || h == 0 || w == 0 {

@@ -193,9 +193,6 @@ impl Trainer {
             return Err(Error::invalid(format!("target class {t} is out of range for a {k}-class model")));
         }
         let (h, w) = (batch.h, batch.w);
-        if n == 0 {
-            return Err(Error::invalid("a training batch needs at least one image"));
-        }
         if batch.input.len() != n * 3 * h * w {
             return Err(Error::Shape {
                 what: "training batch input".into(),
@@ -203,26 +200,16 @@ impl Trainer {
                 got: vec![batch.input.len()],
             });
         }
-        let fits = self.graph.max_batch(&self.gpu, h, w, &self.options())?;
-        let micro = n.min(fits).min(self.tc.micro_batch.unwrap_or(n)).max(1);
-        let parts = n.div_ceil(micro);
-        // Parts differ by at most one image; BatchNorm needs 2 per part (the head's BN sees one
-        // row per image at low resolution).
-        if parts > 1 && n / parts < 2 {
-            return Err(Error::invalid(format!(
-                "a batch of {n} split into micro-batches of at most {micro} leaves one with a single image; \
-                 BatchNorm needs at least 2 per micro-batch (use a larger micro-batch or another batch size)"
-            )));
-        }
+        let sizes = self.graph.micro_batches(&self.gpu, n, h, w, &self.options(), self.tc.micro_batch)?;
+        let parts = sizes.len();
         let lr = self.lr_override.unwrap_or_else(|| self.schedule.lr(self.step));
         self.optimizer.set_step(&self.gpu, lr, self.step + 1);
         // The dropout / stochastic-depth masks of step k are a function of (seed, k) alone.
         let seed = hash_u32(self.tc.seed as u32 ^ hash_u32(self.step as u32));
         let per_image = 3 * h * w;
         let mut start = 0;
-        for part in 0..parts {
-            // Near-equal sizes (at most two distinct ones, so at most two recorded steps).
-            let len = n / parts + (part < n % parts) as usize;
+        for (part, &len) in sizes.iter().enumerate() {
+            // At most two distinct sizes, so at most two recorded steps.
             let step = self.step_for(len, h, w)?;
             let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
             let input = &batch.input[start * per_image..(start + len) * per_image];
