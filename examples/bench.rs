@@ -43,6 +43,10 @@ struct Args {
     /// does, and does by itself when a batch exceeds the device's binding limit).
     #[arg(long)]
     micro_batch: Option<usize>,
+    /// With --train: take the BN statistics of the 1x1 convs in their own pass over the tensor
+    /// instead of the GEMM's epilogue (`TrainOptions::fused_bn_stats` off), to compare.
+    #[arg(long)]
+    separate_bn_stats: bool,
     /// Measure the performance targets for this adapter class (B0; CPU adapters: forward at batch
     /// 8 and 224 px, a training step at batch 32 and 32 px with 10 classes, every 1x1 conv against
     /// the best GEMM variant; GPUs: batch-1 latency and training at batch 64, 224 px) and print
@@ -223,11 +227,11 @@ impl TrainTiming {
         res: usize,
         classes: usize,
         micro: Option<usize>,
+        opts: &TrainOptions,
     ) -> Result<Self> {
-        let opts = TrainOptions::default();
-        let sizes = graph.micro_batches(gpu, n, res, res, &opts, micro)?;
+        let sizes = graph.micro_batches(gpu, n, res, res, opts, micro)?;
         let (parts, len) = (sizes.len(), sizes[0]);
-        let step = graph.record_step(gpu, len, res, res, &opts)?;
+        let step = graph.record_step(gpu, len, res, res, opts)?;
         let input = (0..len * 3 * res * res).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
         let targets = (0..len as u32).map(|i| i % classes as u32).collect();
         Ok(TrainTiming { step, parts, input, targets })
@@ -309,7 +313,8 @@ fn run_targets(args: Args) -> Result<()> {
         rows.push(TargetRow { what, ours, unit, goal, met, pytorch, burn: Some(2.0) });
         let c10 = Config::new(Variant::B0, 10);
         let graph = TrainGraph::new(&gpu, c10.clone(), &Weights::init_random(&c10, 0))?;
-        let (s, _) = TrainTiming::record(&gpu, &graph, 32, 32, 10, None)?.time(&gpu, args.iters)?;
+        let (s, _) =
+            TrainTiming::record(&gpu, &graph, 32, 32, 10, None, &TrainOptions::default())?.time(&gpu, args.iters)?;
         let ours = 32.0 / s;
         let pytorch = baseline(&lines, "train", "cpu", 32, 32);
         let (what, unit, goal, met) = ("training step, batch 32, 32 px", "images/s", ">= 100".into(), ours >= 100.0);
@@ -328,7 +333,8 @@ fn run_targets(args: Args) -> Result<()> {
         let (what, unit) = ("forward latency, batch 1, 224 px", "ms");
         rows.push(TargetRow { what, ours: s * 1e3, unit, goal, met, pytorch, burn: None });
         let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
-        let (s, _) = TrainTiming::record(&gpu, &graph, 64, 224, 1000, None)?.time(&gpu, args.iters)?;
+        let (s, _) =
+            TrainTiming::record(&gpu, &graph, 64, 224, 1000, None, &TrainOptions::default())?.time(&gpu, args.iters)?;
         let ours = 64.0 / s;
         let pytorch = baseline(&lines, "train", "cuda", 64, 224);
         let goal = pytorch.map_or(">= PyTorch".into(), |p| format!(">= {p:.0}"));
@@ -381,7 +387,8 @@ fn run_train(args: Args) -> Result<()> {
     let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
     let n = args.batch.max(1);
     let t = Instant::now();
-    let step = TrainTiming::record(&gpu, &graph, n, res, args.classes, args.micro_batch)?;
+    let opts = TrainOptions { fused_bn_stats: !args.separate_bn_stats, ..TrainOptions::default() };
+    let step = TrainTiming::record(&gpu, &graph, n, res, args.classes, args.micro_batch, &opts)?;
     let build_s = t.elapsed().as_secs_f64();
     let (s, encode_s) = step.time(&gpu, args.iters)?;
     let (parts, len, n, step) = (step.parts, step.step.batch, step.images(), step.step);

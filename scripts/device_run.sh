@@ -28,6 +28,7 @@ run fwd_b64 $B/bench --batch 64 --iters 10 --json
 run fwd_b64_f16 $B/bench --batch 64 --iters 10 --json --f16
 run train_b32_224 $B/bench --train --batch 32 --resolution 224 --iters 5 --json
 run train_b64_224 $B/bench --train --batch 64 --resolution 224 --iters 5 --json
+run train_b64_224_separate_bn $B/bench --train --batch 64 --resolution 224 --iters 5 --json --separate-bn-stats
 for f in "$OUT"/fwd_*.txt "$OUT"/train_*.txt; do
   python3 -c "import json,sys
 d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])

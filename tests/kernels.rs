@@ -32,6 +32,8 @@ mod depthwise_conv_matches_cpu_ref;
 mod dropout_matches_cpu_ref;
 #[path = "kernels/gemm_bwd_matches_cpu_ref.rs"]
 mod gemm_bwd_matches_cpu_ref;
+#[path = "kernels/gemm_fwd_bn_stats_matches_cpu_ref.rs"]
+mod gemm_fwd_bn_stats_matches_cpu_ref;
 #[path = "kernels/gemm_matches_cpu_ref.rs"]
 mod gemm_matches_cpu_ref;
 #[path = "kernels/global_avg_pool_matches_cpu_ref.rs"]

@@ -11,7 +11,8 @@
 //     running_mean = (1 - MOMENTUM) * running_mean + MOMENTUM * mean
 //     running_var  = (1 - MOMENTUM) * running_var  + MOMENTUM * M2 / (M - 1)
 //
-// Bindings: 0 partial      (S, 2, C)  from bn_stats_partial, S = ceil(M / CHUNK)
+// Bindings: 0 partial      (S, 2, C)  from bn_stats_partial, a GEMM epilogue (gemm_fwd_bn_stats_*)
+//                                     or merge below; S = ceil(M / CHUNK)
 //           1 gamma_beta   (2C)       gamma then beta
 //           2 running      (2C)       running mean then running var, updated in place
 //           3 stats        (2C)       batch mean then invstd (saved for the backward)
@@ -31,18 +32,14 @@ override UPDATE_RUNNING: u32 = 0u;
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(4) var<storage, read_write> scale_shift: array<f32>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = linear_id(gid, nwg);
-    if (c >= C) {
-        return;
-    }
-    let chunks = (M + CHUNK - 1u) / CHUNK;
-    let shift = partial[c];
-    var n = f32(min(CHUNK, M));
+// Chan's merge, in chunk order, of chunks s0 .. s1 - 1 of channel c (CHUNK rows each, the last
+// chunk of all ending at row M): their (mean, M2).
+fn merge_chunks(c: u32, s0: u32, s1: u32) -> vec2<f32> {
+    let shift = partial[(s0 * 2u) * C + c];
+    var n = f32(min(CHUNK, M - s0 * CHUNK));
     var mean_rel = 0.0; // mean - shift
-    var m2 = partial[C + c];
-    for (var s = 1u; s < chunks; s++) {
+    var m2 = partial[(s0 * 2u + 1u) * C + c];
+    for (var s = s0 + 1u; s < s1; s++) {
         let nb = f32(min(CHUNK, M - s * CHUNK));
         let mean_b = partial[(s * 2u) * C + c] - shift;
         let m2_b = partial[(s * 2u + 1u) * C + c];
@@ -53,7 +50,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         m2 += m2_b + delta * delta * n * wb;
         n = total;
     }
-    let mean = shift + mean_rel;
+    return vec2<f32>(shift + mean_rel, m2);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = linear_id(gid, nwg);
+    if (c >= C) {
+        return;
+    }
+    let merged = merge_chunks(c, 0u, (M + CHUNK - 1u) / CHUNK);
+    let mean = merged.x;
+    let m2 = merged.y;
     let variance = m2 / f32(M);
     let invstd = 1.0 / sqrt(variance + EPS);
     stats[c] = mean;
@@ -67,4 +75,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         running[c] = (1.0 - MOMENTUM) * running[c] + MOMENTUM * mean;
         running[C + c] = (1.0 - MOMENTUM) * running[C + c] + MOMENTUM * unbiased;
     }
+}
+
+// merge: a middle stage where the partials are too many for one sequential merge per channel
+// (the GEMM epilogue's partials: one per 16 or 64 rows). Merges GROUP consecutive chunks into
+// one, in chunk order: `merged` is the partial layout with chunks of GROUP * CHUNK rows.
+// Bindings: 0 partial (S, 2, C)   1 merged (ceil(S / GROUP), 2, C)
+// Thread: one (merged chunk, channel), channels fastest.
+override GROUP: u32 = 1u;
+
+@group(0) @binding(1) var<storage, read_write> merged: array<f32>;
+
+@compute @workgroup_size(WG)
+fn merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear_id(gid, nwg);
+    let chunks = (M + CHUNK - 1u) / CHUNK;
+    let groups = (chunks + GROUP - 1u) / GROUP;
+    if (t >= groups * C) {
+        return;
+    }
+    let c = t % C;
+    let s = t / C;
+    let r = merge_chunks(c, s * GROUP, min(s * GROUP + GROUP, chunks));
+    merged[(s * 2u) * C + c] = r.x;
+    merged[(s * 2u + 1u) * C + c] = r.y;
 }

@@ -4,6 +4,7 @@
 // thread), then every thread accumulates an 8 x 8 block in registers: 4 vec4 workgroup loads per
 // 64 FMAs. Entry points, each with the semantics and bindings of its vec4 twin:
 //   fwd         out = act((a * a_scale) x b + bias) + residual          (gemm_fwd_vec4.wgsl)
+//   fwd_bn_stats  fwd, plus the BatchNorm partials of out per 64-row tile  (bn_stats_partial.wgsl)
 //   bwd_data    da (+)= dc x b^T                                         (gemm_bwd_data_vec4.wgsl)
 //   bwd_weight  split-K partials of db = (a * a_scale)^T x dc, chunks of ROWS rows of a and dc
 //                                                                        (gemm_bwd_weight_vec4.wgsl)
@@ -90,16 +91,17 @@ fn clear_acc() {
     }
 }
 
-@compute @workgroup_size(WG)
-fn fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-       @builtin(local_invocation_index) lid: u32) {
+// Output tiles of fwd: (M / 64) x (N / 64), rounded up.
+fn fwd_tiles() -> u32 {
+    return ((N + TILE - 1u) / TILE) * ((M + TILE - 1u) / TILE);
+}
+
+// The fwd of one tile: stores it to `out` and leaves the thread's 8 x 8 block of what was stored
+// in `acc`.
+fn fwd_tile(tile: u32, lid: u32) {
     let k4 = K / 4u;
     let n4 = N / 4u;
     let tiles_n = (N + TILE - 1u) / TILE;
-    let tile = wid.x + wid.y * nwg.x;
-    if (tile >= tiles_n * ((M + TILE - 1u) / TILE)) {
-        return;
-    }
     let m0 = (tile / tiles_n) * TILE;
     let nq0 = (tile % tiles_n) * T4;
     let ty = lid / 8u;
@@ -145,8 +147,89 @@ fn fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                 if (HAS_RESIDUAL == 1u) {
                     v += vec4<f32>(residual[o]);
                 }
-                out[o] = to_store4(v);
+                let stored = to_store4(v);
+                out[o] = stored;
+                acc[2u * r + h] = vec4<f32>(stored);
             }
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let tile = wid.x + wid.y * nwg.x;
+    if (tile < fwd_tiles()) {
+        fwd_tile(tile, lid);
+    }
+}
+
+// fwd_bn_stats: fwd, plus the first stage of training-mode BatchNorm statistics of `out` (see
+// bn_stats_partial.wgsl) from the registers that hold it, which saves the statistics a read of
+// the whole tensor: per 64-row tile and column, the tile's mean and M2 = sum (z - mean)^2, two
+// passes over the thread's block, relative to the tile's first row. The 8 row threads of a column meet in workgroup memory in a
+// fixed order: deterministic. bn_stats_finish (after its merge stage where the tiles are many)
+// takes the partials with CHUNK = 64.
+// Binding 6: bn_partial (ceil(M / 64), 2, N), [s][0][n] = mean, [s][1][n] = M2, as vec4 along N.
+@group(0) @binding(6) var<storage, read_write> bn_partial: array<vec4<f32>>;
+
+// The sum over the 8 row threads of vec4 column j of the tile (staged in `lhs`), in order.
+fn column_total(j: u32) -> vec4<f32> {
+    var t = lhs[j];
+    for (var ty = 1u; ty < 8u; ty++) {
+        t += lhs[ty * T4 + j];
+    }
+    return t;
+}
+
+@compute @workgroup_size(WG)
+fn fwd_bn_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let tile = wid.x + wid.y * nwg.x;
+    if (tile >= fwd_tiles()) {
+        return;
+    }
+    fwd_tile(tile, lid); // ends past its last barrier: `lhs` is free
+    let n4 = N / 4u;
+    let tiles_n = (N + TILE - 1u) / TILE;
+    let s = tile / tiles_n;
+    let rows = min(TILE, M - s * TILE);
+    let ty = lid / 8u;
+    let tx = lid % 8u;
+    // As bn_stats_partial, relative to the chunk's first value k (the tile's row m0, held by the
+    // threads of ty = 0): z - k is exact for nearby values, so near-equal values (BatchNorm over
+    // a few rows at 1x1 pixels) keep their spread, where sum(z) / n would round it away.
+    if (ty == 0u) {
+        lhs[2u * tx] = acc[0];
+        lhs[2u * tx + 1u] = acc[1];
+    }
+    workgroupBarrier();
+    let k = array<vec4<f32>, 2>(lhs[2u * tx], lhs[2u * tx + 1u]);
+    workgroupBarrier();
+    var mean_k = array<vec4<f32>, 2>(); // chunk mean - k, once the first round has it
+    for (var round = 0u; round < 2u; round++) {
+        for (var h = 0u; h < 2u; h++) {
+            var t = vec4<f32>(0.0);
+            for (var r = 0u; r < 8u; r++) {
+                if (ty * 8u + r < rows) {
+                    let d = (acc[2u * r + h] - k[h]) - mean_k[h];
+                    t += select(d * d, d, round == 0u);
+                }
+            }
+            lhs[ty * T4 + 2u * tx + h] = t;
+        }
+        workgroupBarrier();
+        if (round == 0u) {
+            mean_k[0] = column_total(2u * tx) / f32(rows);
+            mean_k[1] = column_total(2u * tx + 1u) / f32(rows);
+            workgroupBarrier();
+        }
+    }
+    for (var h = 0u; h < 2u; h++) {
+        let nq = (tile % tiles_n) * T4 + 2u * tx + h;
+        if (ty == 0u && nq < n4) {
+            bn_partial[(s * 2u) * n4 + nq] = k[h] + mean_k[h];
+            bn_partial[(s * 2u + 1u) * n4 + nq] = column_total(2u * tx + h);
         }
     }
 }

@@ -445,6 +445,7 @@ fn grad(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path, bn_moment
         grad_input: true,
         resize_to: None,
         recompute: true,
+        ..TrainOptions::default()
     };
     let [n, c, h, wd] = [shape[0], shape[1], shape[2], shape[3]];
     let report = graph.step_once(&gpu, &data, &targets, [n, c, h, wd], 0, &opts)?;

@@ -60,6 +60,24 @@ pub fn bn_stats(p: &BnParams, z: &[f32], gamma_beta: &[f32], running: &[f32]) ->
     out
 }
 
+/// The first stage of the statistics as the GPU chunks it: per chunk of `chunk` rows of z (m, c)
+/// (the last may be shorter) and channel, the chunk's mean and M2 = sum (z - mean)^2, in f64;
+/// (chunks, 2, c).
+pub fn bn_stats_partial(z: &[f32], m: usize, c: usize, chunk: usize) -> Vec<f32> {
+    let chunks = m.div_ceil(chunk);
+    let mut out = vec![0f32; chunks * 2 * c];
+    for s in 0..chunks {
+        let rows = s * chunk..(s * chunk + chunk).min(m);
+        for ch in 0..c {
+            let mean = rows.clone().map(|r| z[r * c + ch] as f64).sum::<f64>() / rows.len() as f64;
+            let m2: f64 = rows.clone().map(|r| (z[r * c + ch] as f64 - mean).powi(2)).sum();
+            out[(s * 2) * c + ch] = mean as f32;
+            out[(s * 2 + 1) * c + ch] = m2 as f32;
+        }
+    }
+    out
+}
+
 /// `y = act(x * scale + shift)` over (m, c), times keep(n) / survival with drop path, plus
 /// `residual` when `p.has_residual`. `seed` is the value of the GPU's `seed[0]` (ignored without
 /// drop path).

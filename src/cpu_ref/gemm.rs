@@ -33,6 +33,22 @@ pub fn gemm_fwd(
     out
 }
 
+/// `gemm_fwd` and the BatchNorm partials of its output per `chunk` rows (see
+/// [`super::bn_stats_partial`]): (out, partial).
+pub fn gemm_fwd_bn_stats(
+    p: &GemmParams,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    a_scale: Option<&[f32]>,
+    chunk: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let out = gemm_fwd(p, a, b, bias, residual, a_scale);
+    let partial = super::bn_stats_partial(&out, p.m, p.n, chunk);
+    (out, partial)
+}
+
 /// (m, k) = dc (m, n) x b (k, n)^T.
 pub fn gemm_bwd_data(p: &GemmParams, dc: &[f32], b: &[f32]) -> Vec<f32> {
     let mut da = vec![0f32; p.m * p.k];

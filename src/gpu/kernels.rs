@@ -93,6 +93,9 @@ kernels! {
     GemmFwdTiled => "gemm_fwd_tiled", "gemm/gemm_tiled.wgsl", "fwd", F32, [R, R, R, R, R, W];
     // a, b, bias, residual, a_scale (texels: a, b, a_scale), out; CPU adapters with 8-lane subgroups
     GemmFwdTexel => "gemm_fwd_texel", "gemm/gemm_fwd_texel.wgsl", "main", F32, [T, T, R, R, T, W];
+    // gemm_fwd_tiled / _texel plus the BatchNorm partials of out (per 64 / 16 rows), bn_partial
+    GemmFwdBnStatsTiled => "gemm_fwd_bn_stats_tiled", "gemm/gemm_tiled.wgsl", "fwd_bn_stats", F32, [R, R, R, R, R, W, W];
+    GemmFwdBnStatsTexel => "gemm_fwd_bn_stats_texel", "gemm/gemm_fwd_texel.wgsl", "bn_stats", F32, [T, T, R, R, T, W, W];
     // x, weight (HW C), bias, y
     DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F32, [R, R, R, W];
     // x, weight (texels), bias, y; CPU adapters, C % 4 == 0
@@ -153,6 +156,8 @@ kernels! {
     BnStatsPartialTiled => "bn_stats_partial_tiled", "bn_act/bn_stats_partial.wgsl", "tiled", F32, [R, W];
     // z (texels), partial; CPU adapters, C % 4 == 0
     BnStatsPartialTexel => "bn_stats_partial_texel", "bn_act/bn_stats_partial_texel.wgsl", "main", F32, [T, W];
+    // partial, merged: groups of chunks merged into one where the partials are many
+    BnStatsMerge => "bn_stats_merge", "bn_act/bn_stats_finish.wgsl", "merge", F32, [R, W];
     // partial, gamma_beta, running, stats, scale_shift
     BnStatsFinish => "bn_stats_finish", "bn_act/bn_stats_finish.wgsl", "main", F32, [R, R, W, W, W];
     // dy, dy_pool, z, stats, gamma_beta, seed, partial

@@ -35,6 +35,11 @@ pub struct TrainOptions {
     /// convs' inputs) from their saved BN inputs during the backward instead of keeping them:
     /// one elementwise pass each, bit-identical results, and the largest saved tensors halved.
     pub recompute: bool,
+    /// Take the BN statistics of each 1x1 conv's output in the GEMM's epilogue, from the
+    /// registers that hold it, where the GEMM variant has one (`GemmParams::bn_stats_rows`),
+    /// instead of a separate pass that reads the whole tensor again. The same statistics up to
+    /// f32 rounding (chunks of 16 or 64 rows instead of `BnParams::chunk`).
+    pub fused_bn_stats: bool,
 }
 
 impl Default for TrainOptions {
@@ -48,6 +53,7 @@ impl Default for TrainOptions {
             grad_input: false,
             resize_to: None,
             recompute: true,
+            fused_bn_stats: true,
         }
     }
 }
@@ -314,6 +320,8 @@ impl Builder<'_> {
         let gpu = self.r.gpu;
         let w = self.param(layer, ParamKind::Weight)?;
         let label = format!("{layer:?}");
+        // With the statistics in the GEMM's epilogue: its partials and their rows per chunk.
+        let mut fused: Option<(GpuBuffer, usize)> = None;
         let (z, rows, rows_per_sample, c) = match &conv {
             Conv::Stem(p) => {
                 let z = self.r.alloc(p.output_len())?;
@@ -322,7 +330,14 @@ impl Builder<'_> {
             }
             Conv::Pointwise(p, hw) => {
                 let z = self.r.alloc(p.m * p.n)?;
-                self.r.push(ops::gemm_fwd(gpu, p, x, &w, None, None, gate, &z)?, &label);
+                match p.bn_stats_rows(gpu).filter(|_| self.opts.fused_bn_stats) {
+                    Some(chunk) => {
+                        let partial = self.r.alloc(p.bn_partial_len(gpu))?;
+                        self.r.push(ops::gemm_fwd_bn_stats(gpu, p, x, &w, None, None, gate, &z, &partial)?, &label);
+                        fused = Some((partial, chunk));
+                    }
+                    None => self.r.push(ops::gemm_fwd(gpu, p, x, &w, None, None, gate, &z)?, &label),
+                }
                 (z, p.m, *hw, p.n)
             }
             Conv::Depthwise(p) => {
@@ -340,13 +355,39 @@ impl Builder<'_> {
         if let Some((salt, p)) = drop_path {
             bp.drop_path = Some(ops::DropPath { salt, survival: p });
         }
-        let (partial, stats, scale_shift) =
-            (self.r.alloc(bp.stats_partial_len())?, self.r.alloc(2 * c)?, self.r.alloc(2 * c)?);
+        let (stats, scale_shift) = (self.r.alloc(2 * c)?, self.r.alloc(2 * c)?);
         let gb = self.param(layer, ParamKind::GammaBeta)?;
         let running = self.g.params.running(layer)?;
-        let ds = ops::bn_stats(gpu, &bp, &z, &partial, &gb, &running, &stats, &scale_shift)?;
-        self.r.push_all(ds, &label);
-        self.r.release(partial);
+        match fused {
+            Some((partial, chunk)) => {
+                let merged = match bp.merged_partial_len(chunk) {
+                    0 => None,
+                    len => Some(self.r.alloc(len)?),
+                };
+                let ds = ops::bn_stats_finish(
+                    gpu,
+                    &bp,
+                    chunk,
+                    &partial,
+                    merged.as_ref(),
+                    &gb,
+                    &running,
+                    &stats,
+                    &scale_shift,
+                )?;
+                self.r.push_all(ds, &label);
+                self.r.release(partial);
+                if let Some(m) = merged {
+                    self.r.release(m);
+                }
+            }
+            None => {
+                let partial = self.r.alloc(bp.stats_partial_len())?;
+                let ds = ops::bn_stats(gpu, &bp, &z, &partial, &gb, &running, &stats, &scale_shift)?;
+                self.r.push_all(ds, &label);
+                self.r.release(partial);
+            }
+        }
         let y = self.r.alloc(rows * c)?;
         self.r.push(ops::bn_act_fwd(gpu, &bp, &z, &scale_shift, residual, &self.seed, &y)?, &label);
         let saved = ConvBnSaved {

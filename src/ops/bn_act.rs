@@ -66,6 +66,9 @@ pub struct BnParams {
     pub variant: KernelVariant,
 }
 
+/// The most chunks the finish of the statistics merges sequentially per channel (one thread each).
+const FINISH_CHUNKS: usize = 512;
+
 impl BnParams {
     /// PyTorch's defaults (eps 1e-5, momentum 0.1, running statistics updated), no activation,
     /// no drop path, no residual.
@@ -109,6 +112,20 @@ impl BnParams {
     /// Length of the partial-sum scratch of [`bn_stats`]: (chunks, 2, C).
     pub fn stats_partial_len(&self) -> usize {
         self.chunks() * 2 * self.c
+    }
+    /// Partials of `chunk` rows each that [`bn_stats_finish`]'s merge stage folds into one before
+    /// the sequential merge per channel: 1 (no merge stage) up to `FINISH_CHUNKS` partials, else
+    /// enough to leave at most that many.
+    pub fn merge_group(&self, chunk: usize) -> usize {
+        self.m.div_ceil(chunk.max(1)).div_ceil(FINISH_CHUNKS)
+    }
+    /// Length of the merge stage's scratch of [`bn_stats_finish`] over partials of `chunk` rows:
+    /// (merged chunks, 2, C), or 0 without a merge stage.
+    pub fn merged_partial_len(&self, chunk: usize) -> usize {
+        match self.merge_group(chunk) {
+            1 => 0,
+            g => self.m.div_ceil(chunk).div_ceil(g) * 2 * self.c,
+        }
     }
     /// Length of the partial-sum scratch of [`bn_act_bwd`]: (chunks, 2, C).
     pub fn bwd_partial_len(&self) -> usize {
@@ -258,33 +275,15 @@ pub fn bn_stats(
     stats: &GpuBuffer,
     scale_shift: &GpuBuffer,
 ) -> Result<[Dispatch; 2]> {
-    p.validate()?;
-    if p.update_running && p.m < 2 {
-        return Err(Error::invalid(format!(
-            "bn_stats: the running variance needs more than one value per channel, got m = {}",
-            p.m
-        )));
-    }
-    let (mc, c2) = (p.m * p.c, 2 * p.c);
+    validate_stats(p, gamma_beta, running, stats, scale_shift)?;
+    let mc = p.m * p.c;
     expect_len("bn_stats z", z, mc)?;
     expect_len("bn_stats partial", partial, p.stats_partial_len())?;
-    for (name, b) in [("gamma_beta", gamma_beta), ("running", running), ("stats", stats), ("scale_shift", scale_shift)]
-    {
-        expect_len(&format!("bn_stats {name}"), b, c2)?;
-    }
     expect_distinct(("partial", partial), &[("z", z)])?;
     for out in [("running", running), ("stats", stats), ("scale_shift", scale_shift)] {
         expect_distinct(out, &[("partial", partial), ("gamma_beta", gamma_beta)])?;
     }
     let shape = [("M", p.m as f64), ("C", p.c as f64), ("CHUNK", p.chunk as f64)];
-    let finish = [
-        shape[0],
-        shape[1],
-        shape[2],
-        ("EPS", p.eps as f64),
-        ("MOMENTUM", p.momentum as f64),
-        ("UPDATE_RUNNING", p.update_running as u32 as f64),
-    ];
     let parts = p.stats_partial_len() as u64;
     let (kernel, threads) = match p.reduce_variant(gpu) {
         KernelVariant::Texel => (Kernel::BnStatsPartialTexel, p.chunks() * p.c / 4),
@@ -294,16 +293,116 @@ pub fn bn_stats(
     Ok([
         Dispatch::new(gpu, kernel, &shape, &[z, partial], threads as u64, "bn_stats")?
             .with_cost(4 * mc as u64, 8 * mc as u64 + 4 * parts),
-        Dispatch::new(
-            gpu,
-            Kernel::BnStatsFinish,
-            &finish,
-            &[partial, gamma_beta, running, stats, scale_shift],
-            p.c as u64,
-            "bn_stats",
-        )?
-        .with_cost(5 * parts, 4 * parts + 4 * 5 * c2 as u64),
+        finish_dispatch(gpu, p, p.chunk, partial, gamma_beta, running, stats, scale_shift)?,
     ])
+}
+
+fn validate_stats(
+    p: &BnParams,
+    gamma_beta: &GpuBuffer,
+    running: &GpuBuffer,
+    stats: &GpuBuffer,
+    scale_shift: &GpuBuffer,
+) -> Result<()> {
+    p.validate()?;
+    if p.update_running && p.m < 2 {
+        return Err(Error::invalid(format!(
+            "bn_stats: the running variance needs more than one value per channel, got m = {}",
+            p.m
+        )));
+    }
+    for (name, b) in [("gamma_beta", gamma_beta), ("running", running), ("stats", stats), ("scale_shift", scale_shift)]
+    {
+        expect_len(&format!("bn_stats {name}"), b, 2 * p.c)?;
+    }
+    Ok(())
+}
+
+/// The `bn_stats_finish` dispatch over partials of `chunk` rows each.
+#[allow(clippy::too_many_arguments)] // one argument per binding of the kernel
+fn finish_dispatch(
+    gpu: &Gpu,
+    p: &BnParams,
+    chunk: usize,
+    partial: &GpuBuffer,
+    gamma_beta: &GpuBuffer,
+    running: &GpuBuffer,
+    stats: &GpuBuffer,
+    scale_shift: &GpuBuffer,
+) -> Result<Dispatch> {
+    let finish = [
+        ("M", p.m as f64),
+        ("C", p.c as f64),
+        ("CHUNK", chunk as f64),
+        ("EPS", p.eps as f64),
+        ("MOMENTUM", p.momentum as f64),
+        ("UPDATE_RUNNING", p.update_running as u32 as f64),
+    ];
+    let parts = (p.m.div_ceil(chunk) * 2 * p.c) as u64;
+    Ok(Dispatch::new(
+        gpu,
+        Kernel::BnStatsFinish,
+        &finish,
+        &[partial, gamma_beta, running, stats, scale_shift],
+        p.c as u64,
+        "bn_stats",
+    )?
+    .with_cost(5 * parts, 4 * parts + 4 * 5 * 2 * p.c as u64))
+}
+
+/// Records the rest of [`bn_stats`] where the per-chunk (mean, M2) of `z` are already in
+/// `partial`: chunks of `chunk` rows ((m / chunk rounded up, 2, C) values), as
+/// `ops::gemm_fwd_bn_stats` writes them with `chunk` = its `bn_stats_rows`. Where they are more
+/// than 512, a merge stage folds `p.merge_group(chunk)` of them into one in `merged`
+/// (`p.merged_partial_len(chunk)` values; `None` when that is 0); then the finish writes `stats`,
+/// `scale_shift` and the running statistics as [`bn_stats`] does. (`p.chunk` is the backward's.)
+#[allow(clippy::too_many_arguments)] // one argument per binding of the kernels
+pub fn bn_stats_finish(
+    gpu: &Gpu,
+    p: &BnParams,
+    chunk: usize,
+    partial: &GpuBuffer,
+    merged: Option<&GpuBuffer>,
+    gamma_beta: &GpuBuffer,
+    running: &GpuBuffer,
+    stats: &GpuBuffer,
+    scale_shift: &GpuBuffer,
+) -> Result<Vec<Dispatch>> {
+    validate_stats(p, gamma_beta, running, stats, scale_shift)?;
+    if chunk == 0 {
+        return Err(Error::invalid("bn_stats_finish: rows per chunk must be at least 1"));
+    }
+    let chunks = p.m.div_ceil(chunk);
+    expect_len("bn_stats_finish partial", partial, chunks * 2 * p.c)?;
+    let group = p.merge_group(chunk);
+    let mut dispatches = Vec::new();
+    let (finish_chunk, finish_input) = match (group, merged) {
+        (1, _) => (chunk, partial),
+        (_, None) => {
+            return Err(Error::invalid(format!(
+                "bn_stats_finish: {chunks} chunks need a merge stage: pass `merged` of \
+                 p.merged_partial_len(chunk) = {} values",
+                p.merged_partial_len(chunk)
+            )))
+        }
+        (_, Some(merged)) => {
+            let out = p.merged_partial_len(chunk);
+            expect_len("bn_stats_finish merged", merged, out)?;
+            expect_distinct(("merged", merged), &[("partial", partial)])?;
+            let c = [("M", p.m as f64), ("C", p.c as f64), ("CHUNK", chunk as f64), ("GROUP", group as f64)];
+            let parts = (chunks * 2 * p.c) as u64;
+            dispatches.push(
+                Dispatch::new(gpu, Kernel::BnStatsMerge, &c, &[partial, merged], out as u64 / 2, "bn_stats")?
+                    .with_cost(5 * parts, 4 * (parts + out as u64)),
+            );
+            (chunk * group, merged)
+        }
+    };
+    for out in [("running", running), ("stats", stats), ("scale_shift", scale_shift)] {
+        expect_distinct(out, &[("partial", finish_input), ("gamma_beta", gamma_beta)])?;
+    }
+    dispatches.push(finish_dispatch(gpu, p, finish_chunk, finish_input, gamma_beta, running, stats, scale_shift)?);
+    Ok(dispatches)
 }
 
 /// Records the backward of `y = drop_path(act(bn(z)))` given the gradient reaching `y`:

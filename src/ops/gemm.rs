@@ -1,6 +1,6 @@
 //! GEMM with a fused epilogue: 1x1 convolutions, the squeeze-excite FCs and the classifier.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, Kernel};
 use crate::ops::pool::global_avg_pool_partial;
 use crate::ops::reduce::{sum_partials, SumPartialsParams};
@@ -87,22 +87,91 @@ pub fn gemm_fwd(
 ) -> Result<Dispatch> {
     let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out];
     let store = store_of("gemm_fwd", &buffers)?;
-    let elems = p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize);
-    let bytes = (store.size() * elems) as u64;
     // Texels are f32: f16 tensors take the buffer kernel of the same vec4 shape.
     let variant = match p.kernel_variant(gpu) {
         KernelVariant::Texel if store != Dtype::F32 => KernelVariant::Vec4,
         v => v,
     };
     let (kernel, threads) = match variant {
-        KernelVariant::Texel => (Kernel::GemmFwdTexel, 8 * p.m.div_ceil(16) * p.n.div_ceil(16)),
+        KernelVariant::Texel => (Kernel::GemmFwdTexel, texel_threads(p)),
         KernelVariant::Tiled => (Kernel::GemmFwdTiled, TILED_THREADS * tiles(p.m, p.n)),
         KernelVariant::Vec4 => (Kernel::GemmFwdVec4, p.m.div_ceil(4) * p.n.div_ceil(4)),
         _ => (Kernel::GemmFwd, p.m.div_ceil(4) * p.n.div_ceil(4)),
     };
     let kernel = kernel_for("gemm_fwd", kernel, store)?;
     Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads as u64, kernel.name())?
-        .with_cost(2 * p.macs(), bytes))
+        .with_cost(2 * p.macs(), fwd_bytes(p, store)))
+}
+
+/// Invocations of the texel GEMM: a subgroup of 8 per 16 x 16 block.
+fn texel_threads(p: &GemmParams) -> usize {
+    8 * p.m.div_ceil(16) * p.n.div_ceil(16)
+}
+
+/// Bytes the forward moves: A, B, out and the residual.
+fn fwd_bytes(p: &GemmParams, store: Dtype) -> u64 {
+    (store.size() * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize))) as u64
+}
+
+impl GemmParams {
+    /// Rows per BatchNorm partial of [`gemm_fwd_bn_stats`] on `gpu`: the row block of the
+    /// variant that runs (64 tiled, 16 texel), or `None` where that variant has no statistics
+    /// epilogue (the statistics then take their own pass, `ops::bn_stats`).
+    pub fn bn_stats_rows(&self, gpu: &Gpu) -> Option<usize> {
+        match self.kernel_variant(gpu) {
+            KernelVariant::Tiled => Some(TILE),
+            KernelVariant::Texel => Some(16),
+            _ => None,
+        }
+    }
+    /// Length of the `bn_partial` of [`gemm_fwd_bn_stats`]: (chunks, 2, n), or 0 without the
+    /// epilogue.
+    pub fn bn_partial_len(&self, gpu: &Gpu) -> usize {
+        self.bn_stats_rows(gpu).map_or(0, |rows| self.m.div_ceil(rows) * 2 * self.n)
+    }
+}
+
+/// Records [`gemm_fwd`] (f32) with the first stage of training-mode BatchNorm statistics of
+/// `out` in its epilogue, from the registers that hold the output: `bn_partial`
+/// (`p.bn_partial_len(gpu)`) receives each chunk's (mean, M2) per column, in the layout of
+/// `ops::bn_stats`'s partials with chunks of `p.bn_stats_rows(gpu)` rows. `ops::bn_stats_finish`
+/// completes the statistics. An error where the variant has no such epilogue.
+#[allow(clippy::too_many_arguments)] // one argument per binding of the kernel
+pub fn gemm_fwd_bn_stats(
+    gpu: &Gpu,
+    p: &GemmParams,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    residual: Option<&GpuBuffer>,
+    a_scale: Option<&GpuBuffer>,
+    out: &GpuBuffer,
+    bn_partial: &GpuBuffer,
+) -> Result<Dispatch> {
+    let buffers = [a, b, bias.unwrap_or(a), residual.unwrap_or(a), a_scale.unwrap_or(a), out, bn_partial];
+    if store_of("gemm_fwd_bn_stats", &buffers)? != Dtype::F32 {
+        return Err(Error::invalid("gemm_fwd_bn_stats: the statistics epilogue takes f32 tensors"));
+    }
+    let len = p.bn_partial_len(gpu);
+    if bn_partial.len < len {
+        return Err(Error::Shape {
+            what: "gemm_fwd_bn_stats bn_partial".into(),
+            expected: vec![len],
+            got: vec![bn_partial.len],
+        });
+    }
+    let (kernel, threads) = match p.kernel_variant(gpu) {
+        KernelVariant::Texel => (Kernel::GemmFwdBnStatsTexel, texel_threads(p)),
+        KernelVariant::Tiled => (Kernel::GemmFwdBnStatsTiled, TILED_THREADS * tiles(p.m, p.n)),
+        v => {
+            return Err(Error::invalid(format!(
+                "gemm_fwd_bn_stats: the {v:?} GEMM has no statistics epilogue (bn_stats_rows is None); \
+                 use gemm_fwd then bn_stats"
+            )))
+        }
+    };
+    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads as u64, kernel.name())?
+        .with_cost(2 * p.macs(), fwd_bytes(p, Dtype::F32) + 4 * len as u64))
 }
 
 impl GemmParams {

@@ -179,6 +179,7 @@ impl Trainer {
             grad_input: false,
             resize_to: Some((self.tc.resolution, self.tc.resolution)),
             recompute: true,
+            ..TrainOptions::default()
         }
     }
 
