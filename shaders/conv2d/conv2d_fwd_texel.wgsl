@@ -125,15 +125,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         b0 = bias[q0];
         b1 = bias[q1];
     }
-    for (var j = 0u; j < COLS; j++) {
-        let ox = ox0 + j;
-        if (ox >= OW) {
-            break;
-        }
-        let o = ((n * OH + oy) * OW + ox) * co4;
-        y[o + q0] = activate4(acc0[j] + b0, ACT);
-        if (q0 + 1u < co4) {
-            y[o + q0 + 1u] = activate4(acc1[j] + b1, ACT);
-        }
+    // Written out with constant indices: a loop that leaves early kept the accumulators in
+    // memory on lavapipe (as in gemm_fwd_texel). Column ox0 is always < OW.
+    let o = ((n * OH + oy) * OW + ox0) * co4;
+    store_col(o, q0, co4, acc0[0] + b0, acc1[0] + b1);
+    if (ox0 + 1u < OW) {
+        store_col(o + co4, q0, co4, acc0[1] + b0, acc1[1] + b1);
+    }
+    if (ox0 + 2u < OW) {
+        store_col(o + 2u * co4, q0, co4, acc0[2] + b0, acc1[2] + b1);
+    }
+    if (ox0 + 3u < OW) {
+        store_col(o + 3u * co4, q0, co4, acc0[3] + b0, acc1[3] + b1);
+    }
+}
+
+// Output channel texels q0 and q0 + 1 (when within COUT) of the pixel at texel o.
+fn store_col(o: u32, q0: u32, co4: u32, v0: vec4<f32>, v1: vec4<f32>) {
+    y[o + q0] = activate4(v0, ACT);
+    if (q0 + 1u < co4) {
+        y[o + q0 + 1u] = activate4(v1, ACT);
     }
 }

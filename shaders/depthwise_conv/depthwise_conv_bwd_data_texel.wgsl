@@ -120,16 +120,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
         }
     }
-    for (var j = 0u; j < COLS; j++) {
-        let ix = ix0 + j * SW;
-        if (ix >= W) {
-            break;
-        }
-        let o = ((n * H + iy) * W + ix) * c4 + q;
-        if (ACCUMULATE == 1u) {
-            dx[o] += acc[j];
-        } else {
-            dx[o] = acc[j];
-        }
+    // Written out with constant indices: a loop that leaves early kept `acc` in memory on
+    // lavapipe (as in gemm_fwd_texel). Column ix0 is always < W.
+    let o = ((n * H + iy) * W + ix0) * c4 + q;
+    store(o, acc[0]);
+    if (ix0 + SW < W) {
+        store(o + SW * c4, acc[1]);
+    }
+    if (ix0 + 2u * SW < W) {
+        store(o + 2u * SW * c4, acc[2]);
+    }
+    if (ix0 + 3u * SW < W) {
+        store(o + 3u * SW * c4, acc[3]);
+    }
+}
+
+fn store(o: u32, v: vec4<f32>) {
+    if (ACCUMULATE == 1u) {
+        dx[o] += v;
+    } else {
+        dx[o] = v;
     }
 }

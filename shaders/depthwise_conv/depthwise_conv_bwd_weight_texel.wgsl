@@ -73,11 +73,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             tap_row(&acc, r, ox, xrow, kx0, q);
         }
     }
-    for (var j = 0u; j < KB; j++) {
-        let kx = kx0 + j;
-        if (kx >= KW) {
-            break;
-        }
-        partial[((s * KH + ky) * KW + kx) * c4 + q] = acc[j];
+    // Written out with constant indices: a loop that leaves early kept `acc` in memory on
+    // lavapipe (as in gemm_fwd_texel). Tap kx0 is always < KW.
+    let o = ((s * KH + ky) * KW + kx0) * c4 + q;
+    partial[o] = acc[0];
+    if (1u < KB && kx0 + 1u < KW) {
+        partial[o + c4] = acc[1];
+    }
+    if (2u < KB && kx0 + 2u < KW) {
+        partial[o + 2u * c4] = acc[2];
+    }
+    if (3u < KB && kx0 + 3u < KW) {
+        partial[o + 3u * c4] = acc[3];
+    }
+    if (4u < KB && kx0 + 4u < KW) {
+        partial[o + 4u * c4] = acc[4];
     }
 }

@@ -64,25 +64,35 @@ fn main(
             acc1[c] += dots(d1, w);
         }
     }
-    for (var i = 0u; i < 2u; i++) {
-        let row = row0 + 8u * i;
-        if (row >= M) {
-            break;
-        }
-        var acc = acc0;
-        if (i == 1u) {
-            acc = acc1;
-        }
-        for (var c = 0u; c < 4u; c++) {
-            if (c4 + c >= k4) {
-                break;
-            }
-            let o = row * k4 + c4 + c;
-            var v = acc[c];
-            if (ACCUMULATE == 1u) {
-                v += da[o];
-            }
-            da[o] = v;
-        }
+    if (row0 < M) {
+        store_row(acc0, row0, c4);
+    }
+    if (row0 + 8u < M) {
+        store_row(acc1, row0 + 8u, c4);
+    }
+}
+
+// Stores (or adds) row `row` (< M) of the block, the columns within K. Written out with constant
+// indices: a loop that leaves early kept the matrix in memory on lavapipe (as in gemm_fwd_texel).
+fn store_row(v: mat4x4<f32>, row: u32, c4: u32) {
+    let k4 = K / 4u;
+    let o = row * k4 + c4;
+    store(o, v[0]);
+    if (c4 + 1u < k4) {
+        store(o + 1u, v[1]);
+    }
+    if (c4 + 2u < k4) {
+        store(o + 2u, v[2]);
+    }
+    if (c4 + 3u < k4) {
+        store(o + 3u, v[3]);
+    }
+}
+
+fn store(o: u32, v: vec4<f32>) {
+    if (ACCUMULATE == 1u) {
+        da[o] = da[o] + v;
+    } else {
+        da[o] = v;
     }
 }
