@@ -88,19 +88,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
         }
     }
-    for (var j = 0u; j < COLS; j++) {
-        let ix = ix0 + j * SW;
-        if (ix >= W) {
-            break;
-        }
-        let base = ((n * H + iy) * W + ix) * C;
-        for (var k = 0u; k < 4u; k++) {
-            if (c0 + k < C) {
-                if (ACCUMULATE == 1u) {
-                    dx[base + c0 + k] = dx[base + c0 + k] + acc[j][k];
-                } else {
-                    dx[base + c0 + k] = acc[j][k];
-                }
+    // Written out with constant indices, so that `acc` stays in registers whatever the
+    // compiler's unrolling. Column ix0 is always < W.
+    let base = ((n * H + iy) * W + ix0) * C + c0;
+    store_col(base, c0, acc[0]);
+    if (ix0 + SW < W) {
+        store_col(base + SW * C, c0, acc[1]);
+    }
+    if (ix0 + 2u * SW < W) {
+        store_col(base + 2u * SW * C, c0, acc[2]);
+    }
+    if (ix0 + 3u * SW < W) {
+        store_col(base + 3u * SW * C, c0, acc[3]);
+    }
+}
+
+// Channels c0 .. c0 + 3 (those within C) of one input pixel, from dx[o]; added when ACCUMULATE.
+fn store_col(o: u32, c0: u32, v: vec4<f32>) {
+    for (var k = 0u; k < 4u; k++) {
+        if (c0 + k < C) {
+            if (ACCUMULATE == 1u) {
+                dx[o + k] = dx[o + k] + v[k];
+            } else {
+                dx[o + k] = v[k];
             }
         }
     }

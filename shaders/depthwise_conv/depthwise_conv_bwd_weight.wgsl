@@ -86,16 +86,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             tap_row(&acc, r, ox, xrow, kx0, c);
         }
     }
-    for (var j = 0u; j < KB; j++) {
-        let kx = kx0 + j;
-        if (kx >= KW) {
-            break;
-        }
-        let base = ((s * KH + ky) * KW + kx) * C;
-        for (var k = 0u; k < 4u; k++) {
-            if (c0 + k < C) {
-                partial[base + c0 + k] = acc[j][k];
-            }
+    // Written out with constant indices, so that `acc` stays in registers whatever the
+    // compiler's unrolling. Tap kx0 is always < KW.
+    let base = ((s * KH + ky) * KW + kx0) * C + c0;
+    store_tap(base, c0, acc[0]);
+    if (1u < KB && kx0 + 1u < KW) {
+        store_tap(base + C, c0, acc[1]);
+    }
+    if (2u < KB && kx0 + 2u < KW) {
+        store_tap(base + 2u * C, c0, acc[2]);
+    }
+    if (3u < KB && kx0 + 3u < KW) {
+        store_tap(base + 3u * C, c0, acc[3]);
+    }
+    if (4u < KB && kx0 + 4u < KW) {
+        store_tap(base + 4u * C, c0, acc[4]);
+    }
+}
+
+// Channels c0 .. c0 + 3 (those within C) of one tap's partial sum, from partial[o].
+fn store_tap(o: u32, c0: u32, v: vec4<f32>) {
+    for (var k = 0u; k < 4u; k++) {
+        if (c0 + k < C) {
+            partial[o + k] = v[k];
         }
     }
 }

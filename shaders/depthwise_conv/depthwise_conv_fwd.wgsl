@@ -71,17 +71,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (HAS_BIAS == 1u) {
         bias_v = vec4<f32>(vec4<Store>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]));
     }
-    for (var j = 0u; j < COLS; j++) {
-        let ox = ox0 + j;
-        if (ox >= OW) {
-            break;
-        }
-        let ybase = ((n * OH + oy) * OW + ox) * C;
-        let v = acc[j] + bias_v;
-        for (var k = 0u; k < 4u; k++) {
-            if (c0 + k < C) {
-                y[ybase + c0 + k] = to_store(activate(v[k], ACT));
-            }
+    // Written out with constant indices, so that `acc` stays in registers whatever the
+    // compiler's unrolling (a loop that leaves early kept it in memory on lavapipe). Column ox0 is
+    // always < OW.
+    let ybase = ((n * OH + oy) * OW + ox0) * C + c0;
+    store_col(ybase, c0, acc[0] + bias_v);
+    if (ox0 + 1u < OW) {
+        store_col(ybase + C, c0, acc[1] + bias_v);
+    }
+    if (ox0 + 2u < OW) {
+        store_col(ybase + 2u * C, c0, acc[2] + bias_v);
+    }
+    if (ox0 + 3u < OW) {
+        store_col(ybase + 3u * C, c0, acc[3] + bias_v);
+    }
+}
+
+// The activated channels c0 .. c0 + 3 (those within C) of one output pixel, from y[o].
+fn store_col(o: u32, c0: u32, v: vec4<f32>) {
+    for (var k = 0u; k < 4u; k++) {
+        if (c0 + k < C) {
+            y[o + k] = to_store(activate(v[k], ACT));
         }
     }
 }
