@@ -42,16 +42,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (DROP_PATH == 1u) {
         step_seed = seed[0];
     }
-    for (var r = row0; r < min(row0 + ROWS_PT, rows); r++) {
-        let i = r * c4 + q;
-        var v = activate4(textureLoad(x, texel(i)) * scale + shift, ACT);
-        if (DROP_PATH == 1u) {
-            let keep = uniform01(step_seed, SALT, r / ROWS_PER_SAMPLE) < SURVIVAL;
-            v = select(vec4<f32>(0.0), v / SURVIVAL, keep);
-        }
-        if (HAS_RESIDUAL == 1u) {
-            v += textureLoad(residual, texel(i));
-        }
-        y[i] = v;
+    // The 4 rows written out: as a loop, lavapipe pays masked stores of its counter each trip.
+    bn_act_row(row0, q, scale, shift, step_seed);
+    if (row0 + 1u < rows) {
+        bn_act_row(row0 + 1u, q, scale, shift, step_seed);
     }
+    if (row0 + 2u < rows) {
+        bn_act_row(row0 + 2u, q, scale, shift, step_seed);
+    }
+    if (row0 + 3u < rows) {
+        bn_act_row(row0 + 3u, q, scale, shift, step_seed);
+    }
+}
+
+fn bn_act_row(r: u32, q: u32, scale: vec4<f32>, shift: vec4<f32>, step_seed: u32) {
+    let i = r * (C / 4u) + q;
+    var v = activate4(textureLoad(x, texel(i)) * scale + shift, ACT);
+    if (DROP_PATH == 1u) {
+        let keep = uniform01(step_seed, SALT, r / ROWS_PER_SAMPLE) < SURVIVAL;
+        v = select(vec4<f32>(0.0), v / SURVIVAL, keep);
+    }
+    if (HAS_RESIDUAL == 1u) {
+        v += textureLoad(residual, texel(i));
+    }
+    y[i] = v;
 }
