@@ -69,6 +69,28 @@ fn main() {
     }
 }
 
+/// The texel copies of `dispatches` (buffer ranges copied into scratch textures before the texel
+/// kernels that read them; outside the per-kernel timestamps): their count, bytes and the median
+/// seconds of all of them alone, one submit each time.
+fn time_copies(gpu: &Gpu, dispatches: &[&efficientnet_wgpu::gpu::Dispatch], iters: usize) -> Result<(usize, u64, f64)> {
+    let copies: Vec<_> = dispatches.iter().flat_map(|d| &d.copies).collect();
+    let bytes = copies.iter().map(|c| 4 * c.src.len as u64).sum();
+    let mut times = Vec::new();
+    for _ in 0..iters.max(1) + 1 {
+        let t = Instant::now();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        copies.iter().for_each(|c| c.encode(&mut encoder));
+        gpu.queue.submit([encoder.finish()]);
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| efficientnet_wgpu::Error::Gpu {
+            context: "waiting for the texel copies".into(),
+            message: e.to_string(),
+        })?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.remove(0); // warm-up
+    Ok((copies.len(), bytes, median(times)))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -113,6 +135,7 @@ fn run(args: Args) -> Result<()> {
         }
     }
     let gflop = config.macs(res, res) as f64 * 2.0 * n as f64 / 1e9;
+    let (copies, copy_bytes, copy_s) = time_copies(&gpu, &plan.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
 
     let sweep = if args.gemm_sweep && gpu.caps.timestamps { gemm_sweep(&gpu, &config, n, res)? } else { Vec::new() };
 
@@ -140,6 +163,7 @@ fn run(args: Args) -> Result<()> {
                 "encode_ms": encode_s * 1e3, "dispatches": plan.dispatches.len(),
                 "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
                 "kernels": per_kernel, "gemm_sweep": sweep_json,
+                "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
             })
         );
         return Ok(());
@@ -160,6 +184,13 @@ fn run(args: Args) -> Result<()> {
         gflop / step,
         encode_s * 1e3
     );
+    if copies > 0 {
+        println!(
+            "texel copies (outside the kernel timestamps): {copies} per pass, {:.1} MiB, {:.1} ms alone",
+            copy_bytes as f64 / (1 << 20) as f64,
+            copy_s * 1e3
+        );
+    }
     if kernels.is_empty() {
         println!(
             "(no per-kernel profile: {})",
@@ -405,10 +436,12 @@ fn run_train(args: Args) -> Result<()> {
             total += t;
         }
     }
+    let (copies, copy_bytes, copy_s) = time_copies(&gpu, &step.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
     if args.json {
         println!(
             "{}",
             serde_json::json!({"adapter": gpu.describe(), "model": config.name, "batch": n, "resolution": res,
+                "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
                 "micro_batches": parts, "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
                 "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
                 "record_s": build_s,
@@ -431,6 +464,13 @@ fn run_train(args: Args) -> Result<()> {
         scratch as f64 / (1 << 20) as f64,
         build_s
     );
+    if copies > 0 {
+        println!(
+            "texel copies (outside the kernel timestamps): {copies} per step, {:.1} MiB, {:.1} ms alone",
+            copy_bytes as f64 / (1 << 20) as f64,
+            copy_s * 1e3
+        );
+    }
     if total > 0.0 {
         let mut sorted: Vec<_> = kernels.into_iter().collect();
         sorted.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
