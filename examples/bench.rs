@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use clap::Parser;
-use efficientnet_wgpu::gpu::{profile_dispatches, Dtype};
+use efficientnet_wgpu::gpu::{encoded_copies, profile_dispatches, Dtype};
 use efficientnet_wgpu::graph::{TrainGraph, TrainOptions, TrainStep};
 use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, ForwardPlan, Variant, Weights};
 use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams, KernelVariant};
@@ -69,11 +69,12 @@ fn main() {
     }
 }
 
-/// The texel copies of `dispatches` (buffer ranges copied into scratch textures before the texel
-/// kernels that read them; outside the per-kernel timestamps): their count, bytes and the median
-/// seconds of all of them alone, one submit each time.
+/// The texel copies a replay of `dispatches` encodes (buffer ranges copied into scratch textures
+/// before the texel kernels that read them, unless the texture still holds the range; outside the
+/// per-kernel timestamps): their count, bytes and the median seconds of all of them alone, one
+/// submit each time.
 fn time_copies(gpu: &Gpu, dispatches: &[&efficientnet_wgpu::gpu::Dispatch], iters: usize) -> Result<(usize, u64, f64)> {
-    let copies: Vec<_> = dispatches.iter().flat_map(|d| &d.copies).collect();
+    let copies = encoded_copies(dispatches.iter().copied());
     let bytes = copies.iter().map(|c| 4 * c.src.len as u64).sum();
     let mut times = Vec::new();
     for _ in 0..iters.max(1) + 1 {

@@ -48,3 +48,5 @@ mod softmax_cross_entropy_matches_cpu_ref;
 mod softmax_matches_cpu_ref;
 #[path = "kernels/sum_partials_matches_cpu_ref.rs"]
 mod sum_partials_matches_cpu_ref;
+#[path = "kernels/texel_copies.rs"]
+mod texel_copies;

@@ -76,6 +76,8 @@ pub struct Gpu {
     /// Scratch textures for `BindingKind::Texels` bindings, by rows: as many of each size as one
     /// dispatch has needed at once.
     textures: Mutex<std::collections::BTreeMap<u32, Vec<Arc<wgpu::Texture>>>>,
+    /// What the scratch textures hold after the dispatches recorded so far, for `Dispatch::new`.
+    pub(super) texel_record: Mutex<super::TexelResidency>,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -215,6 +217,7 @@ impl Gpu {
             layouts: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             textures: Mutex::new(Default::default()),
+            texel_record: Mutex::new(Default::default()),
         }
     }
 
@@ -338,12 +341,19 @@ impl Gpu {
     }
 
     /// A scratch `rgba32float` texture of `TEXEL_ROW` x at least `rows` texels for a texel binding,
-    /// other than the ones in `taken` (the dispatch's other texel bindings): the smallest free one
-    /// that is large enough (a kernel reads only its own range), else a new one with rows rounded
-    /// up to an eighth of a power of two. Every dispatch shares them, because each one copies its inputs in
-    /// just before it runs (queue order makes the reuse safe); so the textures number about as
-    /// many as one dispatch binds, each as large as the largest input it is bound for.
-    pub fn scratch_texture(&self, texels: usize, taken: &[Arc<wgpu::Texture>]) -> Result<Arc<wgpu::Texture>> {
+    /// other than the ones in `taken` (the dispatch's other texel bindings): of the free ones of
+    /// the smallest size that is large enough (a kernel reads only its own range), the one whose
+    /// content `held` says was copied in longest ago (so that recent copies stay for later readers
+    /// to reuse); else a new one with rows rounded up to an eighth of a power of two. Every
+    /// dispatch shares them, because each one copies its inputs in just before it runs (queue
+    /// order makes the reuse safe); so the textures number about as many as one dispatch binds,
+    /// each as large as the largest input it is bound for.
+    pub fn scratch_texture(
+        &self,
+        texels: usize,
+        taken: &[Arc<wgpu::Texture>],
+        held: &super::TexelResidency,
+    ) -> Result<Arc<wgpu::Texture>> {
         // Rows rounded up to a multiple of an eighth of their power of two: few sizes, under 20%
         // of a texture unused.
         let rows = texels.div_ceil(super::TEXEL_ROW as usize).max(1);
@@ -360,7 +370,10 @@ impl Gpu {
         }
         let mut textures = self.textures.lock().unwrap_or_else(|e| e.into_inner());
         let free = |t: &&Arc<wgpu::Texture>| !taken.iter().any(|u| Arc::ptr_eq(t, u));
-        if let Some(t) = textures.range(rows as u32..).flat_map(|(_, ts)| ts.iter()).find(free) {
+        // The smallest size with a free texture, and of those the one copied into longest ago.
+        let oldest =
+            textures.range(rows as u32..).find_map(|(_, ts)| ts.iter().filter(free).min_by_key(|t| held.age(t)));
+        if let Some(t) = oldest {
             return Ok(t.clone());
         }
         let texture = Arc::new(self.device.create_texture(&wgpu::TextureDescriptor {

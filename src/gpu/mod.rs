@@ -243,6 +243,50 @@ impl TexelCopy {
     }
 }
 
+/// A buffer range by identity: (buffer, byte offset, elements).
+type RangeKey = (usize, u64, usize);
+
+fn range_key(b: &GpuBuffer) -> RangeKey {
+    (Arc::as_ptr(&b.buffer) as usize, b.offset, b.len)
+}
+
+/// Which buffer range each scratch texture holds, so that a texel copy whose texture already holds
+/// its range is skipped: on CPU adapters the copies cost ~10% of a pass, and several kernels in a
+/// row read the same tensor (the SE pool and the project conv read the depthwise output; the BN
+/// backward's two passes read dy and z). A dispatch that writes a buffer makes every texture
+/// holding a range of it stale.
+#[derive(Default)]
+pub struct TexelResidency {
+    held: Vec<(Arc<wgpu::Texture>, RangeKey)>,
+}
+
+impl TexelResidency {
+    /// Whether `copy` must be encoded: its texture does not hold its range.
+    pub fn needs(&self, copy: &TexelCopy) -> bool {
+        let key = range_key(&copy.src);
+        !self.held.iter().any(|(t, k)| Arc::ptr_eq(t, &copy.texture) && *k == key)
+    }
+    /// `copy` was encoded: its texture now holds its range.
+    pub fn copied(&mut self, copy: &TexelCopy) {
+        self.held.retain(|(t, _)| !Arc::ptr_eq(t, &copy.texture));
+        self.held.push((copy.texture.clone(), range_key(&copy.src)));
+    }
+    /// `dispatch` ran: textures holding any range of a buffer it writes are stale.
+    pub fn ran(&mut self, dispatch: &Dispatch) {
+        let written: Vec<usize> = dispatch.writes.iter().map(|w| range_key(w).0).collect();
+        self.held.retain(|(_, k)| !written.contains(&k.0));
+    }
+    /// How recently `texture` received its content: 0 for none, then 1, 2, ... from the oldest copy.
+    fn age(&self, texture: &Arc<wgpu::Texture>) -> usize {
+        self.held.iter().position(|(t, _)| Arc::ptr_eq(t, texture)).map_or(0, |i| i + 1)
+    }
+    /// A texture holding `b`'s range other than those in `taken`.
+    fn holding(&self, b: &GpuBuffer, taken: &[Arc<wgpu::Texture>]) -> Option<Arc<wgpu::Texture>> {
+        let key = range_key(b);
+        self.held.iter().find(|(t, k)| *k == key && !taken.iter().any(|u| Arc::ptr_eq(t, u))).map(|(t, _)| t.clone())
+    }
+}
+
 /// One recorded dispatch: everything needed to replay it, built once.
 pub struct Dispatch {
     pub kernel: Kernel,
@@ -256,6 +300,8 @@ pub struct Dispatch {
     pub label: String,
     /// Buffers copied into the textures of its `Texels` bindings before it runs.
     pub copies: Vec<TexelCopy>,
+    /// The buffers of its `Write` bindings.
+    pub writes: Vec<GpuBuffer>,
 }
 
 impl Dispatch {
@@ -273,6 +319,10 @@ impl Dispatch {
         let layout = gpu.bind_group_layout(kernel);
         let mut copies = Vec::new();
         let mut views = Vec::new();
+        // What the textures will hold when this dispatch replays right after the ones recorded
+        // before it: reusing the texture that holds an input lets the replay skip its copy
+        // (`encode_dispatches` checks that it really holds it then).
+        let mut recorded = gpu.texel_record.lock().unwrap_or_else(|e| e.into_inner());
         for (slot, (b, kind)) in buffers.iter().zip(kernel.bindings()).enumerate() {
             if *kind == BindingKind::Texels {
                 if !b.len.is_multiple_of(4) || !b.offset.is_multiple_of(16) {
@@ -289,7 +339,10 @@ impl Dispatch {
                     continue;
                 }
                 let taken: Vec<_> = copies.iter().map(|c: &TexelCopy| c.texture.clone()).collect();
-                let texture = gpu.scratch_texture(b.len / 4, &taken)?;
+                let texture = match recorded.holding(b, &taken) {
+                    Some(t) => t,
+                    None => gpu.scratch_texture(b.len / 4, &taken, &recorded)?,
+                };
                 views.push(Some(texture.create_view(&Default::default())));
                 copies.push(TexelCopy { src: (*b).clone(), texture });
             } else {
@@ -314,7 +367,26 @@ impl Dispatch {
             entries: &entries,
         });
         let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
-        Ok(Dispatch { kernel, pipeline, bind_group, workgroups, flops: 0, bytes: 0, label: label.into(), copies })
+        let writes = buffers
+            .iter()
+            .zip(kernel.bindings())
+            .filter(|(_, kind)| **kind == BindingKind::Write)
+            .map(|(b, _)| (*b).clone())
+            .collect();
+        let d = Dispatch {
+            kernel,
+            pipeline,
+            bind_group,
+            workgroups,
+            flops: 0,
+            bytes: 0,
+            label: label.into(),
+            copies,
+            writes,
+        };
+        d.copies.iter().for_each(|c| recorded.copied(c));
+        recorded.ran(&d);
+        Ok(d)
     }
 
     pub fn with_cost(mut self, flops: u64, bytes: u64) -> Self {
@@ -352,22 +424,49 @@ pub fn grid(n: u64, max_per_dim: u32) -> Result<[u32; 3]> {
 }
 
 /// Encodes `dispatches` in order, in as few compute passes as possible: a pass ends only where a
-/// dispatch needs buffers copied into textures first (copies can't be encoded inside a pass).
+/// dispatch needs buffers copied into textures first (copies can't be encoded inside a pass). A
+/// copy whose texture still holds its range (`TexelResidency`, starting empty in each call) is
+/// skipped.
 pub fn encode_dispatches<'a>(
     encoder: &mut wgpu::CommandEncoder,
     label: &str,
     dispatches: impl IntoIterator<Item = &'a Dispatch>,
 ) {
+    let mut held = TexelResidency::default();
     let mut iter = dispatches.into_iter().peekable();
     while let Some(first) = iter.next() {
-        first.copies.iter().for_each(|c| c.encode(encoder));
+        for c in first.copies.iter() {
+            if held.needs(c) {
+                c.encode(encoder);
+                held.copied(c);
+            }
+        }
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
         first.encode(&mut pass);
-        while let Some(d) = iter.next_if(|d| d.copies.is_empty()) {
+        held.ran(first);
+        while let Some(d) = iter.next_if(|d| !d.copies.iter().any(|c| held.needs(c))) {
             d.encode(&mut pass);
+            held.ran(d);
         }
     }
+}
+
+/// The copies `encode_dispatches` encodes for `dispatches`, in order (those whose texture does not
+/// already hold their range).
+pub fn encoded_copies<'a>(dispatches: impl IntoIterator<Item = &'a Dispatch>) -> Vec<&'a TexelCopy> {
+    let mut held = TexelResidency::default();
+    let mut out = Vec::new();
+    for d in dispatches {
+        for c in &d.copies {
+            if held.needs(c) {
+                held.copied(c);
+                out.push(c);
+            }
+        }
+        held.ran(d);
+    }
+    out
 }
 
 /// Records `dispatches` and submits them.
