@@ -115,6 +115,14 @@ fn texel_ragged_blocks_with_every_epilogue_input() {
 }
 
 #[test]
+fn fewer_rows_than_one_chunk() {
+    // BatchNorm over the 1x1 maps of a small batch: 3 rows, one partial chunk in either variant.
+    for variant in [KernelVariant::Tiled, KernelVariant::Texel] {
+        check(GemmParams::new(3, 40, 24), variant, 0.0, 1.0, 96);
+    }
+}
+
+#[test]
 fn many_chunks_take_the_merge_stage_with_a_large_common_offset() {
     // More than 512 chunks (64-row tiles, 16-row blocks), the last one ragged; every value near
     // 1000 (the bias), where E[z^2] - E[z]^2 in f32 would lose the variance (~3) entirely.
