@@ -76,8 +76,9 @@ fn info_train_memory_agrees_with_the_recorded_step() {
     assert_eq!(m["batch"].as_u64(), Some(3));
     // Parameters, gradients and BN statistics: at least 2 x 4 bytes per parameter.
     assert!(m["parameter_bytes"].as_u64().unwrap() >= 8 * config.param_count() as u64);
-    // A step too big for any adapter's bindings (a 17 GB input) is an error naming the limit.
-    let (ok, _, err) = effnet(&["info", "--model", "b7", "--train-memory", "--batch", "4096"]);
+    // One image too big for any adapter's bindings (B7 at 9600 px: a 17 GiB activation) is an
+    // error naming the limit.
+    let (ok, _, err) = effnet(&["info", "--model", "b7", "--train-memory", "--batch", "2", "--resolution", "9600"]);
     assert!(!ok && err.contains("max_storage_buffer_binding_size"), "{err}");
 }
 

@@ -6,24 +6,7 @@ mod common;
 use common::*;
 
 use efficientnet_wgpu::model::{Config, EfficientNet, Weights};
-use efficientnet_wgpu::{Error, Gpu};
-
-fn small_binding_gpu(max_binding: u64) -> Gpu {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).expect("adapter");
-    let mut limits = adapter.limits();
-    limits.max_storage_buffer_binding_size = max_binding;
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("host app device"),
-        // The same features as the library's own device, so that both pick the same kernels.
-        required_features: adapter.features(),
-        required_limits: limits,
-        ..Default::default()
-    }))
-    .expect("device");
-    Gpu::from_device(device, queue)
-}
+use efficientnet_wgpu::Error;
 
 #[test]
 fn batches_beyond_the_binding_limit_run_in_slices_with_identical_logits() {

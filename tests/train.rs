@@ -113,6 +113,42 @@ fn run_steps(t: &mut Trainer, ds: &Dataset, steps: u64) -> Vec<f32> {
 }
 
 #[test]
+fn parameters_beyond_one_storage_binding_train_in_ranges_bit_identically() {
+    // B0's 4.0M parameters (16 MiB) on a device whose storage bindings hold 4 MiB: the flat
+    // parameters, gradients, optimizer state and EMA are updated range by range, as B6 and B7
+    // (172 and 265 MiB) are on 128 MiB bindings (lavapipe's, wgpu's default). AdamW with weight decay,
+    // clipping (the global norm over all ranges) and EMA, in micro-batches (whose gradient sums go
+    // range by range too): losses, parameters and EMA bit-identical to the one-binding device.
+    let config = Config::b0(4);
+    let weights = Weights::init_random(&config, 3);
+    let ds = synthetic(8, 4, 11);
+    let mut opts = tc(OptimizerKind::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 4, 1e-3);
+    opts.weight_decay = 0.01;
+    opts.max_norm = 1.0;
+    opts.ema = Some(0.9);
+    opts.micro_batch = Some(2);
+    let small = Arc::new(small_binding_gpu(4 << 20));
+    let mut runs = Vec::new();
+    for gpu in [shared_gpu(), small.clone()] {
+        let mut t = Trainer::new(gpu.clone(), config.clone(), &weights, opts.clone(), 3).unwrap();
+        let losses = run_steps(&mut t, &ds, 2);
+        let ema = &t.optimizer.ema.as_ref().unwrap().1;
+        let params = gpu.read_many(&[&t.graph.params.params, ema]).unwrap();
+        runs.push((losses, params));
+    }
+    let total = runs[0].1[0].len();
+    assert!(small.binding_ranges(total, 256).len() >= 4, "{total} parameters must span several bindings");
+    assert!(runs[0].1[0] != weights_flat(&config, &weights), "the steps must change the parameters");
+    assert_eq!(runs[0], runs[1], "ranges must not change a bit");
+}
+
+/// The parameters as the flat store lays them out before training.
+fn weights_flat(config: &Config, weights: &Weights) -> Vec<f32> {
+    let graph = TrainGraph::new(&shared_gpu(), config.clone(), weights).unwrap();
+    shared_gpu().read(&graph.params.params).unwrap()
+}
+
+#[test]
 fn resume_reproduces_the_uninterrupted_losses_exactly() {
     let gpu = shared_gpu();
     let config = Config::custom(0.25, 0.25, 16, 0.2, 4);
@@ -206,10 +242,14 @@ fn micro_batches_average_their_gradients_into_one_update() {
     // 3 images in micro-batches of at most 2 would leave one alone: a clear error, no step.
     let mut opts = tc(OptimizerKind::Sgd { momentum: 0.0, nesterov: false }, 3, 0.0);
     opts.micro_batch = Some(2);
-    let mut t = Trainer::new(gpu, config, &weights, opts, 1).unwrap();
+    let mut t = Trainer::new(gpu.clone(), config, &weights, opts, 1).unwrap();
     let three = Batch { input: batch.input[..3 * per].to_vec(), targets: batch.targets[..3].to_vec(), ..batch };
     let e = t.train_batch(&three).unwrap_err().to_string();
     assert!(e.contains("single image") && e.contains("at least 2"), "{e}");
+    // That is for the 1x1 head of 16 px; at 64 px the head is 2x2 and one image per part is fine.
+    let plan = |px| graph.micro_batches(&gpu, 3, px, px, &TrainOptions::default(), Some(2));
+    assert!(plan(16).is_err());
+    assert_eq!(plan(64).unwrap(), vec![2, 1]);
     // Input that does not match the batch's shape, and an empty batch: errors, not panics.
     let short = Batch { input: three.input[..10].to_vec(), ..three.clone() };
     assert!(t.train_batch(&short).unwrap_err().to_string().contains("shape mismatch"));

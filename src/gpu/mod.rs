@@ -95,13 +95,55 @@ impl Gpu {
                 hint: "use a smaller batch or input size".into(),
             });
         }
+        Ok(self.create_storage(bytes, len, dtype, label))
+    }
+
+    /// An f32 buffer for a flat store that kernels bind only in ranges (`Gpu::binding_ranges`,
+    /// or one tensor's slice): parameters, gradients and optimizer state, which for B6 and B7
+    /// exceed a 128 MiB storage binding (lavapipe's, and wgpu's default limit). Limited by
+    /// `max_buffer_size`.
+    pub fn empty_flat(&self, len: usize, label: &str) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) * 4) as u64;
+        if bytes > self.limits.max_buffer_size {
+            return Err(Error::ExceedsDeviceLimit {
+                what: format!("{label} ({len} values)"),
+                needed: bytes,
+                limit: self.limits.max_buffer_size,
+                limit_name: "max_buffer_size",
+                hint: "the model is too large for this device; use a smaller variant".into(),
+            });
+        }
+        Ok(self.create_storage(bytes, len, Dtype::F32, label))
+    }
+
+    /// `empty_flat` holding `data`.
+    pub fn upload_flat(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty_flat(data.len(), label)?;
+        if !data.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(b)
+    }
+
+    /// Ranges `(start, len)` covering `0..total` elements of a flat f32 buffer, each within one
+    /// storage binding, every start a multiple of `quantum` elements times the binding offset
+    /// alignment (so per-range partial sums of `quantum` elements land at aligned offsets too).
+    /// One range where the whole buffer fits one binding.
+    pub fn binding_ranges(&self, total: usize, quantum: usize) -> Vec<(usize, usize)> {
+        let align = (self.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let step = quantum.max(1) * align;
+        let max = ((self.max_binding_bytes() / 4) as usize / step * step).max(step);
+        (0..total.max(1)).step_by(max).map(|start| (start, max.min(total - start.min(total)))).collect()
+    }
+
+    fn create_storage(&self, bytes: u64, len: usize, dtype: Dtype, label: &str) -> GpuBuffer {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(GpuBuffer { buffer: Arc::new(buffer), offset: 0, len, dtype })
+        GpuBuffer { buffer: Arc::new(buffer), offset: 0, len, dtype }
     }
 
     /// A storage buffer holding `data` rounded to f16 (round to nearest even), saturating at

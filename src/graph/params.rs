@@ -1,7 +1,9 @@
 //! Trainable parameters on the GPU: every learnable tensor is a range of ONE flat buffer (and its
 //! gradient the same range of one flat gradient buffer), in the layout the kernels read, so an
-//! optimizer updates all of them in a single dispatch. BatchNorm running statistics live in a third
-//! flat buffer. PyTorch layouts and names exist only at the boundary (`from_weights`, `to_weights`).
+//! optimizer updates all of them in a single dispatch per storage binding (one for B0-B5; B6 and
+//! B7 exceed a 128 MiB binding, lavapipe's and wgpu's default limit, and take two or three).
+//! BatchNorm running statistics live in a third flat buffer. PyTorch layouts and names exist only
+//! at the boundary (`from_weights`, `to_weights`).
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
@@ -157,8 +159,8 @@ impl ParamStore {
             }
         }
         let store = ParamStore {
-            params: gpu.upload(&flat, "parameters")?,
-            grads: gpu.upload(&vec![0.0; flat.len()], "gradients")?,
+            params: gpu.upload_flat(&flat, "parameters")?,
+            grads: gpu.upload_flat(&vec![0.0; flat.len()], "gradients")?,
             running: gpu.upload(&running, "bn running statistics")?,
             entries,
             running_entries,

@@ -176,8 +176,9 @@ impl TrainGraph {
 
     /// The micro-batch sizes a batch of `n` images of `h` x `w` trains in: one part when it fits
     /// `max_batch` and `cap`, else near-equal parts (largest first, at most two distinct sizes)
-    /// within both. Every part needs 2 images for BatchNorm (the head's BN sees one row per image
-    /// at low resolution); a split that would leave one alone is an error.
+    /// within both. Where the head's feature map is a single pixel (low resolutions), every part
+    /// needs 2 images for BatchNorm, and a split that would leave one alone is an error; at high
+    /// resolutions (B7 at 600 px fits one image per 128 MiB binding) parts of one image are fine.
     pub fn micro_batches(
         &self,
         gpu: &Gpu,
@@ -190,12 +191,24 @@ impl TrainGraph {
         if n == 0 {
             return Err(Error::invalid("a training batch needs at least one image"));
         }
-        let micro = n.min(self.max_batch(gpu, h, w, opts)?).min(cap.unwrap_or(n)).max(1);
+        let per_binding = self.max_batch(gpu, h, w, opts)?;
+        let micro = n.min(per_binding).min(cap.unwrap_or(n)).max(1);
         let parts = n.div_ceil(micro);
-        if parts > 1 && n / parts < 2 {
+        let (rh, rw) = opts.resize_to.unwrap_or_else(|| self.config.input_size(h, w));
+        let (fh, fw) = self.config.feature_size(rh, rw);
+        if parts > 1 && n / parts < 2 && fh * fw < 2 {
+            let why = if micro == per_binding {
+                format!(
+                    "one storage binding (max_storage_buffer_binding_size, {} MiB) holds {per_binding} image(s) of {rh}x{rw}",
+                    gpu.max_binding_bytes() >> 20
+                )
+            } else {
+                format!("the micro-batch cap is {micro}")
+            };
             return Err(Error::invalid(format!(
-                "a batch of {n} split into micro-batches of at most {micro} leaves one with a single image; \
-                 BatchNorm needs at least 2 per micro-batch (use a larger micro-batch or another batch size)"
+                "a batch of {n} split into micro-batches of at most {micro} ({why}) leaves one with a single \
+                 image, and BatchNorm at the {fh}x{fw} head needs at least 2 per micro-batch (use a larger \
+                 micro-batch or another batch size)"
             )));
         }
         Ok((0..parts).map(|part| n / parts + (part < n % parts) as usize).collect())

@@ -527,6 +527,17 @@ impl Config {
         largest.max(h * w * self.head_channels())
     }
 
+    /// The head's feature map for a stem input of `h`×`w` (no `scale` applied): the smallest map,
+    /// so its pixels are the fewest rows per image any BatchNorm sees.
+    pub fn feature_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let (mut h, mut w) = (conv_padding(self.padding, h, 3, 2).0, conv_padding(self.padding, w, 3, 2).0);
+        for b in self.blocks() {
+            h = conv_padding(self.padding, h, b.kernel, b.stride).0;
+            w = conv_padding(self.padding, w, b.kernel, b.stride).0;
+        }
+        (h, w)
+    }
+
     /// Multiply-accumulates of every conv (SE FCs and the classifier included) for one `h`×`w`
     /// image, with this config's padding rule; BN, activations and pooling are not counted.
     /// B0 at 224×224 gives 385,814,752 (the paper's "0.39 B FLOPs").

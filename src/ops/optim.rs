@@ -73,7 +73,8 @@ pub fn hyper(kind: &OptimizerKind, lr: f32, step: u64, max_norm: f32) -> [f32; 4
     [lr, bc1, bc2, max_norm]
 }
 
-/// Records one update of every parameter. `state` holds `kind.slots()` buffers.
+/// Records one update of every parameter. `state` holds `kind.slots()` buffers. The flat buffers
+/// may exceed one storage binding (B6, B7): one dispatch per binding range (`Gpu::binding_ranges`).
 pub fn optimizer_step(
     gpu: &Gpu,
     p: &OptimizerParams,
@@ -82,26 +83,36 @@ pub fn optimizer_step(
     norm2: &GpuBuffer,
     params: &GpuBuffer,
     state: &[&GpuBuffer],
-) -> Result<Dispatch> {
-    let mut c =
-        vec![("TOTAL", p.total as f64), ("DECAY_END", p.decay_end as f64), ("WEIGHT_DECAY", p.weight_decay as f64)];
-    let (kernel, bufs): (Kernel, Vec<&GpuBuffer>) = match p.kind {
-        OptimizerKind::RmspropTf { decay, momentum, eps } => {
-            c.extend([("DECAY", decay as f64), ("MOMENTUM", momentum as f64), ("EPS", eps as f64)]);
-            (Kernel::RmspropTfStep, vec![grads, hyper, norm2, params, state[0], state[1]])
-        }
-        OptimizerKind::Sgd { momentum, nesterov } => {
-            c.extend([("MOMENTUM", momentum as f64), ("NESTEROV", nesterov as u32 as f64)]);
-            (Kernel::SgdStep, vec![grads, hyper, norm2, params, state[0]])
-        }
-        OptimizerKind::AdamW { beta1, beta2, eps } => {
-            c.extend([("B1", beta1 as f64), ("B2", beta2 as f64), ("EPS", eps as f64)]);
-            (Kernel::AdamwStep, vec![grads, hyper, norm2, params, state[0], state[1]])
-        }
-    };
-    let n = p.total as u64;
-    Ok(Dispatch::new(gpu, kernel, &c, &bufs, n, kernel.name())?
-        .with_cost(8 * n, 4 * n * (2 + 2 * p.kind.slots() as u64)))
+) -> Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    for (start, len) in gpu.binding_ranges(p.total, 1) {
+        let range = |b: &GpuBuffer| b.slice(start, len);
+        let (grads, params) = (range(grads), range(params));
+        let state: Vec<GpuBuffer> = state.iter().map(|b| range(b)).collect();
+        let decay_end = p.decay_end.clamp(start, start + len) - start;
+        let mut c =
+            vec![("TOTAL", len as f64), ("DECAY_END", decay_end as f64), ("WEIGHT_DECAY", p.weight_decay as f64)];
+        let (kernel, bufs): (Kernel, Vec<&GpuBuffer>) = match p.kind {
+            OptimizerKind::RmspropTf { decay, momentum, eps } => {
+                c.extend([("DECAY", decay as f64), ("MOMENTUM", momentum as f64), ("EPS", eps as f64)]);
+                (Kernel::RmspropTfStep, vec![&grads, hyper, norm2, &params, &state[0], &state[1]])
+            }
+            OptimizerKind::Sgd { momentum, nesterov } => {
+                c.extend([("MOMENTUM", momentum as f64), ("NESTEROV", nesterov as u32 as f64)]);
+                (Kernel::SgdStep, vec![&grads, hyper, norm2, &params, &state[0]])
+            }
+            OptimizerKind::AdamW { beta1, beta2, eps } => {
+                c.extend([("B1", beta1 as f64), ("B2", beta2 as f64), ("EPS", eps as f64)]);
+                (Kernel::AdamwStep, vec![&grads, hyper, norm2, &params, &state[0], &state[1]])
+            }
+        };
+        let n = len as u64;
+        out.push(
+            Dispatch::new(gpu, kernel, &c, &bufs, n, kernel.name())?
+                .with_cost(8 * n, 4 * n * (2 + 2 * p.kind.slots() as u64)),
+        );
+    }
+    Ok(out)
 }
 
 /// Chunk of the first stage of the global norm.
@@ -112,25 +123,40 @@ pub fn grad_norm2_partial_len(total: usize) -> usize {
     total.div_ceil(NORM_CHUNK)
 }
 
-/// Records `norm2 = sum x^2` over `total` values (two fixed-order stages).
+/// Records `norm2 = sum x^2` over `total` values (two fixed-order stages). The first stage runs
+/// per binding range of `x`, each range a whole number of chunks, so the partials and their sum
+/// are the same as in one dispatch.
 pub fn grad_norm2(
     gpu: &Gpu,
     total: usize,
     x: &GpuBuffer,
     partial: &GpuBuffer,
     norm2: &GpuBuffer,
-) -> Result<[Dispatch; 2]> {
+) -> Result<Vec<Dispatch>> {
     let parts = grad_norm2_partial_len(total);
-    let c = [("TOTAL", total as f64), ("CHUNK", NORM_CHUNK as f64)];
-    let part = Dispatch::new(gpu, Kernel::SumSquaresPartial, &c, &[x, partial], parts as u64, "sum_squares_partial")?
-        .with_cost(2 * total as u64, 4 * total as u64);
-    let sum = sum_partials(gpu, &SumPartialsParams { parts, len: 1, scale: 1.0, accumulate: false }, partial, norm2)?;
-    Ok([part, sum])
+    let mut out = Vec::new();
+    for (start, len) in gpu.binding_ranges(total, NORM_CHUNK) {
+        let n = grad_norm2_partial_len(len);
+        let (xs, ps) = (x.slice(start, len), partial.slice(start / NORM_CHUNK, n));
+        let c = [("TOTAL", len as f64), ("CHUNK", NORM_CHUNK as f64)];
+        out.push(
+            Dispatch::new(gpu, Kernel::SumSquaresPartial, &c, &[&xs, &ps], n as u64, "sum_squares_partial")?
+                .with_cost(2 * len as u64, 4 * len as u64),
+        );
+    }
+    out.push(sum_partials(gpu, &SumPartialsParams { parts, len: 1, scale: 1.0, accumulate: false }, partial, norm2)?);
+    Ok(out)
 }
 
-/// Records `ema = decay * ema + (1 - decay) * params`.
-pub fn ema_update(gpu: &Gpu, total: usize, decay: f32, params: &GpuBuffer, ema: &GpuBuffer) -> Result<Dispatch> {
-    let c = [("TOTAL", total as f64), ("DECAY", decay as f64)];
-    Ok(Dispatch::new(gpu, Kernel::EmaUpdate, &c, &[params, ema], total as u64, "ema_update")?
-        .with_cost(3 * total as u64, 12 * total as u64))
+/// Records `ema = decay * ema + (1 - decay) * params`, one dispatch per binding range.
+pub fn ema_update(gpu: &Gpu, total: usize, decay: f32, params: &GpuBuffer, ema: &GpuBuffer) -> Result<Vec<Dispatch>> {
+    let c = |len: usize| [("TOTAL", len as f64), ("DECAY", decay as f64)];
+    gpu.binding_ranges(total, 1)
+        .into_iter()
+        .map(|(start, len)| {
+            let (p, e) = (params.slice(start, len), ema.slice(start, len));
+            Ok(Dispatch::new(gpu, Kernel::EmaUpdate, &c(len), &[&p, &e], len as u64, "ema_update")?
+                .with_cost(3 * len as u64, 12 * len as u64))
+        })
+        .collect()
 }

@@ -30,7 +30,7 @@ impl Optimizer {
     ) -> Result<Optimizer> {
         let total = store.params.len;
         let state = (0..kind.slots())
-            .map(|s| gpu.upload(&vec![kind.slot_init(s); total], "optimizer state"))
+            .map(|s| gpu.upload_flat(&vec![kind.slot_init(s); total], "optimizer state"))
             .collect::<Result<Vec<_>>>()?;
         let hyper = gpu.upload(&[0.0; 4], "optimizer hyper-parameters")?;
         let norm2 = gpu.upload(&[0.0], "gradient norm")?;
@@ -41,14 +41,14 @@ impl Optimizer {
         }
         let p = OptimizerParams { kind, total, decay_end: store.decay_len, weight_decay };
         let slots: Vec<&GpuBuffer> = state.iter().collect();
-        dispatches.push(ops::optimizer_step(gpu, &p, &store.grads, &hyper, &norm2, &store.params, &slots)?);
+        dispatches.extend(ops::optimizer_step(gpu, &p, &store.grads, &hyper, &norm2, &store.params, &slots)?);
         let ema = match ema_decay {
             Some(d) => {
-                let e = gpu.empty(total, "ema")?;
+                let e = gpu.empty_flat(total, "ema")?;
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 enc.copy_buffer_to_buffer(&store.params.buffer, 0, &e.buffer, 0, store.params.bytes());
                 gpu.queue.submit([enc.finish()]);
-                dispatches.push(ops::ema_update(gpu, total, d, &store.params, &e)?);
+                dispatches.extend(ops::ema_update(gpu, total, d, &store.params, &e)?);
                 Some((d, e))
             }
             None => None,

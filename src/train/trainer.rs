@@ -59,7 +59,7 @@ struct Accumulators {
     loss: GpuBuffer,
     logits: GpuBuffer,
     /// The recorded adds, by (micro-batch size, first of its batch): built once, replayed.
-    adds: Vec<((usize, bool), [Dispatch; 2])>,
+    adds: Vec<((usize, bool), Vec<Dispatch>)>,
 }
 
 impl Accumulators {
@@ -80,10 +80,12 @@ impl Accumulators {
         if !self.adds.iter().any(|a| a.0 == key) {
             let share =
                 |total| SumPartialsParams { parts: 1, len: total, scale: len as f32 / n as f32, accumulate: start > 0 };
-            let d = [
-                sum_partials(gpu, &share(grads.len), grads, &self.grads)?,
-                sum_partials(gpu, &share(1), step.loss(), &self.loss)?,
-            ];
+            // The flat gradients may exceed one storage binding (B6, B7): one add per range.
+            let mut d = Vec::new();
+            for (start, len) in gpu.binding_ranges(grads.len, 1) {
+                d.push(sum_partials(gpu, &share(len), &grads.slice(start, len), &self.grads.slice(start, len))?);
+            }
+            d.push(sum_partials(gpu, &share(1), step.loss(), &self.loss)?);
             self.adds.push((key, d));
         }
         let adds = self.adds.iter().find(|a| a.0 == key).map(|a| &a.1).ok_or_else(|| Error::invalid("no adds"))?;
@@ -258,7 +260,7 @@ impl Trainer {
         let k = self.config.num_classes;
         if self.accum.as_ref().is_none_or(|a| a.logits.len != n * k) {
             self.accum = Some(Accumulators {
-                grads: self.gpu.empty(self.graph.params.grads.len, "accumulated gradients")?,
+                grads: self.gpu.empty_flat(self.graph.params.grads.len, "accumulated gradients")?,
                 loss: self.gpu.empty(1, "batch loss")?,
                 logits: self.gpu.empty(n * k, "batch logits")?,
                 adds: Vec::new(),

@@ -26,6 +26,24 @@ pub fn gpu_family() -> &'static Gpu {
     GPU.get_or_init(|| Gpu::new().expect("a wgpu adapter").with_kernel_class(efficientnet_wgpu::gpu::KernelClass::Gpu))
 }
 
+/// A device whose storage bindings hold at most `max_binding` bytes, made the way a desktop app
+/// would share its own device, with the library's features (so that it picks the same kernels).
+pub fn small_binding_gpu(max_binding: u64) -> Gpu {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).expect("adapter");
+    let mut limits = adapter.limits();
+    limits.max_storage_buffer_binding_size = max_binding;
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("host app device"),
+        required_features: adapter.features(),
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .expect("device");
+    Gpu::from_device(device, queue)
+}
+
 /// Deterministic values in [-1, 1) (xorshift), so failures reproduce.
 pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -18,7 +18,7 @@ fn check(kind: OptimizerKind, weight_decay: f32, max_norm: f32) {
         let hg = upload(&h);
         let mut ds: Vec<_> = grad_norm2(gpu(), total, &gg, &partial, &norm2).unwrap().into_iter().collect();
         let refs: Vec<&_> = sg.iter().collect();
-        ds.push(optimizer_step(gpu(), &p, &gg, &hg, &norm2, &pg, &refs).unwrap());
+        ds.extend(optimizer_step(gpu(), &p, &gg, &hg, &norm2, &pg, &refs).unwrap());
         efficientnet_wgpu::gpu::submit(gpu(), &ds);
         let n2 = cpu_ref::grad_norm2(&grads);
         let got_n2 = gpu().read(&norm2).unwrap()[0];
@@ -63,6 +63,6 @@ fn adamw_with_gradient_clipping() {
 fn ema_matches() {
     let (p, e) = (rand_vec(777, 130), rand_vec(777, 131));
     let (pg, eg) = (upload(&p), upload(&e));
-    let got = run_and_read(&[ema_update(gpu(), 777, 0.99, &pg, &eg).unwrap()], &eg);
+    let got = run_and_read(&ema_update(gpu(), 777, 0.99, &pg, &eg).unwrap(), &eg);
     assert_close("ema", &got, &cpu_ref::ema_update(0.99, &p, &e), 1e-7, 1e-6);
 }
