@@ -89,12 +89,17 @@ fn check_step(
     assert_eq!(checked, ours.len(), "{what}: every tensor we produce has a reference");
 }
 
-#[test]
-fn torchvision_b0_training_step_matches_pytorch() {
+/// One training step of torchvision's B0 on the shared fixture against PyTorch's.
+fn torchvision_b0_step(gpu: &Gpu, what: &str, fused_bn_stats: bool) {
     let config = Config::b0(1000);
     let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
     let io = fixture("torchvision-b0/tv_b0_grad.safetensors");
-    check_step(gpu(), "torchvision b0", config, &weights, format, 0.1, &io, "", &HashMap::new(), true);
+    check_step(gpu, what, config, &weights, format, 0.1, &io, "", &HashMap::new(), fused_bn_stats);
+}
+
+#[test]
+fn torchvision_b0_training_step_matches_pytorch() {
+    torchvision_b0_step(gpu(), "torchvision b0", true);
 }
 
 #[test]
@@ -103,47 +108,20 @@ fn torchvision_b0_training_step_matches_pytorch_with_bn_statistics_in_their_own_
     // tensor instead of the GEMM's epilogue, one dispatch more per 1x1 conv + BN (32 in B0). The
     // same step, the same tolerances.
     let config = Config::b0(1000);
-    let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
-    let graph = TrainGraph::new(gpu(), config.clone(), &weights).unwrap();
+    let graph = TrainGraph::new(gpu(), config.clone(), &Weights::zeros(&config)).unwrap();
     let dispatches = [true, false].map(|fused_bn_stats| {
         let opts = TrainOptions { fused_bn_stats, ..TrainOptions::default() };
         graph.record_step(gpu(), 2, 64, 64, &opts).unwrap().dispatches.len()
     });
     assert_eq!(dispatches[0] + 32, dispatches[1], "dispatches fused, separate: {dispatches:?}");
-    let io = fixture("torchvision-b0/tv_b0_grad.safetensors");
-    check_step(
-        gpu(),
-        "torchvision b0, BN statistics in their own pass",
-        config,
-        &weights,
-        format,
-        0.1,
-        &io,
-        "",
-        &HashMap::new(),
-        false,
-    );
+    torchvision_b0_step(gpu(), "torchvision b0, BN statistics in their own pass", false);
 }
 
 #[test]
 fn torchvision_b0_training_step_matches_pytorch_with_the_gpu_kernel_families() {
     // The kernels GPU adapters pick (tiled GEMMs and BN reductions, buffer kernels), run here on
     // whatever adapter the tests have: the same step, the same tolerances.
-    let config = Config::b0(1000);
-    let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
-    let io = fixture("torchvision-b0/tv_b0_grad.safetensors");
-    check_step(
-        gpu_family(),
-        "torchvision b0, GPU kernels",
-        config,
-        &weights,
-        format,
-        0.1,
-        &io,
-        "",
-        &HashMap::new(),
-        true,
-    );
+    torchvision_b0_step(gpu_family(), "torchvision b0, GPU kernels", true);
 }
 
 fn local(name: &str) -> PathBuf {

@@ -164,8 +164,8 @@ fn main(
 // bn_stats_partial.wgsl) from the registers that hold it, which saves the statistics a texel
 // copy and a read of the whole tensor: per 16-row block and column, the block's mean and
 // M2 = sum (z - mean)^2, two passes relative to the block's first row, summed over the 8 lanes
-// by subgroupAdd. bn_stats_finish
-// (after its merge stage where the blocks are many) takes the partials with CHUNK = 16.
+// by subgroupAdd. bn_stats_finish (after its merge stage where the blocks are many) takes the
+// partials with CHUNK = 16.
 // Binding 6: bn_partial (ceil(M / 16), 2, N), [s][0][n] = mean, [s][1][n] = M2, as vec4 along N.
 @group(0) @binding(6) var<storage, read_write> bn_partial: array<vec4<f32>>;
 
