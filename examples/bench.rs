@@ -426,7 +426,8 @@ fn run_train(args: Args) -> Result<()> {
     let (parts, len, n, step) = (step.parts, step.step.batch, step.images(), step.step);
     let encode_ms = encode_s * 1e3;
     let scratch = gpu.scratch_texture_bytes();
-    let mut kernels: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    // Per kernel: nanoseconds, dispatches, FLOPs, bytes.
+    let mut kernels: BTreeMap<&str, (f64, usize, u64, u64)> = BTreeMap::new();
     let mut total = 0.0;
     if !args.no_profile && gpu.caps.timestamps {
         let ds: Vec<_> = step.dispatches.iter().collect();
@@ -434,6 +435,8 @@ fn run_train(args: Args) -> Result<()> {
             let e = kernels.entry(d.kernel.name()).or_default();
             e.0 += t;
             e.1 += 1;
+            e.2 += d.flops;
+            e.3 += d.bytes;
             total += t;
         }
     }
@@ -446,8 +449,9 @@ fn run_train(args: Args) -> Result<()> {
                 "micro_batches": parts, "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
                 "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
                 "record_s": build_s,
-                "kernels": kernels.iter().map(|(k, (t, c))| serde_json::json!({"kernel": k, "dispatches": c,
-                    "ms": t / 1e6, "share": t / total})).collect::<Vec<_>>()})
+                "kernels": kernels.iter().map(|(k, (t, c, f, b))| serde_json::json!({"kernel": k, "dispatches": c,
+                    "ms": t / 1e6, "gflops": *f as f64 / t, "gbps": *b as f64 / t, "share": t / total}))
+                    .collect::<Vec<_>>()})
         );
         return Ok(());
     }
@@ -475,9 +479,17 @@ fn run_train(args: Args) -> Result<()> {
     if total > 0.0 {
         let mut sorted: Vec<_> = kernels.into_iter().collect();
         sorted.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
-        println!("{:<28} {:>6} {:>10} {:>7}", "kernel", "count", "ms", "share");
-        for (k, (t, c)) in sorted {
-            println!("{:<28} {:>6} {:>10.2} {:>6.1}%", k, c, t / 1e6, 100.0 * t / total);
+        println!("{:<31} {:>6} {:>10} {:>9} {:>9} {:>7}", "kernel", "count", "ms", "GFLOP/s", "GB/s", "share");
+        for (k, (t, c, f, b)) in sorted {
+            println!(
+                "{:<31} {:>6} {:>10.2} {:>9.2} {:>9.2} {:>6.1}%",
+                k,
+                c,
+                t / 1e6,
+                f as f64 / t,
+                b as f64 / t,
+                100.0 * t / total
+            );
         }
     }
     Ok(())
