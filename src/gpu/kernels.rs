@@ -132,6 +132,8 @@ kernels! {
     GemmBwdWeightTexel => "gemm_bwd_weight_texel", "gemm/gemm_bwd_weight_texel.wgsl", "main", F32, [T, T, T, W];
     // d_gated, y, gate, dy, partial
     SeGateBwd => "se_gate_bwd", "se/se_gate_bwd.wgsl", "main", F32, [R, R, R, W, W];
+    // d_gated, y (texels), gate, dy, partial; CPU adapters, C % 4 == 0
+    SeGateBwdTexel => "se_gate_bwd_texel", "se/se_gate_bwd_texel.wgsl", "main", F32, [T, T, R, W, W];
     // dy, w, dx
     DepthwiseConvBwdData => "depthwise_conv_bwd_data", "depthwise_conv/depthwise_conv_bwd_data.wgsl", "main", F32, [R, R, W];
     // dy, w (texels), dx; CPU adapters, C % 4 == 0
