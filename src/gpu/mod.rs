@@ -128,12 +128,12 @@ impl Gpu {
     /// Ranges `(start, len)` covering `0..total` elements of a flat f32 buffer, each within one
     /// storage binding, every start a multiple of `quantum` elements times the binding offset
     /// alignment (so per-range partial sums of `quantum` elements land at aligned offsets too).
-    /// One range where the whole buffer fits one binding.
+    /// One range where the whole buffer fits one binding; none for no elements.
     pub fn binding_ranges(&self, total: usize, quantum: usize) -> Vec<(usize, usize)> {
         let align = (self.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
         let step = quantum.max(1) * align;
         let max = ((self.max_binding_bytes() / 4) as usize / step * step).max(step);
-        (0..total.max(1)).step_by(max).map(|start| (start, max.min(total - start.min(total)))).collect()
+        (0..total).step_by(max).map(|start| (start, max.min(total - start))).collect()
     }
 
     fn create_storage(&self, bytes: u64, len: usize, dtype: Dtype, label: &str) -> GpuBuffer {
