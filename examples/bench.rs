@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use efficientnet_wgpu::gpu::{encoded_copies, profile_dispatches, Dtype};
-use efficientnet_wgpu::graph::{TrainGraph, TrainOptions, TrainStep};
+use efficientnet_wgpu::graph::{TrainGraph, TrainMemory, TrainOptions, TrainStep};
 use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, ForwardPlan, Variant, Weights};
 use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams, KernelVariant};
 use efficientnet_wgpu::{Gpu, Result};
@@ -304,23 +304,36 @@ impl TrainTiming {
 /// One line of the targets table: what, ours, the goal and whether it is met, PyTorch's figure
 /// on this machine (from --baseline) and burn's (GPU_NOTES.md; lavapipe only).
 struct TargetRow {
-    what: &'static str,
+    what: String,
     ours: f64,
     unit: &'static str,
     goal: String,
-    met: bool,
+    /// None where the goal needs a baseline that is missing.
+    met: Option<bool>,
     pytorch: Option<f64>,
     burn: Option<f64>,
 }
 
 /// PyTorch's images/s for one measurement in the JSON lines of scripts/baselines.py.
 fn baseline(lines: &[serde_json::Value], what: &str, device: &str, batch: usize, res: usize) -> Option<f64> {
+    baseline_field(lines, what, device, batch, res, "images_per_s")
+}
+
+/// One field of one measurement in the JSON lines of scripts/baselines.py.
+fn baseline_field(
+    lines: &[serde_json::Value],
+    what: &str,
+    device: &str,
+    batch: usize,
+    res: usize,
+    field: &str,
+) -> Option<f64> {
     lines
         .iter()
         .find(|l| {
             l["what"] == what && l["device"] == device && l["batch"] == batch as u64 && l["resolution"] == res as u64
         })
-        .and_then(|l| l["images_per_s"].as_f64())
+        .and_then(|l| l[field].as_f64())
 }
 
 fn run_targets(args: Args) -> Result<()> {
@@ -341,28 +354,30 @@ fn run_targets(args: Args) -> Result<()> {
         let (s, _) = time_forward(&gpu, &*model.plan(&gpu, 8, 224, 224, &[])?, 224, args.iters)?;
         let ours = 8.0 / s;
         let pytorch = baseline(&lines, "forward", "cpu", 8, 224);
-        let (what, unit, goal, met) = ("forward, batch 8, 224 px", "images/s", ">= 20".into(), ours >= 20.0);
-        rows.push(TargetRow { what, ours, unit, goal, met, pytorch, burn: Some(2.0) });
+        let (what, unit, goal, met) = ("forward, batch 8, 224 px".into(), "images/s", ">= 20".into(), ours >= 20.0);
+        rows.push(TargetRow { what, ours, unit, goal, met: Some(met), pytorch, burn: Some(2.0) });
         let c10 = Config::new(Variant::B0, 10);
         let graph = TrainGraph::new(&gpu, c10.clone(), &Weights::init_random(&c10, 0))?;
         let (s, _) =
             TrainTiming::record(&gpu, &graph, 32, 32, 10, None, &TrainOptions::default())?.time(&gpu, args.iters)?;
         let ours = 32.0 / s;
         let pytorch = baseline(&lines, "train", "cpu", 32, 32);
-        let (what, unit, goal, met) = ("training step, batch 32, 32 px", "images/s", ">= 100".into(), ours >= 100.0);
-        rows.push(TargetRow { what, ours, unit, goal, met, pytorch, burn: Some(14.0) });
+        let (what, unit, goal, met) =
+            ("training step, batch 32, 32 px".into(), "images/s", ">= 100".into(), ours >= 100.0);
+        rows.push(TargetRow { what, ours, unit, goal, met: Some(met), pytorch, burn: Some(14.0) });
         if gpu.caps.timestamps {
             let worst = gemm_sweep(&gpu, &config, 8, 224)?.iter().map(SweepRow::ratio).fold(1.0, f64::min);
-            let (what, unit, goal, met) = ("1x1 convs vs the best GEMM variant", "%", ">= 70".into(), worst >= 0.7);
-            rows.push(TargetRow { what, ours: 100.0 * worst, unit, goal, met, pytorch: None, burn: None });
+            let (what, unit, goal, met) =
+                ("1x1 convs vs the best GEMM variant".into(), "%", ">= 70".into(), worst >= 0.7);
+            rows.push(TargetRow { what, ours: 100.0 * worst, unit, goal, met: Some(met), pytorch: None, burn: None });
         }
     } else {
         let (s, _) = time_forward(&gpu, &*model.plan(&gpu, 1, 224, 224, &[])?, 224, args.iters)?;
         let pytorch = baseline(&lines, "forward", "cuda", 1, 224);
         let goal = pytorch.map_or("<= PyTorch".into(), |p| format!("<= {:.2}", 1e3 / p));
-        let met = pytorch.is_some_and(|p| s * 1e3 <= 1e3 / p);
+        let met = pytorch.map(|p| s * 1e3 <= 1e3 / p);
         let pytorch = pytorch.map(|p| 1e3 / p);
-        let (what, unit) = ("forward latency, batch 1, 224 px", "ms");
+        let (what, unit) = ("forward latency, batch 1, 224 px".into(), "ms");
         rows.push(TargetRow { what, ours: s * 1e3, unit, goal, met, pytorch, burn: None });
         let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
         let (s, _) =
@@ -370,10 +385,40 @@ fn run_targets(args: Args) -> Result<()> {
         let ours = 64.0 / s;
         let pytorch = baseline(&lines, "train", "cuda", 64, 224);
         let goal = pytorch.map_or(">= PyTorch".into(), |p| format!(">= {p:.0}"));
-        let met = pytorch.is_some_and(|p| ours >= p);
-        let what = "training step, batch 64, 224 px";
+        let met = pytorch.map(|p| ours >= p);
+        let what = "training step, batch 64, 224 px".into();
         rows.push(TargetRow { what, ours, unit: "images/s", goal, met, pytorch, burn: None });
     }
+    // Memory, on every adapter class: each planned on a fresh device, so that its scratch
+    // textures are the step's own.
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let b0 = TrainMemory::plan(&Gpu::new()?, &Config::new(Variant::B0, 1000), 32, 224)?;
+    let device = if cpu { "cpu" } else { "cuda" };
+    let pytorch = baseline_field(&lines, "train", device, 32, 224, "peak_memory_gib");
+    let ours = gib(b0.total_bytes());
+    let parts =
+        if b0.micro_batch < b0.batch { format!(" (micro-batches of {})", b0.micro_batch) } else { String::new() };
+    rows.push(TargetRow {
+        what: format!("training memory, batch 32, 224 px{parts}"),
+        ours,
+        unit: "GiB",
+        goal: pytorch.map_or("<= 60% PyTorch".into(), |p| format!("<= {:.2}", 0.6 * p)),
+        met: pytorch.map(|p| ours <= 0.6 * p),
+        pytorch,
+        burn: None,
+    });
+    let b7 = TrainMemory::plan(&Gpu::new()?, &Config::new(Variant::B7, 1000), 1, 600)?;
+    let ours = gib(b7.total_bytes());
+    let what = "B7 training memory, batch 1, 600 px".into();
+    rows.push(TargetRow {
+        what,
+        ours,
+        unit: "GiB",
+        goal: "<= 8".into(),
+        met: Some(ours <= 8.0),
+        pytorch: None,
+        burn: None,
+    });
     if args.json {
         let j: Vec<_> = rows
             .iter()
@@ -387,19 +432,25 @@ fn run_targets(args: Args) -> Result<()> {
     }
     println!("adapter: {}", gpu.describe());
     println!(
-        "{:<36} {:>10} {:>9} {:>11} {:>5} {:>10} {:>12} {:>8}",
-        "B0 target", "ours", "unit", "goal", "met", "PyTorch", "ours/PyTorch", "burn"
+        "{:<55} {:>8} {:>9} {:>11} {:>5} {:>8} {:>10} {:>6}",
+        "target (B0 unless named)", "ours", "unit", "goal", "met", "PyTorch", "vs PyTorch", "burn"
     );
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     for r in &rows {
-        let ratio = r.pytorch.map(|p| if r.unit == "ms" { p / r.ours } else { r.ours / p });
+        // "vs PyTorch" above 1 is ours ahead: our rate over PyTorch's, PyTorch's time or memory over
+        // ours.
+        let ratio = r.pytorch.map(|p| if r.unit == "images/s" { r.ours / p } else { p / r.ours });
         println!(
-            "{:<36} {:>10.1} {:>9} {:>11} {:>5} {:>10} {:>12} {:>8}",
+            "{:<55} {:>8.2} {:>9} {:>11} {:>5} {:>8} {:>10} {:>6}",
             r.what,
             r.ours,
             r.unit,
             r.goal,
-            if r.met { "yes" } else { "NO" },
+            match r.met {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            },
             opt(r.pytorch),
             ratio.map_or("-".to_string(), |x| format!("{x:.2}x")),
             opt(r.burn)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch eager baselines for the figures `examples/bench.rs` prints, on the same machine:
 B0 forward (eval, fp32) images/s and a training step (train mode: forward, cross-entropy,
-backward, SGD update; dropout and stochastic depth on) images/s, on the CPU and, where there is
-one, on the CUDA GPU. One JSON object per measurement on stdout.
+backward, SGD update; dropout and stochastic depth on) images/s and peak memory (CUDA's peak
+allocation; on the CPU the growth of the peak resident memory over the step), on the CPU and,
+where there is one, on the CUDA GPU. One JSON object per measurement on stdout.
 
     bash scripts/baselines.sh                      # makes a venv with torch, then runs this
     python3 scripts/baselines.py --forward 8:224 --train 32:32:10 --train 64:224:1000
@@ -13,6 +14,7 @@ come from ../shared/GPU_NOTES.md.
 import argparse
 import json
 import os
+import resource
 import time
 
 import torch
@@ -47,7 +49,13 @@ def forward(device, batch, res, iters):
             "images_per_s": batch / s}
 
 
+def resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def train(device, batch, res, classes, iters):
+    rss0 = resident_bytes()
     m = torchvision.models.efficientnet_b0(num_classes=classes).train().to(device)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, res, res, device=device)
@@ -65,6 +73,9 @@ def train(device, batch, res, classes, iters):
            "seconds": s, "images_per_s": batch / s}
     if device == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        # The process's peak resident memory beyond what it held before the model was built.
+        out["peak_memory_gib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0) / 2**30
     return out
 
 
@@ -76,7 +87,7 @@ def main():
     ap.add_argument("--devices", default="cpu,cuda")
     a = ap.parse_args()
     if not a.forward and not a.train:
-        a.forward, a.train = ["1:224", "8:224"], ["32:32:10"]
+        a.forward, a.train = ["1:224", "8:224"], ["32:32:10", "32:224:1000"]
     devices = [d for d in a.devices.split(",") if d == "cpu" or torch.cuda.is_available()]
     print(json.dumps({"torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                       "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))

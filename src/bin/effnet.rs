@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use efficientnet_wgpu::gpu::Dtype;
-use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
+use efficientnet_wgpu::graph::{TrainGraph, TrainMemory, TrainOptions};
 use efficientnet_wgpu::infer::Classifier;
 use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
 use efficientnet_wgpu::{Error, Gpu, Result};
@@ -181,7 +181,7 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool, train_batch: Op
     let stages = cfg.stage_summary(res, res);
     let (params, macs) = (cfg.param_count(), cfg.macs(res, res));
     let memory = match train_batch {
-        Some(n) => Some(train_memory(&cfg, n, res)?),
+        Some(n) => Some(TrainMemory::plan(&Gpu::new()?, &cfg, n, res)?),
         None => None,
     };
     if json {
@@ -243,47 +243,6 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool, train_batch: Op
         );
     }
     Ok(())
-}
-
-/// GPU memory of one recorded training step (the activation figure is what `bench --train`
-/// reports, from the same recording).
-#[derive(serde::Serialize)]
-struct TrainMemory {
-    adapter: String,
-    batch: usize,
-    /// Images per recorded step: the batch, or the micro-batch it is split into where it
-    /// exceeds the device's binding limit (the trainer does the same).
-    micro_batch: usize,
-    activation_bytes: u64,
-    texel_scratch_bytes: u64,
-    parameter_bytes: u64,
-    optimizer_bytes: u64,
-}
-
-impl TrainMemory {
-    fn total_bytes(&self) -> u64 {
-        self.activation_bytes + self.texel_scratch_bytes + self.parameter_bytes + self.optimizer_bytes
-    }
-}
-
-fn train_memory(cfg: &Config, batch: usize, res: usize) -> Result<TrainMemory> {
-    let gpu = Gpu::new()?;
-    let graph = TrainGraph::new(&gpu, cfg.clone(), &Weights::zeros(cfg))?;
-    let opts = TrainOptions::default();
-    let sizes = graph.micro_batches(&gpu, batch, res, res, &opts, None)?;
-    let (parts, micro_batch) = (sizes.len(), sizes[0]);
-    let step = graph.record_step(&gpu, micro_batch, res, res, &opts)?;
-    let p = &graph.params;
-    Ok(TrainMemory {
-        adapter: gpu.describe(),
-        batch,
-        micro_batch,
-        activation_bytes: step.activation_bytes,
-        texel_scratch_bytes: gpu.scratch_texture_bytes(),
-        // Micro-batches add a second gradient buffer, where they accumulate.
-        parameter_bytes: p.params.bytes() + p.grads.bytes() * (1 + (parts > 1) as u64) + p.running.bytes(),
-        optimizer_bytes: 2 * p.params.bytes(),
-    })
 }
 
 /// The classifier's class count as stored in a weights file, when it can be read.

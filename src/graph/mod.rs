@@ -7,4 +7,4 @@ pub mod train;
 
 pub use params::{ParamEntry, ParamKind, ParamStore};
 pub use recorder::Recorder;
-pub use train::{StepReport, TrainGraph, TrainOptions, TrainStep};
+pub use train::{StepReport, TrainGraph, TrainMemory, TrainOptions, TrainStep};

@@ -58,6 +58,49 @@ impl Default for TrainOptions {
     }
 }
 
+/// GPU memory of one training step as the trainer records it (the activation figure is what
+/// `bench --train` reports, from the same kind of recording).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainMemory {
+    pub adapter: String,
+    pub batch: usize,
+    /// Images per recorded step: the batch, or the micro-batch it is split into where it exceeds
+    /// the device's binding limit (the trainer does the same).
+    pub micro_batch: usize,
+    pub activation_bytes: u64,
+    pub texel_scratch_bytes: u64,
+    /// Parameters, gradients (twice with micro-batches, which accumulate) and BN statistics.
+    pub parameter_bytes: u64,
+    /// Two slots per parameter (AdamW, RMSProp; SGD with momentum needs half).
+    pub optimizer_bytes: u64,
+}
+
+impl TrainMemory {
+    /// Records a step of `cfg` (zero weights) at `batch` and `res` x `res` on `gpu` and sums its
+    /// buffers. The scratch textures counted are all `gpu` has made, so pass a fresh `Gpu`.
+    pub fn plan(gpu: &Gpu, cfg: &Config, batch: usize, res: usize) -> Result<TrainMemory> {
+        let graph = TrainGraph::new(gpu, cfg.clone(), &Weights::zeros(cfg))?;
+        let opts = TrainOptions::default();
+        let sizes = graph.micro_batches(gpu, batch, res, res, &opts, None)?;
+        let (parts, micro_batch) = (sizes.len(), sizes[0]);
+        let step = graph.record_step(gpu, micro_batch, res, res, &opts)?;
+        let p = &graph.params;
+        Ok(TrainMemory {
+            adapter: gpu.describe(),
+            batch,
+            micro_batch,
+            activation_bytes: step.activation_bytes,
+            texel_scratch_bytes: gpu.scratch_texture_bytes(),
+            parameter_bytes: p.params.bytes() + p.grads.bytes() * (1 + (parts > 1) as u64) + p.running.bytes(),
+            optimizer_bytes: 2 * p.params.bytes(),
+        })
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.activation_bytes + self.texel_scratch_bytes + self.parameter_bytes + self.optimizer_bytes
+    }
+}
+
 /// EfficientNet's parameters on the GPU, ready to record training steps.
 pub struct TrainGraph {
     pub config: Config,
