@@ -13,7 +13,7 @@ pub fn sum_partials(p: &SumPartialsParams, partial: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// y[i] += x[i] for i < total.
+/// `y[i] += x[i]` for i < total.
 pub fn add_inplace(total: usize, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y[..total].iter_mut().zip(&x[..total]) {
         *yi += *xi;

@@ -22,7 +22,7 @@ fn resize_taps(dst: usize, start: f64, ratio: f64, size: usize, antialias: bool)
     }
 }
 
-/// (n, c, oh, ow) bilinear resample of a window of x (n, c, ih, iw), then y * mul[c] + add[c].
+/// (n, c, oh, ow) bilinear resample of a window of x (n, c, ih, iw), then `y * mul[c] + add[c]`.
 pub fn bilinear_resize_fwd(p: &BilinearResizeParams, x: &[f32], affine: &[f32]) -> Vec<f32> {
     // The antialiased filter applies to both axes once either shrinks, as in PyTorch.
     let aa = p.antialias && (p.ratio_h > 1.0 || p.ratio_w > 1.0);
@@ -47,7 +47,7 @@ pub fn bilinear_resize_fwd(p: &BilinearResizeParams, x: &[f32], affine: &[f32]) 
 }
 
 /// (n, c, ih, iw) input gradient of `bilinear_resize_fwd` for dy (n, c, oh, ow): each output's taps
-/// scattered back with weight dy * mul[c] * wy * wx. Covers the antialiased filter too (the GPU
+/// scattered back with weight `dy * mul[c] * wy * wx`. Covers the antialiased filter too (the GPU
 /// kernel does not).
 pub fn bilinear_resize_bwd(p: &BilinearResizeParams, dy: &[f32], affine: &[f32]) -> Vec<f32> {
     let aa = p.antialias && (p.ratio_h > 1.0 || p.ratio_w > 1.0);

@@ -12,7 +12,7 @@ use crate::model::{Config, Field, HostTensor, Layer, Weights};
 /// How a parameter is laid out on the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamKind {
-    /// OIHW conv weight stored HWIO (kh, kw, cin/groups, cout); depthwise [C,1,kh,kw] → (kh, kw, C);
+    /// OIHW conv weight stored HWIO (kh, kw, cin/groups, cout); depthwise `[C,1,kh,kw]` → (kh, kw, C);
     /// 1x1 convs and linear weights [out, in(,1,1)] → (in, out): the GEMM's B operand.
     Weight,
     /// Bias of an SE conv or the classifier.
@@ -26,7 +26,7 @@ pub enum ParamKind {
 pub struct ParamEntry {
     pub layer: Layer,
     pub kind: ParamKind,
-    /// PyTorch shape of the weight (or [C] for BN / bias).
+    /// PyTorch shape of the weight (or `[C]` for BN / bias).
     pub torch_shape: Vec<usize>,
     /// Element offset in the flat buffers (aligned for binding).
     pub offset: usize,
