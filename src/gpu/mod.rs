@@ -309,14 +309,23 @@ impl TexelResidency {
         !self.held.iter().any(|(t, k)| Arc::ptr_eq(t, &copy.texture) && *k == key)
     }
     /// `copy` was encoded: its texture now holds its range.
-    pub fn copied(&mut self, copy: &TexelCopy) {
+    fn copied(&mut self, copy: &TexelCopy) {
         self.held.retain(|(t, _)| !Arc::ptr_eq(t, &copy.texture));
         self.held.push((copy.texture.clone(), range_key(&copy.src)));
     }
+    /// Hands `copy` each of `dispatch`'s copies whose texture does not hold its range, in order,
+    /// and counts it held from then on.
+    pub fn bring_in<'a>(&mut self, dispatch: &'a Dispatch, mut copy: impl FnMut(&'a TexelCopy)) {
+        for c in &dispatch.copies {
+            if self.needs(c) {
+                copy(c);
+                self.copied(c);
+            }
+        }
+    }
     /// `dispatch` ran: textures holding any range of a buffer it writes are stale.
     pub fn ran(&mut self, dispatch: &Dispatch) {
-        let written: Vec<usize> = dispatch.writes.iter().map(|w| range_key(w).0).collect();
-        self.held.retain(|(_, k)| !written.contains(&k.0));
+        self.held.retain(|(_, k)| !dispatch.writes.iter().any(|w| range_key(w).0 == k.0));
     }
     /// How recently `texture` received its content: 0 for none, then 1, 2, ... from the oldest copy.
     fn age(&self, texture: &Arc<wgpu::Texture>) -> usize {
@@ -477,12 +486,7 @@ pub fn encode_dispatches<'a>(
     let mut held = TexelResidency::default();
     let mut iter = dispatches.into_iter().peekable();
     while let Some(first) = iter.next() {
-        for c in first.copies.iter() {
-            if held.needs(c) {
-                c.encode(encoder);
-                held.copied(c);
-            }
-        }
+        held.bring_in(first, |c| c.encode(encoder));
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
         first.encode(&mut pass);
@@ -500,12 +504,7 @@ pub fn encoded_copies<'a>(dispatches: impl IntoIterator<Item = &'a Dispatch>) ->
     let mut held = TexelResidency::default();
     let mut out = Vec::new();
     for d in dispatches {
-        for c in &d.copies {
-            if held.needs(c) {
-                held.copied(c);
-                out.push(c);
-            }
-        }
+        held.bring_in(d, |c| out.push(c));
         held.ran(d);
     }
     out
