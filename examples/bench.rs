@@ -50,10 +50,11 @@ struct Args {
     /// Measure the performance targets for this adapter class (B0; CPU adapters: forward at batch
     /// 8 and 224 px, a training step at batch 32 and 32 px with 10 classes, every 1x1 conv against
     /// the best GEMM variant; GPUs: batch-1 latency and training at batch 64, 224 px) and print
-    /// them next to `--baseline` and burn's figures.
+    /// them next to the `--baseline` figures (PyTorch's and burn's).
     #[arg(long)]
     targets: bool,
-    /// With --targets: the JSON lines `scripts/baselines.sh` printed on this machine (PyTorch).
+    /// With --targets: the JSON lines `scripts/baselines.sh` (PyTorch) and
+    /// `scripts/burn_baseline.sh` (burn) printed on this machine, in one file.
     #[arg(long)]
     baseline: Option<std::path::PathBuf>,
     /// Also time every GEMM variant on each 1x1-conv shape of the forward pass, and compare the
@@ -301,8 +302,8 @@ impl TrainTiming {
     }
 }
 
-/// One line of the targets table: what, ours, the goal and whether it is met, PyTorch's figure
-/// on this machine (from --baseline) and burn's (GPU_NOTES.md; lavapipe only).
+/// One line of the targets table: what, ours, the goal and whether it is met, and PyTorch's and
+/// burn's figures on this machine (from --baseline).
 struct TargetRow {
     what: String,
     ours: f64,
@@ -316,12 +317,20 @@ struct TargetRow {
 
 /// PyTorch's images/s for one measurement in the JSON lines of scripts/baselines.py.
 fn baseline(lines: &[serde_json::Value], what: &str, device: &str, batch: usize, res: usize) -> Option<f64> {
-    baseline_field(lines, what, device, batch, res, "images_per_s")
+    baseline_field(lines, "pytorch", what, device, batch, res, "images_per_s")
 }
 
-/// One field of one measurement in the JSON lines of scripts/baselines.py.
+/// burn's images/s for one measurement in the JSON lines of scripts/burn_baseline.sh (burn's wgpu
+/// backend on this machine's adapter).
+fn burn_baseline(lines: &[serde_json::Value], what: &str, batch: usize, res: usize) -> Option<f64> {
+    baseline_field(lines, "burn", what, "wgpu", batch, res, "images_per_s")
+}
+
+/// One field of one measurement in the baselines' JSON lines; a line without "framework" is
+/// PyTorch's (baselines.py wrote none before burn's baseline existed).
 fn baseline_field(
     lines: &[serde_json::Value],
+    framework: &str,
     what: &str,
     device: &str,
     batch: usize,
@@ -331,7 +340,11 @@ fn baseline_field(
     lines
         .iter()
         .find(|l| {
-            l["what"] == what && l["device"] == device && l["batch"] == batch as u64 && l["resolution"] == res as u64
+            l["framework"].as_str().unwrap_or("pytorch") == framework
+                && l["what"] == what
+                && l["device"] == device
+                && l["batch"] == batch as u64
+                && l["resolution"] == res as u64
         })
         .and_then(|l| l[field].as_f64())
 }
@@ -355,7 +368,8 @@ fn run_targets(args: Args) -> Result<()> {
         let ours = 8.0 / s;
         let pytorch = baseline(&lines, "forward", "cpu", 8, 224);
         let (what, unit, goal, met) = ("forward, batch 8, 224 px".into(), "images/s", ">= 20".into(), ours >= 20.0);
-        rows.push(TargetRow { what, ours, unit, goal, met: Some(met), pytorch, burn: Some(2.0) });
+        let burn = burn_baseline(&lines, "forward", 8, 224);
+        rows.push(TargetRow { what, ours, unit, goal, met: Some(met), pytorch, burn });
         let c10 = Config::new(Variant::B0, 10);
         let graph = TrainGraph::new(&gpu, c10.clone(), &Weights::init_random(&c10, 0))?;
         let (s, _) =
@@ -364,7 +378,8 @@ fn run_targets(args: Args) -> Result<()> {
         let pytorch = baseline(&lines, "train", "cpu", 32, 32);
         let (what, unit, goal, met) =
             ("training step, batch 32, 32 px".into(), "images/s", ">= 100".into(), ours >= 100.0);
-        rows.push(TargetRow { what, ours, unit, goal, met: Some(met), pytorch, burn: Some(14.0) });
+        let burn = burn_baseline(&lines, "train", 32, 32);
+        rows.push(TargetRow { what, ours, unit, goal, met: Some(met), pytorch, burn });
         if gpu.caps.timestamps {
             let worst = gemm_sweep(&gpu, &config, 8, 224)?.iter().map(SweepRow::ratio).fold(1.0, f64::min);
             let (what, unit, goal, met) =
@@ -378,7 +393,8 @@ fn run_targets(args: Args) -> Result<()> {
         let met = pytorch.map(|p| s * 1e3 <= 1e3 / p);
         let pytorch = pytorch.map(|p| 1e3 / p);
         let (what, unit) = ("forward latency, batch 1, 224 px".into(), "ms");
-        rows.push(TargetRow { what, ours: s * 1e3, unit, goal, met, pytorch, burn: None });
+        let burn = burn_baseline(&lines, "forward", 1, 224).map(|b| 1e3 / b);
+        rows.push(TargetRow { what, ours: s * 1e3, unit, goal, met, pytorch, burn });
         let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
         let (s, _) =
             TrainTiming::record(&gpu, &graph, 64, 224, 1000, None, &TrainOptions::default())?.time(&gpu, args.iters)?;
@@ -387,14 +403,15 @@ fn run_targets(args: Args) -> Result<()> {
         let goal = pytorch.map_or(">= PyTorch".into(), |p| format!(">= {p:.0}"));
         let met = pytorch.map(|p| ours >= p);
         let what = "training step, batch 64, 224 px".into();
-        rows.push(TargetRow { what, ours, unit: "images/s", goal, met, pytorch, burn: None });
+        let burn = burn_baseline(&lines, "train", 64, 224);
+        rows.push(TargetRow { what, ours, unit: "images/s", goal, met, pytorch, burn });
     }
     // Memory, on every adapter class: each planned on a fresh device, so that its scratch
     // textures are the step's own.
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let b0 = TrainMemory::plan(&Gpu::new()?, &Config::new(Variant::B0, 1000), 32, 224)?;
     let device = if cpu { "cpu" } else { "cuda" };
-    let pytorch = baseline_field(&lines, "train", device, 32, 224, "peak_memory_gib");
+    let pytorch = baseline_field(&lines, "pytorch", "train", device, 32, 224, "peak_memory_gib");
     let ours = gib(b0.total_bytes());
     let parts =
         if b0.micro_batch < b0.batch { format!(" (micro-batches of {})", b0.micro_batch) } else { String::new() };
@@ -432,16 +449,19 @@ fn run_targets(args: Args) -> Result<()> {
     }
     println!("adapter: {}", gpu.describe());
     println!(
-        "{:<55} {:>8} {:>9} {:>11} {:>5} {:>8} {:>10} {:>6}",
-        "target (B0 unless named)", "ours", "unit", "goal", "met", "PyTorch", "vs PyTorch", "burn"
+        "{:<55} {:>8} {:>9} {:>11} {:>5} {:>8} {:>10} {:>6} {:>8}",
+        "target (B0 unless named)", "ours", "unit", "goal", "met", "PyTorch", "vs PyTorch", "burn", "vs burn"
     );
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     for r in &rows {
-        // "vs PyTorch" above 1 is ours ahead: our rate over PyTorch's, PyTorch's time or memory over
-        // ours.
-        let ratio = r.pytorch.map(|p| if r.unit == "images/s" { r.ours / p } else { p / r.ours });
+        // A ratio above 1 is ours ahead: our rate over theirs, their time or memory over ours.
+        let ratio = |theirs: Option<f64>| {
+            theirs.map_or("-".to_string(), |t| {
+                format!("{:.2}x", if r.unit == "images/s" { r.ours / t } else { t / r.ours })
+            })
+        };
         println!(
-            "{:<55} {:>8.2} {:>9} {:>11} {:>5} {:>8} {:>10} {:>6}",
+            "{:<55} {:>8.2} {:>9} {:>11} {:>5} {:>8} {:>10} {:>6} {:>8}",
             r.what,
             r.ours,
             r.unit,
@@ -452,12 +472,16 @@ fn run_targets(args: Args) -> Result<()> {
                 None => "-",
             },
             opt(r.pytorch),
-            ratio.map_or("-".to_string(), |x| format!("{x:.2}x")),
-            opt(r.burn)
+            ratio(r.pytorch),
+            opt(r.burn),
+            ratio(r.burn)
         );
     }
     if args.baseline.is_none() {
-        println!("(no --baseline: run `bash scripts/baselines.sh > base.jsonl` on this machine for PyTorch's figures)");
+        println!(
+            "(no --baseline: run `bash scripts/baselines.sh > base.jsonl; bash scripts/burn_baseline.sh >> base.jsonl` \
+             on this machine for PyTorch's and burn's figures)"
+        );
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ where there is one, on the CUDA GPU. One JSON object per measurement on stdout.
     bash scripts/baselines.sh                      # makes a venv with torch, then runs this
     python3 scripts/baselines.py --forward 8:224 --train 32:32:10 --train 64:224:1000
 
-burn has no Python package; its figures on lavapipe (2.0 images/s forward at batch 8, 14 training)
-come from ../shared/GPU_NOTES.md.
+burn's figures come from scripts/burn_baseline.sh (B0 on burn's wgpu backend, the same JSON
+lines with "framework": "burn"); append them to the same file for `bench --targets --baseline`.
 """
 import argparse
 import json
@@ -45,7 +45,7 @@ def forward(device, batch, res, iters):
             m(x)
 
     s = timed(step, iters, device)
-    return {"what": "forward", "device": device, "batch": batch, "resolution": res, "seconds": s,
+    return {"framework": "pytorch", "what": "forward", "device": device, "batch": batch, "resolution": res, "seconds": s,
             "images_per_s": batch / s}
 
 
@@ -69,7 +69,7 @@ def train(device, batch, res, classes, iters):
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     s = timed(step, iters, device)
-    out = {"what": "train", "device": device, "batch": batch, "resolution": res, "classes": classes,
+    out = {"framework": "pytorch", "what": "train", "device": device, "batch": batch, "resolution": res, "classes": classes,
            "seconds": s, "images_per_s": batch / s}
     if device == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30

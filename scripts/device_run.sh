@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ON the device machine (see scripts/device_pack.sh): sets up Vulkan, then the kernel tests
 # (every variant forced, tiled and f16 included) and the benches next to PyTorch on the same card.
-# Everything lands in $OUT (the device tool brings it back); a summary goes to stdout. Budget:
+# Everything lands in $OUT (the device tool brings it back); a summary goes to stdout. Budget (with burn's baseline):
 # ~6 minutes on an H100/H200.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -21,6 +21,11 @@ run kernels $B/kernels --test-threads 4; grep -E "FAILED|panicked|test result" "
 echo "== PyTorch"
 timeout 240 python3 .devbin/baselines.py --devices cuda --forward 1:224 --forward 8:224 --forward 64:224 \
   --train 32:224:1000 --train 64:224:1000 > "$OUT/pytorch.jsonl" 2> "$OUT/pytorch.err"; echo "exit $?"
+if [ -x $B/burn-baseline ]; then
+  echo "== burn"
+  timeout 150 $B/burn-baseline --forward 1:224 --forward 8:224 --train 64:224:1000 --iters 5 \
+    > "$OUT/burn.jsonl" 2> "$OUT/burn.err"; echo "exit $?"; cat "$OUT/burn.jsonl" >> "$OUT/pytorch.jsonl"
+fi
 run targets $B/bench --targets --baseline "$OUT/pytorch.jsonl" --iters 10; cat "$OUT/targets.txt"
 run fwd_b1 $B/bench --batch 1 --iters 20 --json
 run fwd_b8 $B/bench --batch 8 --iters 20 --json --gemm-sweep
