@@ -119,6 +119,9 @@ fn run(args: Args) -> Result<()> {
     let build_s = t.elapsed().as_secs_f64();
     let (step, encode_s) = time_forward(&gpu, &plan, res, args.iters)?;
     let images_per_s = n as f64 / step;
+    // Device memory: what the plan holds, the model's weights, the scratch textures (texel family).
+    let (activation_bytes, weight_bytes, scratch_bytes) =
+        (plan.activation_bytes, model.weight_bytes(), gpu.scratch_texture_bytes());
 
     let mut kernels: BTreeMap<&str, (f64, u64, u64, usize)> = BTreeMap::new();
     let mut profiled_total = 0.0;
@@ -166,6 +169,8 @@ fn run(args: Args) -> Result<()> {
                 "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
                 "kernels": per_kernel, "gemm_sweep": sweep_json,
                 "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
+                "activation_bytes": activation_bytes, "weight_bytes": weight_bytes,
+                "texel_scratch_bytes": scratch_bytes,
             })
         );
         return Ok(());
@@ -185,6 +190,14 @@ fn run(args: Args) -> Result<()> {
         images_per_s,
         gflop / step,
         encode_s * 1e3
+    );
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "device memory: {:.1} MiB = activations {:.1} + weights {:.1} + texel scratch {:.1}",
+        mib(activation_bytes + weight_bytes + scratch_bytes),
+        mib(activation_bytes),
+        mib(weight_bytes),
+        mib(scratch_bytes)
     );
     if copies > 0 {
         println!(

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the device machine (see scripts/device_pack.sh): sets up Vulkan, then the kernel tests
 # (every variant forced, tiled and f16 included) and the benches next to PyTorch on the same card.
-# Everything lands in $OUT (the device tool brings it back); a summary goes to stdout. Budget (with burn's baseline):
-# ~6 minutes on an H100/H200.
+# Everything lands in $OUT (the device tool brings it back); a summary goes to stdout. Budget:
+# ~8 minutes on an H100/H200 (2.5 of them burn's baseline).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 for f in .gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /tmp/gl; done

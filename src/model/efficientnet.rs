@@ -25,6 +25,12 @@ struct GpuLayer {
     bias: GpuBuffer,
 }
 
+impl GpuLayer {
+    fn bytes(&self) -> u64 {
+        self.weight.buffer.size() + self.bias.buffer.size()
+    }
+}
+
 struct GpuBlock {
     spec: BlockSpec,
     expand: Option<GpuLayer>,
@@ -209,6 +215,16 @@ impl EfficientNet {
         self.input_size = size;
         self.plans.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self
+    }
+
+    /// Bytes of the weights resident on the GPU (BN folded in; f16 where `store` is).
+    pub fn weight_bytes(&self) -> u64 {
+        let mut total = self.stem.bytes() + self.head.bytes() + self.classifier.bytes();
+        for b in &self.blocks {
+            total += b.depthwise.bytes() + b.project.bytes() + b.expand.as_ref().map_or(0, GpuLayer::bytes);
+            total += b.se.as_ref().map_or(0, |(r, e)| r.bytes() + e.bytes());
+        }
+        total
     }
 
     /// The recorded forward graph for this input shape, built on first use and cached. `taps`
@@ -414,7 +430,24 @@ impl EfficientNet {
         let sp = SoftmaxParams { rows: n, cols: cfg.num_classes };
         let softmax = softmax_fwd(gpu, &sp, &logits, &probs)?;
 
-        Ok(ForwardPlan { batch: n, input, dispatches: r.dispatches, softmax, logits, features, probs, taps: tapped })
+        let mut activation_bytes = r.allocated_bytes;
+        for b in [&input, &features, &logits, &probs] {
+            activation_bytes += b.buffer.size();
+        }
+        if store != Dtype::F32 {
+            activation_bytes += stored_logits.buffer.size();
+        }
+        Ok(ForwardPlan {
+            batch: n,
+            input,
+            dispatches: r.dispatches,
+            softmax,
+            logits,
+            features,
+            probs,
+            taps: tapped,
+            activation_bytes,
+        })
     }
 }
 
@@ -432,6 +465,10 @@ pub struct ForwardPlan {
     features: GpuBuffer,
     probs: GpuBuffer,
     taps: Vec<(String, GpuBuffer, [usize; 4])>,
+    /// Bytes of the plan's own buffers: input, activations (reused by liveness), features,
+    /// logits and probabilities. The weights (`EfficientNet::weight_bytes`) and the texel scratch
+    /// textures (`Gpu::scratch_texture_bytes`) are shared by every plan of the model.
+    pub activation_bytes: u64,
 }
 
 impl ForwardPlan {
