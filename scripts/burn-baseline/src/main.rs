@@ -143,9 +143,13 @@ impl EfficientNetB0 {
     }
 }
 
-/// The median of `iters` timed calls after one warm-up call; `f` returns once the device is done.
+/// The median of `iters` timed calls after three warm-up calls; `f` returns once the device is
+/// done. Three, not PyTorch's one: burn compiles and autotunes its kernels over the first calls
+/// (one warm-up call left training at a third of its settled speed on lavapipe).
 fn timed(iters: usize, mut f: impl FnMut()) -> f64 {
-    f();
+    for _ in 0..3 {
+        f();
+    }
     let mut times: Vec<f64> = (0..iters.max(1))
         .map(|_| {
             let t = Instant::now();
