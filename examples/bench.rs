@@ -340,7 +340,9 @@ fn burn_baseline(lines: &[serde_json::Value], what: &str, batch: usize, res: usi
 }
 
 /// One field of one measurement in the baselines' JSON lines; a line without "framework" is
-/// PyTorch's (baselines.py wrote none before burn's baseline existed).
+/// PyTorch's (baselines.py wrote none before burn's baseline existed). On CUDA, PyTorch's strict
+/// fp32 figure: its default runs fp32 convolutions on TF32 tensor cores ("tf32": true, see
+/// `pytorch_tf32`), which our kernels, like any WGSL, cannot reach.
 fn baseline_field(
     lines: &[serde_json::Value],
     framework: &str,
@@ -358,8 +360,23 @@ fn baseline_field(
                 && l["device"] == device
                 && l["batch"] == batch as u64
                 && l["resolution"] == res as u64
+                && l["tf32"] != true
         })
         .and_then(|l| l[field].as_f64())
+}
+
+/// PyTorch's images/s on CUDA with its default TF32 convolutions, for the note under the table.
+fn pytorch_tf32(lines: &[serde_json::Value], what: &str, batch: usize, res: usize) -> Option<f64> {
+    lines
+        .iter()
+        .find(|l| {
+            l["what"] == what
+                && l["device"] == "cuda"
+                && l["batch"] == batch as u64
+                && l["resolution"] == res as u64
+                && l["tf32"] == true
+        })
+        .and_then(|l| l["images_per_s"].as_f64())
 }
 
 fn run_targets(args: Args) -> Result<()> {
@@ -376,6 +393,8 @@ fn run_targets(args: Args) -> Result<()> {
     let config = Config::new(Variant::B0, 1000);
     let model = EfficientNet::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
     let mut rows = Vec::new();
+    // Figures beside the table's (PyTorch's default TF32 convolutions on CUDA).
+    let mut notes = Vec::new();
     if cpu {
         let (s, _) = time_forward(&gpu, &*model.plan(&gpu, 8, 224, 224, &[])?, 224, args.iters)?;
         let ours = 8.0 / s;
@@ -406,6 +425,9 @@ fn run_targets(args: Args) -> Result<()> {
         let met = pytorch.map(|p| s * 1e3 <= 1e3 / p);
         let pytorch = pytorch.map(|p| 1e3 / p);
         let (what, unit) = ("forward latency, batch 1, 224 px".into(), "ms");
+        if let Some(p) = pytorch_tf32(&lines, "forward", 1, 224) {
+            notes.push(format!("PyTorch with TF32 convolutions (its default): batch-1 latency {:.2} ms", 1e3 / p));
+        }
         let burn = burn_baseline(&lines, "forward", 1, 224).map(|b| 1e3 / b);
         rows.push(TargetRow { what, ours: s * 1e3, unit, goal, met, pytorch, burn });
         let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
@@ -416,6 +438,9 @@ fn run_targets(args: Args) -> Result<()> {
         let goal = pytorch.map_or(">= PyTorch".into(), |p| format!(">= {p:.0}"));
         let met = pytorch.map(|p| ours >= p);
         let what = "training step, batch 64, 224 px".into();
+        if let Some(p) = pytorch_tf32(&lines, "train", 64, 224) {
+            notes.push(format!("PyTorch with TF32 convolutions (its default): training {p:.0} images/s"));
+        }
         let burn = burn_baseline(&lines, "train", 64, 224);
         rows.push(TargetRow { what, ours, unit: "images/s", goal, met, pytorch, burn });
     }
@@ -457,7 +482,7 @@ fn run_targets(args: Args) -> Result<()> {
                     "pytorch": r.pytorch, "burn": r.burn})
             })
             .collect();
-        println!("{}", serde_json::json!({"adapter": gpu.describe(), "targets": j}));
+        println!("{}", serde_json::json!({"adapter": gpu.describe(), "targets": j, "notes": notes}));
         return Ok(());
     }
     println!("adapter: {}", gpu.describe());
@@ -489,6 +514,9 @@ fn run_targets(args: Args) -> Result<()> {
             opt(r.burn),
             ratio(r.burn)
         );
+    }
+    for n in &notes {
+        println!("{n}");
     }
     if args.baseline.is_none() {
         println!(

@@ -8,6 +8,10 @@ where there is one, on the CUDA GPU. One JSON object per measurement on stdout.
     bash scripts/baselines.sh                      # makes a venv with torch, then runs this
     python3 scripts/baselines.py --forward 8:224 --train 32:32:10 --train 64:224:1000
 
+On CUDA each measurement runs twice: strict fp32 ("tf32": false, the figure the bench's targets
+compare with, as our kernels have no tensor cores) and PyTorch's default ("tf32": true: cuDNN
+runs fp32 convolutions on TF32 tensor cores unless torch.backends.cudnn.allow_tf32 is off).
+
 burn's figures come from scripts/burn_baseline.sh (B0 on burn's wgpu backend, the same JSON
 lines with "framework": "burn"); append them to the same file for `bench --targets --baseline`.
 """
@@ -92,12 +96,17 @@ def main():
     print(json.dumps({"torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                       "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))
     for d in devices:
-        for f in a.forward:
-            b, r = map(int, f.split(":"))
-            print(json.dumps(forward(d, b, r, a.iters)), flush=True)
-        for t in a.train:
-            b, r, c = map(int, t.split(":"))
-            print(json.dumps(train(d, b, r, c, a.iters)), flush=True)
+        for tf32 in ([False, True] if d == "cuda" else [None]):
+            if tf32 is not None:
+                torch.backends.cudnn.allow_tf32 = tf32
+                torch.backends.cuda.matmul.allow_tf32 = tf32
+            tag = {} if tf32 is None else {"tf32": tf32}
+            for f in a.forward:
+                b, r = map(int, f.split(":"))
+                print(json.dumps({**forward(d, b, r, a.iters), **tag}), flush=True)
+            for t in a.train:
+                b, r, c = map(int, t.split(":"))
+                print(json.dumps({**train(d, b, r, c, a.iters), **tag}), flush=True)
 
 
 if __name__ == "__main__":
