@@ -83,6 +83,18 @@ def train(device, batch, res, classes, iters):
     return out
 
 
+def strict_fp32():
+    """No TF32 anywhere: the fp32_precision settings where this torch has them (2.9+; mixing them
+    with the legacy flags is refused there), else the legacy allow_tf32 flags."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--forward", action="append", default=[], help="BATCH:RES")
@@ -96,10 +108,10 @@ def main():
     print(json.dumps({"torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                       "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}))
     for d in devices:
-        for tf32 in ([False, True] if d == "cuda" else [None]):
-            if tf32 is not None:
-                torch.backends.cudnn.allow_tf32 = tf32
-                torch.backends.cuda.matmul.allow_tf32 = tf32
+        # PyTorch's defaults first (TF32 convolutions), then strict fp32.
+        for tf32 in ([True, False] if d == "cuda" else [None]):
+            if tf32 is False:
+                strict_fp32()
             tag = {} if tf32 is None else {"tf32": tf32}
             for f in a.forward:
                 b, r = map(int, f.split(":"))
