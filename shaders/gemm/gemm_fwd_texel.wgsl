@@ -92,13 +92,23 @@ fn product(r0: u32, r1: u32, c4: u32, lane: u32) -> array<mat4x4<f32>, 2> {
     return array<mat4x4<f32>, 2>(acc0, acc1);
 }
 
+// The bias of the block's 16 columns (zero without one), loaded once for both of the lane's
+// rows: each storage-buffer load is a per-lane loop on lavapipe. Columns past N read column N - 1.
+fn bias_cols(c4: u32) -> mat4x4<f32> {
+    if (HAS_BIAS == 0u) {
+        return mat4x4<f32>();
+    }
+    let last = N / 4u - 1u;
+    return mat4x4<f32>(bias[c4], bias[min(c4 + 1u, last)], bias[min(c4 + 2u, last)], bias[min(c4 + 3u, last)]);
+}
+
 // The epilogue of one row's 4 columns: bias, activation, residual. Columns past N read column
 // N - 1 (their values are stored nowhere). Written per column with constant indices: a loop
 // indexing the matrix by its counter kept it in memory on lavapipe (8% slower).
-fn finish_col(v: vec4<f32>, row: u32, col: u32) -> vec4<f32> {
+fn finish_col(v: vec4<f32>, b: vec4<f32>, row: u32, col: u32) -> vec4<f32> {
     var r = v;
     if (HAS_BIAS == 1u) {
-        r += bias[col];
+        r += b;
     }
     r = act4(r);
     if (HAS_RESIDUAL == 1u) {
@@ -107,13 +117,13 @@ fn finish_col(v: vec4<f32>, row: u32, col: u32) -> vec4<f32> {
     return r;
 }
 
-fn finish_row(acc: mat4x4<f32>, row: u32, c4: u32) -> mat4x4<f32> {
+fn finish_row(acc: mat4x4<f32>, b: mat4x4<f32>, row: u32, c4: u32) -> mat4x4<f32> {
     let last = N / 4u - 1u;
     return mat4x4<f32>(
-        finish_col(acc[0], row, c4),
-        finish_col(acc[1], row, min(c4 + 1u, last)),
-        finish_col(acc[2], row, min(c4 + 2u, last)),
-        finish_col(acc[3], row, min(c4 + 3u, last)),
+        finish_col(acc[0], b[0], row, c4),
+        finish_col(acc[1], b[1], row, min(c4 + 1u, last)),
+        finish_col(acc[2], b[2], row, min(c4 + 2u, last)),
+        finish_col(acc[3], b[3], row, min(c4 + 3u, last)),
     );
 }
 
@@ -152,11 +162,12 @@ fn main(
     let c4 = (g % col_blocks()) * 4u;
     let row0 = (g / col_blocks()) * 16u + lane;
     let acc = product(min(row0, M - 1u), min(row0 + 8u, M - 1u), c4, lane);
+    let bias_m = bias_cols(c4);
     if (row0 < M) {
-        store_row(finish_row(acc[0], row0, c4), row0, c4);
+        store_row(finish_row(acc[0], bias_m, row0, c4), row0, c4);
     }
     if (row0 + 8u < M) {
-        store_row(finish_row(acc[1], row0 + 8u, c4), row0 + 8u, c4);
+        store_row(finish_row(acc[1], bias_m, row0 + 8u, c4), row0 + 8u, c4);
     }
 }
 
@@ -189,12 +200,13 @@ fn bn_stats(
     let in1 = row0 + 8u < M;
     var z0 = mat4x4<f32>();
     var z1 = mat4x4<f32>();
+    let bias_m = bias_cols(c4);
     if (in0) {
-        z0 = finish_row(acc[0], row0, c4);
+        z0 = finish_row(acc[0], bias_m, row0, c4);
         store_row(z0, row0, c4);
     }
     if (in1) {
-        z1 = finish_row(acc[1], row0 + 8u, c4);
+        z1 = finish_row(acc[1], bias_m, row0 + 8u, c4);
         store_row(z1, row0 + 8u, c4);
     }
     let rows = f32(min(16u, M - s * 16u));
