@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use clap::Parser;
-use efficientnet_wgpu::gpu::{encoded_copies, profile_dispatches, Dtype};
+use efficientnet_wgpu::gpu::{encoded_copies, profile_dispatches, Dispatch, Dtype};
 use efficientnet_wgpu::graph::{TrainGraph, TrainMemory, TrainOptions, TrainStep};
 use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, ForwardPlan, Variant, Weights};
-use efficientnet_wgpu::ops::{gemm_fwd, Activation, GemmParams, KernelVariant};
+use efficientnet_wgpu::ops::{gemm_bwd_data, gemm_bwd_weight, gemm_fwd, Activation, GemmParams, KernelVariant};
 use efficientnet_wgpu::{Gpu, Result};
 
 #[derive(Parser)]
@@ -48,8 +48,8 @@ struct Args {
     #[arg(long)]
     separate_bn_stats: bool,
     /// Measure the performance targets for this adapter class (B0; CPU adapters: forward at batch
-    /// 8 and 224 px, a training step at batch 32 and 32 px with 10 classes, every 1x1 conv against
-    /// the best GEMM variant; GPUs: batch-1 latency and training at batch 64, 224 px) and print
+    /// 8 and 224 px, a training step at batch 32 and 32 px with 10 classes, every 1x1 conv of both
+    /// against the best GEMM variant; GPUs: batch-1 latency and training at batch 64, 224 px) and print
     /// them next to the `--baseline` figures (PyTorch's and burn's).
     #[arg(long)]
     targets: bool,
@@ -57,8 +57,9 @@ struct Args {
     /// `scripts/burn_baseline.sh` (burn) printed on this machine, in one file.
     #[arg(long)]
     baseline: Option<std::path::PathBuf>,
-    /// Also time every GEMM variant on each 1x1-conv shape of the forward pass, and compare the
-    /// variant the library picks with the best one.
+    /// Also time every GEMM variant on each 1x1-conv shape of the forward pass (with --train: the
+    /// input and weight gradients of the step's), and compare the variant the library picks with
+    /// the best one.
     #[arg(long)]
     gemm_sweep: bool,
 }
@@ -74,7 +75,7 @@ fn main() {
 /// before the texel kernels that read them, unless the texture still holds the range; outside the
 /// per-kernel timestamps): their count, bytes and the median seconds of all of them alone, one
 /// submit each time.
-fn time_copies(gpu: &Gpu, dispatches: &[&efficientnet_wgpu::gpu::Dispatch], iters: usize) -> Result<(usize, u64, f64)> {
+fn time_copies(gpu: &Gpu, dispatches: &[&Dispatch], iters: usize) -> Result<(usize, u64, f64)> {
     let copies = encoded_copies(dispatches.iter().copied());
     let bytes = copies.iter().map(|c| 4 * c.src.len as u64).sum();
     let mut times = Vec::new();
@@ -142,17 +143,10 @@ fn run(args: Args) -> Result<()> {
     let gflop = config.macs(res, res) as f64 * 2.0 * n as f64 / 1e9;
     let (copies, copy_bytes, copy_s) = time_copies(&gpu, &plan.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
 
-    let sweep = if args.gemm_sweep && gpu.caps.timestamps { gemm_sweep(&gpu, &config, n, res)? } else { Vec::new() };
+    let sweep = if args.gemm_sweep && gpu.caps.timestamps { gemm_sweep(&gpu, &config, n, res, &[GemmOp::Fwd])? } else { Vec::new() };
 
     if args.json {
-        let sweep_json: Vec<_> = sweep
-            .iter()
-            .map(|r| {
-                serde_json::json!({"m": r.m, "n": r.n, "k": r.k, "auto": format!("{:?}", r.auto),
-                    "gflops": r.gflops.iter().map(|(v, g)| (format!("{v:?}"), *g)).collect::<BTreeMap<_, _>>(),
-                    "auto_over_best": r.ratio()})
-            })
-            .collect();
+        let sweep_json = sweep_json(&sweep);
         let per_kernel: Vec<_> = kernels
             .iter()
             .map(|(k, (t, f, b, c))| {
@@ -413,9 +407,13 @@ fn run_targets(args: Args) -> Result<()> {
         let burn = burn_baseline(&lines, "train", 32, 32);
         rows.push(TargetRow { what, ours, unit, goal, met: Some(met), pytorch, burn });
         if gpu.caps.timestamps {
-            let worst = gemm_sweep(&gpu, &config, 8, 224)?.iter().map(SweepRow::ratio).fold(1.0, f64::min);
+            // The forward's 1x1 convs at batch 8 and 224 px, the backward's at the training step's
+            // batch 32 and 32 px.
+            let mut sweep = gemm_sweep(&gpu, &config, 8, 224, &[GemmOp::Fwd])?;
+            sweep.extend(gemm_sweep(&gpu, &c10, 32, 32, &[GemmOp::BwdData, GemmOp::BwdWeight])?);
+            let worst = sweep.iter().map(SweepRow::ratio).fold(1.0, f64::min);
             let (what, unit, goal, met) =
-                ("1x1 convs vs the best GEMM variant".into(), "%", ">= 70".into(), worst >= 0.7);
+                ("1x1 convs (fwd, bwd) vs the best GEMM variant".into(), "%", ">= 70".into(), worst >= 0.7);
             rows.push(TargetRow { what, ours: 100.0 * worst, unit, goal, met: Some(met), pytorch: None, burn: None });
         }
     } else {
@@ -557,6 +555,12 @@ fn run_train(args: Args) -> Result<()> {
         }
     }
     let (copies, copy_bytes, copy_s) = time_copies(&gpu, &step.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
+    // The backward's 1x1 convs at the step's own shapes (the forward's: `bench --gemm-sweep`).
+    let sweep = if args.gemm_sweep && gpu.caps.timestamps {
+        gemm_sweep(&gpu, &config, len, res, &[GemmOp::BwdData, GemmOp::BwdWeight])?
+    } else {
+        Vec::new()
+    };
     if args.json {
         println!(
             "{}",
@@ -564,7 +568,7 @@ fn run_train(args: Args) -> Result<()> {
                 "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
                 "micro_batches": parts, "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
                 "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
-                "record_s": build_s,
+                "record_s": build_s, "gemm_sweep": sweep_json(&sweep),
                 "kernels": kernels.iter().map(|(k, (t, c, f, b))| serde_json::json!({"kernel": k, "dispatches": c,
                     "ms": t / 1e6, "gflops": *f as f64 / t, "gbps": *b as f64 / t, "share": t / total}))
                     .collect::<Vec<_>>()})
@@ -608,16 +612,39 @@ fn run_train(args: Args) -> Result<()> {
             );
         }
     }
+    print_sweep(&sweep);
     Ok(())
 }
 
-/// One 1x1-conv shape of the forward pass and what each GEMM variant achieves on it.
+/// Which product of a 1x1 conv a sweep row times.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum GemmOp {
+    /// `out = act(a x b + bias)`, the forward (inference: BN folded into b and bias).
+    Fwd,
+    /// `da = dc x b^T`, the input gradient.
+    BwdData,
+    /// `db = a^T x dc`, the weight gradient: split-K partials and their sum, timed together.
+    BwdWeight,
+}
+
+/// One 1x1-conv shape and product, and what each GEMM variant achieves on it.
 struct SweepRow {
+    op: GemmOp,
     m: usize,
     n: usize,
     k: usize,
     auto: KernelVariant,
     gflops: Vec<(KernelVariant, f64)>,
+}
+
+impl GemmOp {
+    fn label(self) -> &'static str {
+        match self {
+            GemmOp::Fwd => "fwd",
+            GemmOp::BwdData => "data",
+            GemmOp::BwdWeight => "weight",
+        }
+    }
 }
 
 impl SweepRow {
@@ -629,10 +656,10 @@ impl SweepRow {
     }
 }
 
-/// Times every applicable GEMM variant (best of 3 timestamped runs) on each distinct expand,
-/// project and head shape of the forward pass, with the network's epilogue (bias + swish for
-/// expand and head, bias for project).
-fn gemm_sweep(gpu: &Gpu, config: &Config, batch: usize, res: usize) -> Result<Vec<SweepRow>> {
+/// Times every applicable GEMM variant (best of 3 timestamped runs) of each of `ops` on each
+/// distinct expand, project and head shape of the network at `batch` and `res`; the forward with
+/// the network's epilogue (bias + swish for expand and head, bias for project).
+fn gemm_sweep(gpu: &Gpu, config: &Config, batch: usize, res: usize, ops: &[GemmOp]) -> Result<Vec<SweepRow>> {
     let (mut h, _) = conv_padding(config.padding, res, 3, 2);
     let mut shapes = Vec::new();
     for b in config.blocks() {
@@ -644,32 +671,54 @@ fn gemm_sweep(gpu: &Gpu, config: &Config, batch: usize, res: usize) -> Result<Ve
     }
     shapes.push((batch * h * h, config.head_channels(), config.blocks().last().map_or(0, |b| b.out_ch), true));
     let mut rows = Vec::new();
-    for (m, n, k, act) in shapes {
-        if rows.iter().any(|r: &SweepRow| (r.m, r.n, r.k) == (m, n, k)) {
-            continue;
-        }
-        let a = gpu.upload(&vec![0.5; m * k], "a")?;
-        let b = gpu.upload(&vec![0.01; k * n], "b")?;
-        let bias = gpu.upload(&vec![0.1; n], "bias")?;
-        let out = gpu.empty(m * n, "out")?;
-        let mut p = GemmParams::new(m, n, k);
-        p.has_bias = true;
-        p.act = if act { Activation::Swish } else { Activation::None };
-        let auto = p.kernel_variant(gpu);
-        let mut gflops = Vec::new();
-        for v in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Tiled, KernelVariant::Texel] {
-            p.variant = v;
-            if p.kernel_variant(gpu) != v {
+    for &op in ops {
+        for &(m, n, k, act) in &shapes {
+            if rows.iter().any(|r: &SweepRow| (r.op, r.m, r.n, r.k) == (op, m, n, k)) {
                 continue;
             }
-            let d = gemm_fwd(gpu, &p, &a, &b, Some(&bias), None, None, &out)?;
-            let ns = (0..3).map(|_| profile_dispatches(gpu, &[&d]).map(|t| t[0])).collect::<Result<Vec<_>>>()?;
-            let best = ns.into_iter().fold(f64::INFINITY, f64::min);
-            gflops.push((v, 2.0 * p.macs() as f64 / best));
+            let a = gpu.upload(&vec![0.5; m * k], "a")?;
+            let b = gpu.upload(&vec![0.01; k * n], "b")?;
+            let bias = gpu.upload(&vec![0.1; n], "bias")?;
+            let c = gpu.upload(&vec![0.02; m * n], "c")?;
+            let mut p = GemmParams::new(m, n, k);
+            p.has_bias = op == GemmOp::Fwd;
+            p.act = if act && op == GemmOp::Fwd { Activation::Swish } else { Activation::None };
+            let auto = p.kernel_variant(gpu);
+            let mut gflops = Vec::new();
+            for v in [KernelVariant::Scalar, KernelVariant::Vec4, KernelVariant::Tiled, KernelVariant::Texel] {
+                p.variant = v;
+                if p.kernel_variant(gpu) != v {
+                    continue;
+                }
+                let ds = match op {
+                    GemmOp::Fwd => vec![gemm_fwd(gpu, &p, &a, &b, Some(&bias), None, None, &c)?],
+                    GemmOp::BwdData => vec![gemm_bwd_data(gpu, &p, &c, &b, &a, false)?],
+                    GemmOp::BwdWeight => {
+                        let partial = gpu.empty(p.weight_partial_len(gpu).max(1), "partial")?;
+                        gemm_bwd_weight(gpu, &p, &a, None, &c, &partial, &b)?
+                    }
+                };
+                let refs: Vec<&Dispatch> = ds.iter().collect();
+                let ns = (0..3)
+                    .map(|_| profile_dispatches(gpu, &refs).map(|t| t.iter().sum::<f64>()))
+                    .collect::<Result<Vec<_>>>()?;
+                let best = ns.into_iter().fold(f64::INFINITY, f64::min);
+                gflops.push((v, 2.0 * p.macs() as f64 / best));
+            }
+            rows.push(SweepRow { op, m, n, k, auto, gflops });
         }
-        rows.push(SweepRow { m, n, k, auto, gflops });
     }
     Ok(rows)
+}
+
+fn sweep_json(rows: &[SweepRow]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|r| {
+            serde_json::json!({"op": r.op.label(), "m": r.m, "n": r.n, "k": r.k, "auto": format!("{:?}", r.auto),
+                "gflops": r.gflops.iter().map(|(v, g)| (format!("{v:?}"), *g)).collect::<BTreeMap<_, _>>(),
+                "auto_over_best": r.ratio()})
+        })
+        .collect()
 }
 
 fn print_sweep(rows: &[SweepRow]) {
@@ -677,16 +726,19 @@ fn print_sweep(rows: &[SweepRow]) {
         return;
     }
     println!("\n1x1-conv GEMM sweep (GFLOP/s, best of 3; auto = the variant the library picks; texel times");
-    println!("exclude the buffer-to-texture copies, which run before the timed pass at ~40 GB/s):");
+    println!("exclude the buffer-to-texture copies, which run before the timed pass at ~40 GB/s;");
+    println!("the conv is M x K times K x N: fwd = its forward, data = the input gradient, weight = the");
+    println!("weight gradient with its partial sums):");
     println!(
-        "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
-        "M", "N", "K", "scalar", "vec4", "tiled", "texel", "auto", "auto/best"
+        "{:>6} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "op", "M", "N", "K", "scalar", "vec4", "tiled", "texel", "auto", "auto/best"
     );
     let mut worst: f64 = 1.0;
     for r in rows {
         let g = |v| r.gflops.iter().find(|g| g.0 == v).map_or("-".to_string(), |g| format!("{:.2}", g.1));
         println!(
-            "{:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9.0}%",
+            "{:>6} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9.0}%",
+            r.op.label(),
             r.m,
             r.n,
             r.k,
