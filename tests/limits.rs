@@ -1,6 +1,7 @@
 //! Device limits are respected, not assumed: a device with a small storage-binding limit (made the
 //! way a desktop app would share its own device) runs big batches in slices with identical results,
-//! and an input that cannot fit is an error naming the limit.
+//! and an input that cannot fit is an error naming the limit. A forward plan reports the device
+//! memory it holds.
 
 mod common;
 use common::*;
@@ -47,4 +48,30 @@ fn bad_input_shapes_are_errors_not_panics() {
     let out = model.forward(gpu(), &rand_vec(2 * 3 * 5 * 3, 72), 2, 5, 3).unwrap();
     assert_eq!(out.logits.len(), 20);
     assert!(out.logits.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn a_forward_plan_reports_the_memory_it_holds() {
+    let config = Config::b0(1000);
+    let weights = Weights::init_random(&config, 0);
+    let model = EfficientNet::new(gpu(), config.clone(), &weights).unwrap();
+    // BN folded: each BN's gamma and beta (two trainable parameters per channel) become one bias.
+    let bn_channels: usize = config.stem_channels()
+        + config.head_channels()
+        + config
+            .blocks()
+            .iter()
+            .map(|b| if b.has_expand() { 2 * b.expanded_ch } else { b.expanded_ch } + b.out_ch)
+            .sum::<usize>();
+    assert_eq!(model.weight_bytes(), 4 * (config.param_count() - bn_channels) as u64);
+
+    // The activations: at least the input and the largest tensor; fewer bytes than the pass's
+    // kernels move (each tensor is written once and read at least once), as buffers are reused
+    // once their tensors die.
+    let (n, res) = (2, 224);
+    let plan = model.plan(gpu(), n, res, res, &[]).unwrap();
+    let floor = 4 * n * (3 * res * res + config.largest_activation(res, res));
+    assert!(plan.activation_bytes >= floor as u64, "{} < {floor}", plan.activation_bytes);
+    let all: u64 = plan.dispatches.iter().map(|d| d.bytes).sum();
+    assert!(plan.activation_bytes < all, "{} >= {all} (no reuse?)", plan.activation_bytes);
 }
