@@ -143,7 +143,11 @@ fn run(args: Args) -> Result<()> {
     let gflop = config.macs(res, res) as f64 * 2.0 * n as f64 / 1e9;
     let (copies, copy_bytes, copy_s) = time_copies(&gpu, &plan.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
 
-    let sweep = if args.gemm_sweep && gpu.caps.timestamps { gemm_sweep(&gpu, &config, n, res, &[GemmOp::Fwd])? } else { Vec::new() };
+    let sweep = if args.gemm_sweep && gpu.caps.timestamps {
+        gemm_sweep(&gpu, &config, n, res, &[GemmOp::Fwd])?
+    } else {
+        Vec::new()
+    };
 
     if args.json {
         let sweep_json = sweep_json(&sweep);
