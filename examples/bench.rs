@@ -337,10 +337,8 @@ fn burn_baseline(lines: &[serde_json::Value], what: &str, batch: usize, res: usi
     baseline_field(lines, "burn", what, "wgpu", batch, res, "images_per_s")
 }
 
-/// One field of one measurement in the baselines' JSON lines; a line without "framework" is
-/// PyTorch's (baselines.py wrote none before burn's baseline existed). On CUDA, PyTorch's strict
-/// fp32 figure: its default runs fp32 convolutions on TF32 tensor cores ("tf32": true, see
-/// `pytorch_tf32`), which our kernels, like any WGSL, cannot reach.
+/// One field of one measurement in the baselines' JSON lines: PyTorch's strict fp32 figure on
+/// CUDA (see `baseline_line`).
 fn baseline_field(
     lines: &[serde_json::Value],
     framework: &str,
@@ -350,31 +348,35 @@ fn baseline_field(
     res: usize,
     field: &str,
 ) -> Option<f64> {
-    lines
-        .iter()
-        .find(|l| {
-            l["framework"].as_str().unwrap_or("pytorch") == framework
-                && l["what"] == what
-                && l["device"] == device
-                && l["batch"] == batch as u64
-                && l["resolution"] == res as u64
-                && l["tf32"] != true
-        })
-        .and_then(|l| l[field].as_f64())
+    baseline_line(lines, framework, what, device, batch, res, false).and_then(|l| l[field].as_f64())
 }
 
 /// PyTorch's images/s on CUDA with its default TF32 convolutions, for the note under the table.
 fn pytorch_tf32(lines: &[serde_json::Value], what: &str, batch: usize, res: usize) -> Option<f64> {
-    lines
-        .iter()
-        .find(|l| {
-            l["what"] == what
-                && l["device"] == "cuda"
-                && l["batch"] == batch as u64
-                && l["resolution"] == res as u64
-                && l["tf32"] == true
-        })
-        .and_then(|l| l["images_per_s"].as_f64())
+    baseline_line(lines, "pytorch", what, "cuda", batch, res, true).and_then(|l| l["images_per_s"].as_f64())
+}
+
+/// The line of one measurement. A line without "framework" is PyTorch's (baselines.py wrote none
+/// before burn's baseline existed). On CUDA each PyTorch figure comes twice: strict fp32 and its
+/// default, which runs fp32 convolutions on TF32 tensor cores ("tf32": true) that our kernels,
+/// like any WGSL, cannot reach; a line without "tf32" is strict.
+fn baseline_line<'a>(
+    lines: &'a [serde_json::Value],
+    framework: &str,
+    what: &str,
+    device: &str,
+    batch: usize,
+    res: usize,
+    tf32: bool,
+) -> Option<&'a serde_json::Value> {
+    lines.iter().find(|l| {
+        l["framework"].as_str().unwrap_or("pytorch") == framework
+            && l["what"] == what
+            && l["device"] == device
+            && l["batch"] == batch as u64
+            && l["resolution"] == res as u64
+            && l["tf32"].as_bool().unwrap_or(false) == tf32
+    })
 }
 
 fn run_targets(args: Args) -> Result<()> {
