@@ -158,6 +158,13 @@ fn run(args: Args) -> Result<()> {
                     "gbps": *b as f64 / t, "share": t / profiled_total})
             })
             .collect();
+        // In recording order, so runs of two builds line up dispatch by dispatch.
+        let per_dispatch: Vec<_> = rows
+            .iter()
+            .map(|(label, t, f, b)| {
+                serde_json::json!({"label": label, "ms": t / 1e6, "gflops": *f as f64 / t, "gbps": *b as f64 / t})
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
@@ -165,7 +172,7 @@ fn run(args: Args) -> Result<()> {
                 "store": format!("{store:?}"), "forward_s": step, "images_per_s": images_per_s, "gflops_per_s": gflop / step,
                 "encode_ms": encode_s * 1e3, "dispatches": plan.dispatches.len(),
                 "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
-                "kernels": per_kernel, "gemm_sweep": sweep_json,
+                "kernels": per_kernel, "per_dispatch": per_dispatch, "gemm_sweep": sweep_json,
                 "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
                 "activation_bytes": activation_bytes, "weight_bytes": weight_bytes,
                 "texel_scratch_bytes": scratch_bytes,

@@ -89,6 +89,18 @@ impl DepthwiseConvParams {
         self.kw.div_ceil(blocks).max(1)
     }
 
+    /// Output rows per invocation of the forward `kernel`: the texel kernel takes two rows of the
+    /// 3x3 stride-1 shape at once, sharing the input rows between them (5-15% faster on
+    /// lavapipe; two rows of 5x5 ran 5-18% slower, out of registers).
+    fn fwd_rows_per_thread(&self, kernel: Kernel) -> usize {
+        let two_rows = kernel == Kernel::DepthwiseConvFwdTexel && self.kh == 3 && self.kw == 3 && self.stride == 1;
+        if two_rows {
+            2
+        } else {
+            1
+        }
+    }
+
     /// The backward kernels divide by the stride and index the last channel.
     fn check_backward(&self) -> Result<()> {
         if self.stride == 0 || self.c == 0 || self.kh == 0 || self.kw == 0 {
@@ -132,13 +144,18 @@ pub fn depthwise_conv_fwd(
 ) -> Result<Dispatch> {
     let buffers = [x, w, bias.unwrap_or(w), y];
     let store = store_of("depthwise_conv_fwd", &buffers)?;
-    let threads = (p.n * p.oh * p.ow.div_ceil(4) * p.c.div_ceil(4)) as u64;
     let bytes = (store.size() * (p.n * p.h * p.w * p.c + p.output_len())) as u64;
     let kernel = match p.kernel_variant(gpu) {
         KernelVariant::Texel if store == Dtype::F32 => Kernel::DepthwiseConvFwdTexel,
         _ => kernel_for("depthwise_conv_fwd", Kernel::DepthwiseConvFwd, store)?,
     };
-    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
+    let mut constants = p.constants();
+    let rows = p.fwd_rows_per_thread(kernel);
+    if rows > 1 {
+        constants.push(("ROWS", rows as f64));
+    }
+    let threads = (p.n * p.oh.div_ceil(rows) * p.ow.div_ceil(4) * p.c.div_ceil(4)) as u64;
+    Ok(Dispatch::new(gpu, kernel, &constants, &buffers, threads, kernel.name())?.with_cost(2 * p.macs(), bytes))
 }
 
 /// Records `dx (n, h, w, c) (+)= d conv / dx` for `dy` (n, oh, ow, c), the gradient of the
