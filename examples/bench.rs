@@ -99,6 +99,80 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Per-dispatch GPU times of a recorded pass (one timestamped pass per dispatch), and their sums
+/// per kernel.
+#[derive(Default)]
+struct Profile {
+    /// Label, nanoseconds, FLOPs, bytes; in recording order.
+    dispatches: Vec<(String, f64, u64, u64)>,
+    /// Kernel name: nanoseconds, dispatches, FLOPs, bytes.
+    kernels: BTreeMap<&'static str, (f64, usize, u64, u64)>,
+    total_ns: f64,
+}
+
+impl Profile {
+    fn measure(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<Self> {
+        let mut p = Profile::default();
+        for (d, t) in dispatches.iter().zip(profile_dispatches(gpu, dispatches)?) {
+            let e = p.kernels.entry(d.kernel.name()).or_default();
+            e.0 += t;
+            e.1 += 1;
+            e.2 += d.flops;
+            e.3 += d.bytes;
+            p.total_ns += t;
+            p.dispatches.push((d.label.clone(), t, d.flops, d.bytes));
+        }
+        Ok(p)
+    }
+
+    fn kernels_json(&self) -> Vec<serde_json::Value> {
+        self.kernels
+            .iter()
+            .map(|(k, (t, c, f, b))| {
+                serde_json::json!({"kernel": k, "dispatches": c, "ms": t / 1e6, "gflops": *f as f64 / t,
+                    "gbps": *b as f64 / t, "share": t / self.total_ns})
+            })
+            .collect()
+    }
+
+    /// In recording order, so runs of two builds line up dispatch by dispatch.
+    fn dispatches_json(&self) -> Vec<serde_json::Value> {
+        self.dispatches
+            .iter()
+            .map(|(label, t, f, b)| {
+                serde_json::json!({"label": label, "ms": t / 1e6, "gflops": *f as f64 / t, "gbps": *b as f64 / t})
+            })
+            .collect()
+    }
+
+    /// The per-kernel table, slowest first, then the `slowest` slowest dispatches.
+    fn print(&self, slowest: usize) {
+        let width = self.kernels.keys().map(|k| k.len()).max().unwrap_or(0).max(6);
+        println!("{:<width$} {:>6} {:>10} {:>9} {:>9} {:>7}", "kernel", "count", "ms", "GFLOP/s", "GB/s", "share");
+        let mut kernels: Vec<_> = self.kernels.iter().collect();
+        kernels.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        for (k, (t, c, f, b)) in kernels {
+            println!(
+                "{:<width$} {:>6} {:>10.2} {:>9.2} {:>9.2} {:>6.1}%",
+                k,
+                c,
+                t / 1e6,
+                *f as f64 / t,
+                *b as f64 / t,
+                100.0 * t / self.total_ns
+            );
+        }
+        let mut rows: Vec<_> = self.dispatches.iter().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        rows.truncate(slowest);
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        println!("\nslowest dispatches:");
+        for (label, t, f, _) in rows {
+            println!("  {:<width$} {:>8.2} ms {:>8.2} GFLOP/s", label, t / 1e6, *f as f64 / t);
+        }
+    }
+}
+
 fn run(args: Args) -> Result<()> {
     if args.targets {
         return run_targets(args);
@@ -124,22 +198,11 @@ fn run(args: Args) -> Result<()> {
     let (activation_bytes, weight_bytes, scratch_bytes) =
         (plan.activation_bytes, model.weight_bytes(), gpu.scratch_texture_bytes());
 
-    let mut kernels: BTreeMap<&str, (f64, u64, u64, usize)> = BTreeMap::new();
-    let mut profiled_total = 0.0;
-    let mut rows = Vec::new();
-    if !args.no_profile && gpu.caps.timestamps {
-        let ds: Vec<_> = plan.dispatches.iter().collect();
-        let ns = profile_dispatches(&gpu, &ds)?;
-        for (d, t) in ds.iter().zip(&ns) {
-            let e = kernels.entry(d.kernel.name()).or_default();
-            e.0 += t;
-            e.1 += d.flops;
-            e.2 += d.bytes;
-            e.3 += 1;
-            profiled_total += t;
-            rows.push((d.label.clone(), *t, d.flops, d.bytes));
-        }
-    }
+    let profile = if !args.no_profile && gpu.caps.timestamps {
+        Some(Profile::measure(&gpu, &plan.dispatches.iter().collect::<Vec<_>>())?)
+    } else {
+        None
+    };
     let gflop = config.macs(res, res) as f64 * 2.0 * n as f64 / 1e9;
     let (copies, copy_bytes, copy_s) = time_copies(&gpu, &plan.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
 
@@ -151,20 +214,7 @@ fn run(args: Args) -> Result<()> {
 
     if args.json {
         let sweep_json = sweep_json(&sweep);
-        let per_kernel: Vec<_> = kernels
-            .iter()
-            .map(|(k, (t, f, b, c))| {
-                serde_json::json!({"kernel": k, "dispatches": c, "ms": t / 1e6, "gflops": *f as f64 / t,
-                    "gbps": *b as f64 / t, "share": t / profiled_total})
-            })
-            .collect();
-        // In recording order, so runs of two builds line up dispatch by dispatch.
-        let per_dispatch: Vec<_> = rows
-            .iter()
-            .map(|(label, t, f, b)| {
-                serde_json::json!({"label": label, "ms": t / 1e6, "gflops": *f as f64 / t, "gbps": *b as f64 / t})
-            })
-            .collect();
+        let profile = profile.unwrap_or_default();
         println!(
             "{}",
             serde_json::json!({
@@ -172,7 +222,7 @@ fn run(args: Args) -> Result<()> {
                 "store": format!("{store:?}"), "forward_s": step, "images_per_s": images_per_s, "gflops_per_s": gflop / step,
                 "encode_ms": encode_s * 1e3, "dispatches": plan.dispatches.len(),
                 "pipelines": gpu.pipeline_count(), "plan_build_s": build_s, "weights_upload_s": upload_s,
-                "kernels": per_kernel, "per_dispatch": per_dispatch, "gemm_sweep": sweep_json,
+                "kernels": profile.kernels_json(), "per_dispatch": profile.dispatches_json(), "gemm_sweep": sweep_json,
                 "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
                 "activation_bytes": activation_bytes, "weight_bytes": weight_bytes,
                 "texel_scratch_bytes": scratch_bytes,
@@ -211,34 +261,16 @@ fn run(args: Args) -> Result<()> {
             copy_s * 1e3
         );
     }
-    if kernels.is_empty() {
+    let Some(profile) = profile else {
         println!(
             "(no per-kernel profile: {})",
             if args.no_profile { "--no-profile" } else { "adapter has no timestamps" }
         );
         return Ok(());
-    }
+    };
     print_sweep(&sweep);
-    println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profiled_total / 1e6);
-    println!("{:<26} {:>6} {:>10} {:>9} {:>9} {:>7}", "kernel", "count", "ms", "GFLOP/s", "GB/s", "share");
-    let mut sorted: Vec<_> = kernels.into_iter().collect();
-    sorted.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
-    for (k, (t, f, b, c)) in sorted {
-        println!(
-            "{:<26} {:>6} {:>10.2} {:>9.2} {:>9.2} {:>6.1}%",
-            k,
-            c,
-            t / 1e6,
-            f as f64 / t,
-            b as f64 / t,
-            100.0 * t / profiled_total
-        );
-    }
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!("\nslowest dispatches:");
-    for (label, t, f, _) in rows.iter().take(12) {
-        println!("  {:<44} {:>8.2} ms {:>8.2} GFLOP/s", label, t / 1e6, *f as f64 / t);
-    }
+    println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profile.total_ns / 1e6);
+    profile.print(12);
     Ok(())
 }
 
@@ -553,20 +585,11 @@ fn run_train(args: Args) -> Result<()> {
     let (parts, len, n, step) = (step.parts, step.step.batch, step.images(), step.step);
     let encode_ms = encode_s * 1e3;
     let scratch = gpu.scratch_texture_bytes();
-    // Per kernel: nanoseconds, dispatches, FLOPs, bytes.
-    let mut kernels: BTreeMap<&str, (f64, usize, u64, u64)> = BTreeMap::new();
-    let mut total = 0.0;
-    if !args.no_profile && gpu.caps.timestamps {
-        let ds: Vec<_> = step.dispatches.iter().collect();
-        for (d, t) in ds.iter().zip(profile_dispatches(&gpu, &ds)?) {
-            let e = kernels.entry(d.kernel.name()).or_default();
-            e.0 += t;
-            e.1 += 1;
-            e.2 += d.flops;
-            e.3 += d.bytes;
-            total += t;
-        }
-    }
+    let profile = if !args.no_profile && gpu.caps.timestamps {
+        Some(Profile::measure(&gpu, &step.dispatches.iter().collect::<Vec<_>>())?)
+    } else {
+        None
+    };
     let (copies, copy_bytes, copy_s) = time_copies(&gpu, &step.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
     // The backward's 1x1 convs at the step's own shapes (the forward's: `bench --gemm-sweep`).
     let sweep = if args.gemm_sweep && gpu.caps.timestamps {
@@ -582,9 +605,8 @@ fn run_train(args: Args) -> Result<()> {
                 "micro_batches": parts, "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
                 "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
                 "record_s": build_s, "gemm_sweep": sweep_json(&sweep),
-                "kernels": kernels.iter().map(|(k, (t, c, f, b))| serde_json::json!({"kernel": k, "dispatches": c,
-                    "ms": t / 1e6, "gflops": *f as f64 / t, "gbps": *b as f64 / t, "share": t / total}))
-                    .collect::<Vec<_>>()})
+                "kernels": profile.as_ref().map(Profile::kernels_json).unwrap_or_default(),
+                "per_dispatch": profile.as_ref().map(Profile::dispatches_json).unwrap_or_default()})
         );
         return Ok(());
     }
@@ -609,21 +631,9 @@ fn run_train(args: Args) -> Result<()> {
             copy_s * 1e3
         );
     }
-    if total > 0.0 {
-        let mut sorted: Vec<_> = kernels.into_iter().collect();
-        sorted.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
-        println!("{:<31} {:>6} {:>10} {:>9} {:>9} {:>7}", "kernel", "count", "ms", "GFLOP/s", "GB/s", "share");
-        for (k, (t, c, f, b)) in sorted {
-            println!(
-                "{:<31} {:>6} {:>10.2} {:>9.2} {:>9.2} {:>6.1}%",
-                k,
-                c,
-                t / 1e6,
-                f as f64 / t,
-                b as f64 / t,
-                100.0 * t / total
-            );
-        }
+    if let Some(profile) = &profile {
+        println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profile.total_ns / 1e6);
+        profile.print(12);
     }
     print_sweep(&sweep);
     Ok(())

@@ -1,7 +1,7 @@
 //! Config tests: the scaling rules must reproduce the reference networks exactly (parameter counts
 //! equal torchvision/timm's), and the B0 blocks must equal the paper's stage table.
 
-use efficientnet_wgpu::model::{conv_padding, Config, Padding, Variant, WeightFormat};
+use efficientnet_wgpu::model::{conv_padding, BlockPart, Config, Layer, Padding, Variant, WeightFormat};
 use efficientnet_wgpu::{Activation, Error};
 
 #[test]
@@ -213,4 +213,18 @@ fn config_serializes_to_json() {
     assert_eq!(json["padding"], "Symmetric");
     let rows = serde_json::to_value(Config::b0(10).stage_summary(224, 224)).unwrap();
     assert_eq!(rows[0]["out_channels"], 32);
+}
+
+#[test]
+fn layers_are_named_by_stage_as_in_the_paper_table() {
+    // B0: block 0 is stage 1's only block, blocks 1-2 are stage 2, block 15 is stage 7.
+    let blocks = Config::new(Variant::B0, 10).blocks();
+    let name = |index, part| Layer::Block { index, part }.describe(&blocks);
+    assert_eq!(name(0, BlockPart::Depthwise), "stage1.0 depthwise");
+    assert_eq!(name(2, BlockPart::Expand), "stage2.1 expand");
+    assert_eq!(name(3, BlockPart::SeReduce), "stage3.0 se reduce");
+    assert_eq!(name(15, BlockPart::Project), "stage7.0 project");
+    assert_eq!(name(16, BlockPart::Project), "block 16 project");
+    assert_eq!(Layer::Stem.describe(&blocks), "stem");
+    assert_eq!(Layer::Head.describe(&blocks), "head");
 }

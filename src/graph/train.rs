@@ -264,7 +264,13 @@ impl TrainGraph {
                 "a training step needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
             )));
         }
-        let mut b = Builder { r: Recorder::new(gpu), g: self, opts: opts.clone(), seed: gpu.upload_u32(&[0], "seed")? };
+        let mut b = Builder {
+            r: Recorder::new(gpu),
+            g: self,
+            opts: opts.clone(),
+            seed: gpu.upload_u32(&[0], "seed")?,
+            blocks: self.config.blocks(),
+        };
         let input = gpu.empty(batch * 3 * h * w, "input")?;
         let targets = gpu.upload_u32(&vec![0; batch], "targets")?;
 
@@ -350,6 +356,8 @@ struct Builder<'a> {
     g: &'a TrainGraph,
     opts: TrainOptions,
     seed: GpuBuffer,
+    /// `g.config.blocks()`, for the dispatches' labels.
+    blocks: Vec<BlockSpec>,
 }
 
 impl Builder<'_> {
@@ -375,7 +383,7 @@ impl Builder<'_> {
     ) -> Result<(ConvBnSaved, GpuBuffer)> {
         let gpu = self.r.gpu;
         let w = self.param(layer, ParamKind::Weight)?;
-        let label = format!("{layer:?}");
+        let label = layer.describe(&self.blocks);
         // With the statistics in the GEMM's epilogue: its partials and their rows per chunk.
         let mut fused: Option<(GpuBuffer, usize)> = None;
         let (z, rows, rows_per_sample, c) = match &conv {
@@ -470,7 +478,7 @@ impl Builder<'_> {
     ) -> Result<Option<GpuBuffer>> {
         let gpu = self.r.gpu;
         let layer = s.bn.layer;
-        let label = format!("{layer:?} backward");
+        let label = format!("{} backward", layer.describe(&self.blocks));
         let dz = self.r.alloc(s.bn.p.m * s.bn.p.c)?;
         let partial = self.r.alloc(s.bn.p.bwd_partial_len())?;
         let gb = self.param(layer, ParamKind::GammaBeta)?;

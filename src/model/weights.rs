@@ -140,6 +140,31 @@ pub enum Layer {
     Classifier,
 }
 
+impl Layer {
+    /// The name profiles and labels use, as the forward plan's: "stem", "stage2.0 expand",
+    /// "stage2.0 se reduce", "head", "classifier". `blocks` is `Config::blocks()`.
+    pub fn describe(&self, blocks: &[BlockSpec]) -> String {
+        match self {
+            Layer::Stem => "stem".into(),
+            Layer::Head => "head".into(),
+            Layer::Classifier => "classifier".into(),
+            Layer::Block { index, part } => {
+                let part = match part {
+                    BlockPart::Expand => "expand",
+                    BlockPart::Depthwise => "depthwise",
+                    BlockPart::SeReduce => "se reduce",
+                    BlockPart::SeExpand => "se expand",
+                    BlockPart::Project => "project",
+                };
+                match blocks.get(*index) {
+                    Some(b) => format!("stage{}.{} {part}", b.stage, b.index_in_stage),
+                    None => format!("block {index} {part}"),
+                }
+            }
+        }
+    }
+}
+
 /// Which tensor of a layer. Conv layers own a `Weight` and the five BN entries; SE convs and the
 /// classifier own `Weight` and `Bias`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
