@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use clap::Parser;
-use efficientnet_wgpu::gpu::{encoded_copies, profile_dispatches, Dispatch, Dtype};
+use efficientnet_wgpu::gpu::{encode_dispatches, encoded_copies, profile_dispatches, Dispatch, Dtype};
 use efficientnet_wgpu::graph::{TrainGraph, TrainMemory, TrainOptions, TrainStep};
 use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, ForwardPlan, Variant, Weights};
-use efficientnet_wgpu::ops::{gemm_bwd_data, gemm_bwd_weight, gemm_fwd, Activation, GemmParams, KernelVariant};
+use efficientnet_wgpu::ops::{
+    add_inplace, gemm_bwd_data, gemm_bwd_weight, gemm_fwd, Activation, GemmParams, KernelVariant,
+};
 use efficientnet_wgpu::{Gpu, Result};
 
 #[derive(Parser)]
@@ -92,6 +94,39 @@ fn time_copies(gpu: &Gpu, dispatches: &[&Dispatch], iters: usize) -> Result<(usi
     }
     times.remove(0); // warm-up
     Ok((copies.len(), bytes, median(times)))
+}
+
+/// Seconds a dispatch costs beyond its work on this adapter: 256 dependent dispatches of a
+/// 64-element add in one submit, the median of 5, per dispatch. On lavapipe this is mostly waking
+/// its thread pool (~40 us; 3 us with LP_NUM_THREADS=0, which runs every kernel on one thread).
+fn launch_cost(gpu: &Gpu) -> Result<f64> {
+    const COUNT: usize = 256;
+    let (x, y) = (gpu.upload(&[1.0; 64], "launch x")?, gpu.upload(&[0.0; 64], "launch y")?);
+    let adds = (0..COUNT).map(|_| add_inplace(gpu, 64, &x, &y)).collect::<Result<Vec<_>>>()?;
+    let mut times = Vec::new();
+    for _ in 0..6 {
+        let t = Instant::now();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        encode_dispatches(&mut encoder, "launch cost", &adds);
+        gpu.queue.submit([encoder.finish()]);
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| efficientnet_wgpu::Error::Gpu {
+            context: "waiting for the launch-cost dispatches".into(),
+            message: e.to_string(),
+        })?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.remove(0); // warm-up
+    Ok(median(times) / COUNT as f64)
+}
+
+/// The launch cost per dispatch and what the pass's `dispatches` add up to at that rate: part of
+/// each kernel's timestamps (a timestamped 64-element add reads 30-150 us on lavapipe).
+fn print_launch(launch_s: f64, dispatches: usize) {
+    println!(
+        "launch cost: {:.0} us per dispatch (a 64-element add's), ~{:.1} ms of the {dispatches} dispatches' timestamps",
+        launch_s * 1e6,
+        launch_s * 1e3 * dispatches as f64
+    );
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -205,6 +240,7 @@ fn run(args: Args) -> Result<()> {
     };
     let gflop = config.macs(res, res) as f64 * 2.0 * n as f64 / 1e9;
     let (copies, copy_bytes, copy_s) = time_copies(&gpu, &plan.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
+    let launch_s = launch_cost(&gpu)?;
 
     let sweep = if args.gemm_sweep && gpu.caps.timestamps {
         gemm_sweep(&gpu, &config, n, res, &[GemmOp::Fwd])?
@@ -225,7 +261,7 @@ fn run(args: Args) -> Result<()> {
                 "kernels": profile.kernels_json(), "per_dispatch": profile.dispatches_json(), "gemm_sweep": sweep_json,
                 "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
                 "activation_bytes": activation_bytes, "weight_bytes": weight_bytes,
-                "texel_scratch_bytes": scratch_bytes,
+                "texel_scratch_bytes": scratch_bytes, "launch_us": launch_s * 1e6,
             })
         );
         return Ok(());
@@ -261,6 +297,7 @@ fn run(args: Args) -> Result<()> {
             copy_s * 1e3
         );
     }
+    print_launch(launch_s, plan.dispatches.len());
     let Some(profile) = profile else {
         println!(
             "(no per-kernel profile: {})",
@@ -591,6 +628,7 @@ fn run_train(args: Args) -> Result<()> {
         None
     };
     let (copies, copy_bytes, copy_s) = time_copies(&gpu, &step.dispatches.iter().collect::<Vec<_>>(), args.iters)?;
+    let launch_s = launch_cost(&gpu)?;
     // The backward's 1x1 convs at the step's own shapes (the forward's: `bench --gemm-sweep`).
     let sweep = if args.gemm_sweep && gpu.caps.timestamps {
         gemm_sweep(&gpu, &config, len, res, &[GemmOp::BwdData, GemmOp::BwdWeight])?
@@ -604,7 +642,7 @@ fn run_train(args: Args) -> Result<()> {
                 "texel_copies": copies, "texel_copy_bytes": copy_bytes, "texel_copies_s": copy_s,
                 "micro_batches": parts, "train_step_s": s, "images_per_s": n as f64 / s, "dispatches": step.dispatches.len(),
                 "activation_bytes": step.activation_bytes, "texel_scratch_bytes": scratch, "encode_ms": encode_ms,
-                "record_s": build_s, "gemm_sweep": sweep_json(&sweep),
+                "record_s": build_s, "gemm_sweep": sweep_json(&sweep), "launch_us": launch_s * 1e6,
                 "kernels": profile.as_ref().map(Profile::kernels_json).unwrap_or_default(),
                 "per_dispatch": profile.as_ref().map(Profile::dispatches_json).unwrap_or_default()})
         );
@@ -631,6 +669,7 @@ fn run_train(args: Args) -> Result<()> {
             copy_s * 1e3
         );
     }
+    print_launch(launch_s, step.dispatches.len());
     if let Some(profile) = &profile {
         println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profile.total_ns / 1e6);
         profile.print(12);
