@@ -80,20 +80,8 @@ fn main() {
 fn time_copies(gpu: &Gpu, dispatches: &[&Dispatch], iters: usize) -> Result<(usize, u64, f64)> {
     let copies = encoded_copies(dispatches.iter().copied());
     let bytes = copies.iter().map(|c| 4 * c.src.len as u64).sum();
-    let mut times = Vec::new();
-    for _ in 0..iters.max(1) + 1 {
-        let t = Instant::now();
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        copies.iter().for_each(|c| c.encode(&mut encoder));
-        gpu.queue.submit([encoder.finish()]);
-        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| efficientnet_wgpu::Error::Gpu {
-            context: "waiting for the texel copies".into(),
-            message: e.to_string(),
-        })?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.remove(0); // warm-up
-    Ok((copies.len(), bytes, median(times)))
+    let s = time_submits(gpu, iters, "the texel copies", |encoder| copies.iter().for_each(|c| c.encode(encoder)))?;
+    Ok((copies.len(), bytes, s))
 }
 
 /// Seconds a dispatch costs beyond its work on this adapter: 256 dependent dispatches of a
@@ -103,20 +91,27 @@ fn launch_cost(gpu: &Gpu) -> Result<f64> {
     const COUNT: usize = 256;
     let (x, y) = (gpu.upload(&[1.0; 64], "launch x")?, gpu.upload(&[0.0; 64], "launch y")?);
     let adds = (0..COUNT).map(|_| add_inplace(gpu, 64, &x, &y)).collect::<Result<Vec<_>>>()?;
+    let s =
+        time_submits(gpu, 5, "the launch-cost dispatches", |encoder| encode_dispatches(encoder, "launch cost", &adds))?;
+    Ok(s / COUNT as f64)
+}
+
+/// Median seconds of `runs` submits of what `encode` records (after one warm-up), each waited for.
+fn time_submits(gpu: &Gpu, runs: usize, what: &str, encode: impl Fn(&mut wgpu::CommandEncoder)) -> Result<f64> {
     let mut times = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..runs.max(1) + 1 {
         let t = Instant::now();
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        encode_dispatches(&mut encoder, "launch cost", &adds);
+        encode(&mut encoder);
         gpu.queue.submit([encoder.finish()]);
         gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| efficientnet_wgpu::Error::Gpu {
-            context: "waiting for the launch-cost dispatches".into(),
+            context: format!("waiting for {what}"),
             message: e.to_string(),
         })?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.remove(0); // warm-up
-    Ok(median(times) / COUNT as f64)
+    Ok(median(times))
 }
 
 /// The launch cost per dispatch and what the pass's `dispatches` add up to at that rate: part of
