@@ -257,15 +257,35 @@ impl TrainGraph {
         Ok((0..parts).map(|part| n / parts + (part < n % parts) as usize).collect())
     }
 
-    /// Records a training step for `batch` images of `h` x `w`.
+    /// Records a training step for `batch` images of `h` x `w`: twice, the second time with
+    /// its tensors placed by the first's `MemoryPlan` (see `graph::recorder`) where that takes
+    /// less memory than the first's greedy reuse.
     pub fn record_step(&self, gpu: &Gpu, batch: usize, h: usize, w: usize, opts: &TrainOptions) -> Result<TrainStep> {
         if batch == 0 || h == 0 || w == 0 {
             return Err(Error::invalid(format!(
                 "a training step needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
             )));
         }
+        let (first, r) = self.record_step_with(Recorder::new(gpu), batch, h, w, opts)?;
+        let plan = r.plan()?;
+        if plan.total_bytes() >= r.allocated_bytes {
+            return Ok(first);
+        }
+        drop((first, r));
+        Ok(self.record_step_with(Recorder::planned(gpu, plan)?, batch, h, w, opts)?.0)
+    }
+
+    fn record_step_with<'a>(
+        &'a self,
+        r: Recorder<'a>,
+        batch: usize,
+        h: usize,
+        w: usize,
+        opts: &TrainOptions,
+    ) -> Result<(TrainStep, Recorder<'a>)> {
+        let gpu = r.gpu;
         let mut b = Builder {
-            r: Recorder::new(gpu),
+            r,
             g: self,
             opts: opts.clone(),
             seed: gpu.upload_u32(&[0], "seed")?,
@@ -333,20 +353,21 @@ impl TrainGraph {
             }
             (_, g) => g,
         };
-        let activation_bytes = b.r.allocated_bytes;
-        Ok(TrainStep {
+        let mut r = b.r;
+        let step = TrainStep {
             batch,
             h,
             w,
             input,
             targets,
             seed: b.seed,
-            dispatches: b.r.dispatches,
+            dispatches: std::mem::take(&mut r.dispatches),
             loss,
             logits,
             grad_input,
-            activation_bytes,
-        })
+            activation_bytes: r.allocated_bytes,
+        };
+        Ok((step, r))
     }
 }
 

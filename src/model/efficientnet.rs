@@ -250,9 +250,28 @@ impl EfficientNet {
         Ok(plan)
     }
 
+    /// Records the forward twice, the second time with its tensors placed by the first's
+    /// `MemoryPlan` (see `graph::recorder`) where that takes less memory than greedy reuse.
     fn build_plan(&self, gpu: &Gpu, n: usize, h: usize, w: usize, taps: &[&str]) -> Result<ForwardPlan> {
+        let (first, r) = self.build_plan_with(Recorder::new(gpu), n, h, w, taps)?;
+        let plan = r.plan()?;
+        if plan.total_bytes() >= r.allocated_bytes {
+            return Ok(first);
+        }
+        drop((first, r));
+        Ok(self.build_plan_with(Recorder::planned(gpu, plan)?, n, h, w, taps)?.0)
+    }
+
+    fn build_plan_with<'a>(
+        &self,
+        mut r: Recorder<'a>,
+        n: usize,
+        h: usize,
+        w: usize,
+        taps: &[&str],
+    ) -> Result<(ForwardPlan, Recorder<'a>)> {
+        let gpu = r.gpu;
         let cfg = &self.config;
-        let mut r = Recorder::new(gpu);
         let store = self.store;
         let input = gpu.empty(n * 3 * h * w, "input")?;
         let mut tapped = Vec::new();
@@ -437,17 +456,18 @@ impl EfficientNet {
         if store != Dtype::F32 {
             activation_bytes += stored_logits.buffer.size();
         }
-        Ok(ForwardPlan {
+        let plan = ForwardPlan {
             batch: n,
             input,
-            dispatches: r.dispatches,
+            dispatches: std::mem::take(&mut r.dispatches),
             softmax,
             logits,
             features,
             probs,
             taps: tapped,
             activation_bytes,
-        })
+        };
+        Ok((plan, r))
     }
 }
 
