@@ -185,7 +185,9 @@ fn two_identical_steps_give_bit_identical_gradients() {
 fn recomputed_activations_give_the_same_bits_in_less_memory() {
     // Recomputing the depthwise and project convs' inputs in the backward re-runs the forward's
     // kernel on the same values: gradients, loss and BN running statistics must be bit-identical
-    // to keeping them, with dropout and stochastic depth on.
+    // to keeping them, with dropout and stochastic depth on. With recomputation the forward's
+    // depthwise conv applies the expand's BN and swish as it reads: the same expression as
+    // bn_act_fwd, so the same bits where the compiler fuses neither multiply-add (lavapipe).
     let gpu = gpu();
     let config = Config::b0(10);
     let weights = Weights::init_random(&config, 4);

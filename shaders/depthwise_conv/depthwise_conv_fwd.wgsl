@@ -5,6 +5,10 @@
 //           1 w     (KH, KW, C)
 //           2 bias  (C)              read when HAS_BIAS = 1
 //           3 y     (N, OH, OW, C)
+//           4 in_scale_shift (2C) f32     read when IN_BN = 1
+// With IN_BN = 1, x is the input of a BatchNorm + activation (training): the kernel reads
+// act(x * scale + shift) per channel (IN_ACT; scale then shift, as bn_act_fwd's), so that tensor
+// is never written; the padding stays zero.
 // Thread: 4 output columns x 4 channels; the channel block varies fastest (contiguous in NHWC).
 // Each tap's 4 weights are loaded once and used for the 4 columns. Taps in the padding are
 // loaded clamped and multiplied by zero, so the inner loop has no divergent branch.
@@ -25,11 +29,14 @@ override OH: u32;
 override OW: u32;
 override ACT: u32 = 0u;
 override HAS_BIAS: u32 = 0u;
+override IN_BN: u32 = 0u;
+override IN_ACT: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> x: array<Store>;
 @group(0) @binding(1) var<storage, read> w: array<Store>;
 @group(0) @binding(2) var<storage, read> bias: array<Store>;
 @group(0) @binding(3) var<storage, read_write> y: array<Store>;
+@group(0) @binding(4) var<storage, read> in_scale_shift: array<f32>;
 
 const COLS: u32 = 4u;
 
@@ -47,6 +54,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let oy = (p / xb) % OH;
     let n = p / (xb * OH);
     let c = min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(C - 1u));
+    var in_scale = vec4<f32>(1.0);
+    var in_shift = vec4<f32>(0.0);
+    if (IN_BN == 1u) {
+        in_scale = vec4<f32>(in_scale_shift[c.x], in_scale_shift[c.y], in_scale_shift[c.z], in_scale_shift[c.w]);
+        in_shift = vec4<f32>(in_scale_shift[C + c.x], in_scale_shift[C + c.y], in_scale_shift[C + c.z], in_scale_shift[C + c.w]);
+    }
 
     var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     for (var ky = 0u; ky < KH; ky++) {
@@ -62,7 +75,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 let ix = i32((ox0 + j) * SW + kx) - i32(PL);
                 let inside = ix >= 0 && ix < i32(W);
                 let xo = (row + u32(clamp(ix, 0, i32(W) - 1))) * C;
-                let xv = vec4<f32>(vec4<Store>(x[xo + c.x], x[xo + c.y], x[xo + c.z], x[xo + c.w]));
+                var xv = vec4<f32>(vec4<Store>(x[xo + c.x], x[xo + c.y], x[xo + c.z], x[xo + c.w]));
+                if (IN_BN == 1u) {
+                    xv = activate4(xv * in_scale + in_shift, IN_ACT);
+                }
                 acc[j] += select(vec4<f32>(0.0), xv, inside) * wv;
             }
         }

@@ -7,6 +7,9 @@
 //           1 w    (KH, KW, C)    texels
 //           2 bias (C)            read when HAS_BIAS = 1
 //           3 y    (N, OH, OW, C)
+//           4 in_scale_shift (2C)   read when IN_BN = 1
+// IN_BN = 1: x is a BatchNorm + activation's input, applied as it is read (see
+// depthwise_conv_fwd.wgsl).
 // Thread: COLS output columns x ROWS output rows x 4 channels (one texel), the channel block
 // fastest.
 
@@ -24,6 +27,8 @@ override OH: u32;
 override OW: u32;
 override ACT: u32 = 0u;
 override HAS_BIAS: u32 = 0u;
+override IN_BN: u32 = 0u;
+override IN_ACT: u32 = 0u;
 // Output rows per thread: 2 for the 3x3 stride-1 shape (rows2_3x3s1; the host sets it), else 1.
 override ROWS: u32 = 1u;
 
@@ -31,12 +36,20 @@ override ROWS: u32 = 1u;
 @group(0) @binding(1) var w: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> in_scale_shift: array<vec4<f32>>;
+
+// The thread's channels' input BatchNorm (IN_BN = 1), loaded once in main.
+var<private> in_scale: vec4<f32>;
+var<private> in_shift: vec4<f32>;
 
 const COLS: u32 = 4u;
 
 // Input column ix of row `row` (zero outside the image), channels 4q..4q+3.
 fn x_col(row: u32, ix: i32, q: u32) -> vec4<f32> {
-    let xv = textureLoad(x, texel((row + u32(clamp(ix, 0, i32(W) - 1))) * (C / 4u) + q));
+    var xv = textureLoad(x, texel((row + u32(clamp(ix, 0, i32(W) - 1))) * (C / 4u) + q));
+    if (IN_BN == 1u) {
+        xv = activate4(xv * in_scale + in_shift, IN_ACT);
+    }
     return select(vec4<f32>(0.0), xv, ix >= 0 && ix < i32(W));
 }
 
@@ -235,6 +248,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var bias_v = vec4<f32>(0.0);
     if (HAS_BIAS == 1u) {
         bias_v = bias[q];
+    }
+    if (IN_BN == 1u) {
+        in_scale = in_scale_shift[q];
+        in_shift = in_scale_shift[c4 + q];
     }
     if (ROWS == 2u) {
         let a = rows2_3x3s1(n, oy0, ox0, q);

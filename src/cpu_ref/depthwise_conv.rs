@@ -33,6 +33,27 @@ pub fn depthwise_conv_fwd(p: &DepthwiseConvParams, x: &[f32], w: &[f32], bias: O
     y
 }
 
+/// `depthwise_conv_fwd` of act(z * scale + shift) per channel (act = `p.input_bn_act`,
+/// `scale_shift` = scale then shift, 2C), each input value rounded to f32 as the kernel holds it.
+pub fn depthwise_conv_fwd_bn_input(
+    p: &DepthwiseConvParams,
+    z: &[f32],
+    scale_shift: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let act = p.input_bn_act.unwrap_or(crate::ops::Activation::None);
+    let x: Vec<f32> = z
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = i % p.c;
+            act64(act, v as f64 * scale_shift[c] as f64 + scale_shift[p.c + c] as f64) as f32
+        })
+        .collect();
+    depthwise_conv_fwd(&DepthwiseConvParams { input_bn_act: None, ..p.clone() }, &x, w, bias)
+}
+
 /// (n, h, w, c) input gradient of the depthwise convolution for dy (n, oh, ow, c), the gradient of
 /// its output before bias/activation. With `accumulate` the kernel adds this to dx.
 pub fn depthwise_conv_bwd_data(p: &DepthwiseConvParams, dy: &[f32], w: &[f32]) -> Vec<f32> {

@@ -97,9 +97,9 @@ kernels! {
     GemmFwdBnStatsTiled => "gemm_fwd_bn_stats_tiled", "gemm/gemm_tiled.wgsl", "fwd_bn_stats", F32, [R, R, R, R, R, W, W];
     GemmFwdBnStatsTexel => "gemm_fwd_bn_stats_texel", "gemm/gemm_fwd_texel.wgsl", "bn_stats", F32, [T, T, R, R, T, W, W];
     // x, weight (HW C), bias, y
-    DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F32, [R, R, R, W];
+    DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F32, [R, R, R, W, R];
     // x, weight (texels), bias, y; CPU adapters, C % 4 == 0
-    DepthwiseConvFwdTexel => "depthwise_conv_fwd_texel", "depthwise_conv/depthwise_conv_fwd_texel.wgsl", "main", F32, [T, T, R, W];
+    DepthwiseConvFwdTexel => "depthwise_conv_fwd_texel", "depthwise_conv/depthwise_conv_fwd_texel.wgsl", "main", F32, [T, T, R, W, R];
     // x, partial sums
     GlobalAvgPoolPartial => "global_avg_pool_partial", "pool/global_avg_pool_fwd.wgsl", "partial", F32, [R, W];
     // x (texels), partial sums; CPU adapters, C % 4 == 0
@@ -196,7 +196,7 @@ kernels! {
     GemmFwdVec4F16 => "gemm_fwd_vec4_f16", "gemm/gemm_fwd_vec4.wgsl", "main", F16, [R, R, R, R, R, W];
     GemmFwdTiledF16 => "gemm_fwd_tiled_f16", "gemm/gemm_tiled.wgsl", "fwd", F16, [R, R, R, R, R, W];
     Conv2dFwdF16 => "conv2d_fwd_f16", "conv2d/conv2d_fwd.wgsl", "main", F16, [R, R, R, W];
-    DepthwiseConvFwdF16 => "depthwise_conv_fwd_f16", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F16, [R, R, R, W];
+    DepthwiseConvFwdF16 => "depthwise_conv_fwd_f16", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F16, [R, R, R, W, R];
     // x (f16), partial sums (f32)
     GlobalAvgPoolPartialF16 => "global_avg_pool_partial_f16", "pool/global_avg_pool_fwd.wgsl", "partial", F16, [R, W];
     // partial sums (f32), mean (f16)

@@ -402,6 +402,35 @@ impl Builder<'_> {
         residual: Option<&GpuBuffer>,
         drop_path: Option<(u32, f32)>,
     ) -> Result<(ConvBnSaved, GpuBuffer)> {
+        let saved = self.conv_bn_stats(conv, x, None, gate, layer, act, residual.is_some(), drop_path)?;
+        let y = self.bn_act(&saved, residual)?;
+        Ok((saved, y))
+    }
+
+    /// Records a unit's output, `act(z * scale + shift)` [→ drop path → + residual], from its
+    /// saved BN input and folded statistics.
+    fn bn_act(&mut self, s: &ConvBnSaved, residual: Option<&GpuBuffer>) -> Result<GpuBuffer> {
+        let y = self.r.alloc(s.bn.p.m * s.bn.p.c)?;
+        let d = ops::bn_act_fwd(self.r.gpu, &s.bn.p, &s.bn.z, &s.bn.scale_shift, residual, &self.seed, &y)?;
+        self.r.push(d, &s.bn.layer.describe(&self.blocks));
+        Ok(y)
+    }
+
+    /// The conv and the BN statistics of `conv_bn_fwd`, without applying them (`bn_act` does, or
+    /// the next depthwise conv as it reads). `x_bn`: where `x` is itself a BN's input, that BN's
+    /// folded scale/shift, which the depthwise conv applies as it reads x (`input_bn_act`).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_bn_stats(
+        &mut self,
+        conv: Conv,
+        x: &GpuBuffer,
+        x_bn: Option<&GpuBuffer>,
+        gate: Option<&GpuBuffer>,
+        layer: Layer,
+        act: Activation,
+        has_residual: bool,
+        drop_path: Option<(u32, f32)>,
+    ) -> Result<ConvBnSaved> {
         let gpu = self.r.gpu;
         let w = self.param(layer, ParamKind::Weight)?;
         let label = layer.describe(&self.blocks);
@@ -427,7 +456,11 @@ impl Builder<'_> {
             }
             Conv::Depthwise(p) => {
                 let z = self.r.alloc(p.output_len())?;
-                self.r.push(ops::depthwise_conv_fwd(gpu, p, x, &w, None, &z)?, &label);
+                let d = match x_bn {
+                    Some(scale_shift) => ops::depthwise_conv_fwd_bn_input(gpu, p, x, scale_shift, &w, None, &z)?,
+                    None => ops::depthwise_conv_fwd(gpu, p, x, &w, None, &z)?,
+                };
+                self.r.push(d, &label);
                 (z, p.n * p.oh * p.ow, p.oh * p.ow, p.c)
             }
         };
@@ -436,7 +469,7 @@ impl Builder<'_> {
         bp.momentum = self.opts.bn_momentum;
         bp.update_running = self.opts.update_running_stats;
         bp.act = act;
-        bp.has_residual = residual.is_some();
+        bp.has_residual = has_residual;
         if let Some((salt, p)) = drop_path {
             bp.drop_path = Some(ops::DropPath { salt, survival: p });
         }
@@ -473,15 +506,7 @@ impl Builder<'_> {
                 self.r.release(partial);
             }
         }
-        let y = self.r.alloc(rows * c)?;
-        self.r.push(ops::bn_act_fwd(gpu, &bp, &z, &scale_shift, residual, &self.seed, &y)?, &label);
-        let saved = ConvBnSaved {
-            conv,
-            x: x.clone(),
-            gate: gate.cloned(),
-            bn: BnSaved { p: bp, layer, z, stats, scale_shift },
-        };
-        Ok((saved, y))
+        Ok(ConvBnSaved { conv, x: x.clone(), gate: gate.cloned(), bn: BnSaved { p: bp, layer, z, stats, scale_shift } })
     }
 
     /// Backward of `conv_bn_fwd`: BN (+ activation, + stochastic depth) backward from `dy` (the
@@ -570,26 +595,36 @@ impl Builder<'_> {
         let act = cfg.activation;
         let padding = cfg.padding;
         let drop_connect = cfg.drop_connect;
-        // Expand: 1x1 conv → BN → activation. Its output is saved as the depthwise conv's input.
+        // Expand: 1x1 conv → BN → activation. With recomputation its activated output is never
+        // written: the depthwise conv applies the BN and activation as it reads the BN's input
+        // (the backward rebuilds it for the depthwise weight gradient, `recompute_output`).
+        // Without, it is written and saved as the depthwise conv's input.
+        let fused = self.opts.recompute && spec.has_expand();
         let expand = if spec.has_expand() {
             let p = ops::GemmParams::new(n * h * w, spec.expanded_ch, spec.in_ch);
-            Some(self.conv_bn_fwd(Conv::Pointwise(p, h * w), &x, None, part(BlockPart::Expand), act, None, None)?)
+            let e = Conv::Pointwise(p, h * w);
+            Some(self.conv_bn_stats(e, &x, None, None, part(BlockPart::Expand), act, false, None)?)
         } else {
             None
         };
-        let (expand, y1) = match expand {
-            Some((s, y1)) => (Some(s), y1),
-            None => (None, x.clone()),
-        };
         // Depthwise conv (with the block's stride) → BN → activation.
-        let dp = ops::DepthwiseConvParams::new(n, h, w, spec.expanded_ch, spec.kernel, spec.stride, padding);
+        let mut dp = ops::DepthwiseConvParams::new(n, h, w, spec.expanded_ch, spec.kernel, spec.stride, padding);
         let (oh, ow) = (dp.oh, dp.ow);
-        let (depthwise, y2) =
-            self.conv_bn_fwd(Conv::Depthwise(dp), &y1, None, part(BlockPart::Depthwise), act, None, None)?;
-        if self.opts.recompute && expand.is_some() {
-            // Rebuilt from the expand BN's input in the backward (`recompute_output`).
-            self.r.release(y1);
-        }
+        let dw = part(BlockPart::Depthwise);
+        let (depthwise, y2) = match &expand {
+            Some(e) if fused => {
+                dp.input_bn_act = Some(act);
+                let (z1, bn1) = (e.bn.z.clone(), e.bn.scale_shift.clone());
+                let s = self.conv_bn_stats(Conv::Depthwise(dp), &z1, Some(&bn1), None, dw, act, false, None)?;
+                let y2 = self.bn_act(&s, None)?;
+                (s, y2)
+            }
+            Some(e) => {
+                let y1 = self.bn_act(e, None)?;
+                self.conv_bn_fwd(Conv::Depthwise(dp), &y1, None, dw, act, None, None)?
+            }
+            None => self.conv_bn_fwd(Conv::Depthwise(dp), &x, None, dw, act, None, None)?,
+        };
         // Squeeze-excite: its gate multiplies the project conv's input as the GEMM reads it.
         let se = if spec.has_se() { Some(self.se_fwd(spec, &y2, n, oh * ow)?) } else { None };
         // Project: 1x1 conv → BN [→ stochastic depth → + identity].

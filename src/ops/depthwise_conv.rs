@@ -22,6 +22,9 @@ pub struct DepthwiseConvParams {
     pub ow: usize,
     pub act: Activation,
     pub has_bias: bool,
+    /// `Some(act)`: the input is a BatchNorm's input z, read as `act(z * scale + shift)` per
+    /// channel (`depthwise_conv_fwd_bn_input`), so the activated tensor is never written.
+    pub input_bn_act: Option<Activation>,
     pub variant: KernelVariant,
 }
 
@@ -43,6 +46,7 @@ impl DepthwiseConvParams {
             ow,
             act: Activation::None,
             has_bias: false,
+            input_bn_act: None,
             variant: KernelVariant::Auto,
         }
     }
@@ -130,10 +134,14 @@ impl DepthwiseConvParams {
     fn constants(&self) -> Vec<(&'static str, f64)> {
         let mut c = self.shape_constants();
         c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", self.has_bias as u32 as f64)]);
+        if let Some(act) = self.input_bn_act {
+            c.extend([("IN_BN", 1.0), ("IN_ACT", act as u32 as f64)]);
+        }
         c
     }
 }
 
+/// Records `y (n, oh, ow, c) = act(depthwise(x, w) + bias)` (`p.act`; bias when `p.has_bias`).
 pub fn depthwise_conv_fwd(
     gpu: &Gpu,
     p: &DepthwiseConvParams,
@@ -142,8 +150,48 @@ pub fn depthwise_conv_fwd(
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
-    let buffers = [x, w, bias.unwrap_or(w), y];
-    let store = store_of("depthwise_conv_fwd", &buffers)?;
+    if p.input_bn_act.is_some() {
+        return Err(Error::invalid(
+            "depthwise_conv_fwd: input_bn_act is set; record it with depthwise_conv_fwd_bn_input and the BN's scale_shift",
+        ));
+    }
+    fwd(gpu, p, x, None, w, bias, y)
+}
+
+/// `depthwise_conv_fwd` of `act(z * scale + shift)` (act = `p.input_bn_act`), where `z` is a
+/// BatchNorm's input and `scale_shift` (2C: scale, then shift) its folded batch statistics, as
+/// `bn_act_fwd` takes them: applied as the conv reads its input, so the activated tensor is
+/// never written (training). f32 only.
+pub fn depthwise_conv_fwd_bn_input(
+    gpu: &Gpu,
+    p: &DepthwiseConvParams,
+    z: &GpuBuffer,
+    scale_shift: &GpuBuffer,
+    w: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<Dispatch> {
+    if p.input_bn_act.is_none() {
+        return Err(Error::invalid("depthwise_conv_fwd_bn_input: set input_bn_act to the BN's activation"));
+    }
+    check_len("depthwise_conv_fwd_bn_input scale_shift", scale_shift, 2 * p.c)?;
+    fwd(gpu, p, z, Some(scale_shift), w, bias, y)
+}
+
+fn fwd(
+    gpu: &Gpu,
+    p: &DepthwiseConvParams,
+    x: &GpuBuffer,
+    in_scale_shift: Option<&GpuBuffer>,
+    w: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    y: &GpuBuffer,
+) -> Result<Dispatch> {
+    let store = store_of("depthwise_conv_fwd", &[x, w, bias.unwrap_or(w), y])?;
+    if in_scale_shift.is_some() && store != Dtype::F32 {
+        return Err(Error::invalid("depthwise_conv_fwd_bn_input: f32 tensors only (a training op)"));
+    }
+    let buffers = [x, w, bias.unwrap_or(w), y, in_scale_shift.unwrap_or(w)];
     let bytes = (store.size() * (p.n * p.h * p.w * p.c + p.output_len())) as u64;
     let kernel = match p.kernel_variant(gpu) {
         KernelVariant::Texel if store == Dtype::F32 => Kernel::DepthwiseConvFwdTexel,

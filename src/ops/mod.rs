@@ -25,7 +25,10 @@ pub use activation::{activation_bwd, activation_fwd, ActivationParams};
 pub use bn_act::{bn_act_bwd, bn_act_fwd, bn_scale_shift, bn_stats, bn_stats_finish, BnParams, DropPath};
 pub use cast::cast;
 pub use conv2d::{conv2d_bwd_data, conv2d_bwd_weight, conv2d_fwd, Conv2dParams};
-pub use depthwise_conv::{depthwise_conv_bwd_data, depthwise_conv_bwd_weight, depthwise_conv_fwd, DepthwiseConvParams};
+pub use depthwise_conv::{
+    depthwise_conv_bwd_data, depthwise_conv_bwd_weight, depthwise_conv_fwd, depthwise_conv_fwd_bn_input,
+    DepthwiseConvParams,
+};
 pub use dropout::{dropout_fwd, DropoutParams};
 pub use gemm::{gemm_bwd_bias, gemm_bwd_data, gemm_bwd_weight, gemm_fwd, gemm_fwd_bn_stats, GemmParams};
 pub use loss::{softmax_cross_entropy, SoftmaxCrossEntropyParams};
