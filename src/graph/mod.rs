@@ -6,5 +6,5 @@ pub mod recorder;
 pub mod train;
 
 pub use params::{ParamEntry, ParamKind, ParamStore};
-pub use recorder::Recorder;
+pub use recorder::{record_planned, MemoryPlan, Recorder};
 pub use train::{StepReport, TrainGraph, TrainMemory, TrainOptions, TrainStep};

@@ -88,6 +88,21 @@ impl MemoryPlan {
     }
 }
 
+/// Records a graph with `record` twice, the second time with the tensors placed by the first
+/// pass's `MemoryPlan`; keeps the first recording where the plan would take no less memory.
+pub fn record_planned<'a, T>(
+    gpu: &'a Gpu,
+    mut record: impl FnMut(Recorder<'a>) -> Result<(T, Recorder<'a>)>,
+) -> Result<T> {
+    let (first, r) = record(Recorder::new(gpu))?;
+    let plan = r.plan()?;
+    if plan.total_bytes() >= r.allocated_bytes {
+        return Ok(first);
+    }
+    drop((first, r));
+    Ok(record(Recorder::planned(gpu, plan)?)?.0)
+}
+
 impl<'a> Recorder<'a> {
     /// The first pass: greedy reuse, noting what `plan` needs.
     pub fn new(gpu: &'a Gpu) -> Self {

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::graph::params::{ParamKind, ParamStore};
-use crate::graph::recorder::Recorder;
+use crate::graph::recorder::{record_planned, Recorder};
 use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, WeightFormat, Weights};
 use crate::ops::{self, Activation};
 
@@ -266,13 +266,7 @@ impl TrainGraph {
                 "a training step needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
             )));
         }
-        let (first, r) = self.record_step_with(Recorder::new(gpu), batch, h, w, opts)?;
-        let plan = r.plan()?;
-        if plan.total_bytes() >= r.allocated_bytes {
-            return Ok(first);
-        }
-        drop((first, r));
-        Ok(self.record_step_with(Recorder::planned(gpu, plan)?, batch, h, w, opts)?.0)
+        record_planned(gpu, |r| self.record_step_with(r, batch, h, w, opts))
     }
 
     fn record_step_with<'a>(

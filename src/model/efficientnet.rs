@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer};
 use crate::graph::params::oihw_to_hwio;
-use crate::graph::Recorder;
+use crate::graph::{record_planned, Recorder};
 use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, Weights};
 use crate::ops::{
     bilinear_resize_fwd, cast, conv2d_fwd, depthwise_conv_fwd, gemm_fwd, global_avg_pool_fwd, softmax_fwd, Activation,
@@ -253,13 +253,7 @@ impl EfficientNet {
     /// Records the forward twice, the second time with its tensors placed by the first's
     /// `MemoryPlan` (see `graph::recorder`) where that takes less memory than greedy reuse.
     fn build_plan(&self, gpu: &Gpu, n: usize, h: usize, w: usize, taps: &[&str]) -> Result<ForwardPlan> {
-        let (first, r) = self.build_plan_with(Recorder::new(gpu), n, h, w, taps)?;
-        let plan = r.plan()?;
-        if plan.total_bytes() >= r.allocated_bytes {
-            return Ok(first);
-        }
-        drop((first, r));
-        Ok(self.build_plan_with(Recorder::planned(gpu, plan)?, n, h, w, taps)?.0)
+        record_planned(gpu, |r| self.build_plan_with(r, n, h, w, taps))
     }
 
     fn build_plan_with<'a>(
