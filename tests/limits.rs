@@ -1,11 +1,12 @@
 //! Device limits are respected, not assumed: a device with a small storage-binding limit (made the
 //! way a desktop app would share its own device) runs big batches in slices with identical results,
 //! and an input that cannot fit is an error naming the limit. A forward plan reports the device
-//! memory it holds.
+//! memory it holds, and recordings are re-planned into less of it.
 
 mod common;
 use common::*;
 
+use efficientnet_wgpu::graph::{record_planned, Recorder};
 use efficientnet_wgpu::model::{Config, EfficientNet, Weights};
 use efficientnet_wgpu::Error;
 
@@ -74,4 +75,35 @@ fn a_forward_plan_reports_the_memory_it_holds() {
     assert!(plan.activation_bytes >= floor as u64, "{} < {floor}", plan.activation_bytes);
     let all: u64 = plan.dispatches.iter().map(|d| d.bytes).sum();
     assert!(plan.activation_bytes < all, "{} >= {all} (no reuse?)", plan.activation_bytes);
+}
+
+#[test]
+fn a_recording_is_replanned_where_greedy_reuse_wastes_memory() {
+    // A (100 KiB) is released, then B (30 KiB) takes A's buffer under greedy reuse (it is within
+    // 4x), so C (100 KiB, alive with B) needs a second 100 KiB buffer. The plan puts A and C in
+    // one buffer and B in its own.
+    let (big, small) = (25_600, 7_680);
+    let mut passes = Vec::new();
+    let bytes = record_planned(gpu(), |mut r: Recorder| {
+        let a = r.alloc(big)?;
+        r.release(a);
+        let b = r.alloc(small)?;
+        let c = r.alloc(big)?;
+        assert!(!b.same_buffer(&c), "two live tensors in one buffer");
+        r.release(b);
+        r.release(c);
+        passes.push(r.allocated_bytes);
+        Ok((r.allocated_bytes, r))
+    })
+    .unwrap();
+    assert_eq!(passes, vec![2 * 4 * big as u64, 4 * (big + small) as u64]);
+    assert_eq!(bytes, passes[1]);
+
+    // A second pass that asks for other sizes than the first is an error, not a wrong buffer.
+    let mut first = Recorder::new(gpu());
+    let a = first.alloc(big).unwrap();
+    first.release(a);
+    let mut second = Recorder::planned(gpu(), first.plan().unwrap()).unwrap();
+    let e = second.alloc(small).err().expect("a diverging recording");
+    assert!(e.to_string().contains("diverged"), "{e}");
 }
