@@ -104,6 +104,6 @@ fn a_recording_is_replanned_where_greedy_reuse_wastes_memory() {
     let a = first.alloc(big).unwrap();
     first.release(a);
     let mut second = Recorder::planned(gpu(), first.plan().unwrap()).unwrap();
-    let e = second.alloc(small).err().expect("a diverging recording");
+    let e = second.alloc(small).expect_err("a diverging recording");
     assert!(e.to_string().contains("diverged"), "{e}");
 }
