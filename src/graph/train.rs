@@ -593,7 +593,6 @@ impl Builder<'_> {
         // written: the depthwise conv applies the BN and activation as it reads the BN's input
         // (the backward rebuilds it for the depthwise weight gradient, `recompute_output`).
         // Without, it is written and saved as the depthwise conv's input.
-        let fused = self.opts.recompute && spec.has_expand();
         let expand = if spec.has_expand() {
             let p = ops::GemmParams::new(n * h * w, spec.expanded_ch, spec.in_ch);
             let e = Conv::Pointwise(p, h * w);
@@ -606,7 +605,7 @@ impl Builder<'_> {
         let (oh, ow) = (dp.oh, dp.ow);
         let dw = part(BlockPart::Depthwise);
         let (depthwise, y2) = match &expand {
-            Some(e) if fused => {
+            Some(e) if self.opts.recompute => {
                 dp.input_bn_act = Some(act);
                 let (z1, bn1) = (e.bn.z.clone(), e.bn.scale_shift.clone());
                 let s = self.conv_bn_stats(Conv::Depthwise(dp), &z1, Some(&bn1), None, dw, act, false, None)?;
