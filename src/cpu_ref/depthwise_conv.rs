@@ -1,7 +1,7 @@
 //! CPU twin of the `depthwise_conv` kernels.
 
 use super::act64;
-use crate::ops::DepthwiseConvParams;
+use crate::ops::{Activation, DepthwiseConvParams};
 
 /// (n, oh, ow, c) = act(depthwise(x, w (kh, kw, c)) + bias).
 pub fn depthwise_conv_fwd(p: &DepthwiseConvParams, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -33,16 +33,16 @@ pub fn depthwise_conv_fwd(p: &DepthwiseConvParams, x: &[f32], w: &[f32], bias: O
     y
 }
 
-/// `depthwise_conv_fwd` of act(z * scale + shift) per channel (act = `p.input_bn_act`,
-/// `scale_shift` = scale then shift, 2C), each input value rounded to f32 as the kernel holds it.
+/// `depthwise_conv_fwd` of act(z * scale + shift) per channel (`scale_shift` = scale then
+/// shift, 2C), each input value rounded to f32 as the kernel holds it.
 pub fn depthwise_conv_fwd_bn_input(
     p: &DepthwiseConvParams,
     z: &[f32],
     scale_shift: &[f32],
+    act: Activation,
     w: &[f32],
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    let act = p.input_bn_act.unwrap_or(crate::ops::Activation::None);
     let x: Vec<f32> = z
         .iter()
         .enumerate()
@@ -51,7 +51,7 @@ pub fn depthwise_conv_fwd_bn_input(
             act64(act, v as f64 * scale_shift[c] as f64 + scale_shift[p.c + c] as f64) as f32
         })
         .collect();
-    depthwise_conv_fwd(&DepthwiseConvParams { input_bn_act: None, ..p.clone() }, &x, w, bias)
+    depthwise_conv_fwd(p, &x, w, bias)
 }
 
 /// (n, h, w, c) input gradient of the depthwise convolution for dy (n, oh, ow, c), the gradient of

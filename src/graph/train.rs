@@ -412,13 +412,13 @@ impl Builder<'_> {
 
     /// The conv and the BN statistics of `conv_bn_fwd`, without applying them (`bn_act` does, or
     /// the next depthwise conv as it reads). `x_bn`: where `x` is itself a BN's input, that BN's
-    /// folded scale/shift, which the depthwise conv applies as it reads x (`input_bn_act`).
+    /// folded scale/shift and activation, which the depthwise conv applies as it reads x.
     #[allow(clippy::too_many_arguments)]
     fn conv_bn_stats(
         &mut self,
         conv: Conv,
         x: &GpuBuffer,
-        x_bn: Option<&GpuBuffer>,
+        x_bn: Option<(&GpuBuffer, Activation)>,
         gate: Option<&GpuBuffer>,
         layer: Layer,
         act: Activation,
@@ -451,7 +451,9 @@ impl Builder<'_> {
             Conv::Depthwise(p) => {
                 let z = self.r.alloc(p.output_len())?;
                 let d = match x_bn {
-                    Some(scale_shift) => ops::depthwise_conv_fwd_bn_input(gpu, p, x, scale_shift, &w, None, &z)?,
+                    Some((scale_shift, x_act)) => {
+                        ops::depthwise_conv_fwd_bn_input(gpu, p, x, scale_shift, x_act, &w, None, &z)?
+                    }
                     None => ops::depthwise_conv_fwd(gpu, p, x, &w, None, &z)?,
                 };
                 self.r.push(d, &label);
@@ -601,14 +603,14 @@ impl Builder<'_> {
             None
         };
         // Depthwise conv (with the block's stride) → BN → activation.
-        let mut dp = ops::DepthwiseConvParams::new(n, h, w, spec.expanded_ch, spec.kernel, spec.stride, padding);
+        let dp = ops::DepthwiseConvParams::new(n, h, w, spec.expanded_ch, spec.kernel, spec.stride, padding);
         let (oh, ow) = (dp.oh, dp.ow);
         let dw = part(BlockPart::Depthwise);
         let (depthwise, y2) = match &expand {
             Some(e) if self.opts.recompute => {
-                dp.input_bn_act = Some(act);
                 let (z1, bn1) = (e.bn.z.clone(), e.bn.scale_shift.clone());
-                let s = self.conv_bn_stats(Conv::Depthwise(dp), &z1, Some(&bn1), None, dw, act, false, None)?;
+                let x_bn = Some((&bn1, e.bn.p.act));
+                let s = self.conv_bn_stats(Conv::Depthwise(dp), &z1, x_bn, None, dw, act, false, None)?;
                 let y2 = self.bn_act(&s, None)?;
                 (s, y2)
             }

@@ -22,9 +22,6 @@ pub struct DepthwiseConvParams {
     pub ow: usize,
     pub act: Activation,
     pub has_bias: bool,
-    /// `Some(act)`: the input is a BatchNorm's input z, read as `act(z * scale + shift)` per
-    /// channel (`depthwise_conv_fwd_bn_input`), so the activated tensor is never written.
-    pub input_bn_act: Option<Activation>,
     pub variant: KernelVariant,
 }
 
@@ -46,7 +43,6 @@ impl DepthwiseConvParams {
             ow,
             act: Activation::None,
             has_bias: false,
-            input_bn_act: None,
             variant: KernelVariant::Auto,
         }
     }
@@ -134,9 +130,6 @@ impl DepthwiseConvParams {
     fn constants(&self) -> Vec<(&'static str, f64)> {
         let mut c = self.shape_constants();
         c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", self.has_bias as u32 as f64)]);
-        if let Some(act) = self.input_bn_act {
-            c.extend([("IN_BN", 1.0), ("IN_ACT", act as u32 as f64)]);
-        }
         c
     }
 }
@@ -150,54 +143,52 @@ pub fn depthwise_conv_fwd(
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
-    if p.input_bn_act.is_some() {
-        return Err(Error::invalid(
-            "depthwise_conv_fwd: input_bn_act is set; record it with depthwise_conv_fwd_bn_input and the BN's scale_shift",
-        ));
-    }
     fwd(gpu, p, x, None, w, bias, y)
 }
 
-/// `depthwise_conv_fwd` of `act(z * scale + shift)` (act = `p.input_bn_act`), where `z` is a
-/// BatchNorm's input and `scale_shift` (2C: scale, then shift) its folded batch statistics, as
-/// `bn_act_fwd` takes them: applied as the conv reads its input, so the activated tensor is
-/// never written (training). f32 only.
+/// `depthwise_conv_fwd` of `act(z * scale + shift)`, where `z` is a BatchNorm's input and
+/// `scale_shift` (2C: scale, then shift) its folded batch statistics, as `bn_act_fwd` takes them:
+/// applied as the conv reads its input, so the activated tensor is never written (training).
+/// f32 only.
+#[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv_fwd_bn_input(
     gpu: &Gpu,
     p: &DepthwiseConvParams,
     z: &GpuBuffer,
     scale_shift: &GpuBuffer,
+    act: Activation,
     w: &GpuBuffer,
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
-    if p.input_bn_act.is_none() {
-        return Err(Error::invalid("depthwise_conv_fwd_bn_input: set input_bn_act to the BN's activation"));
-    }
     check_len("depthwise_conv_fwd_bn_input scale_shift", scale_shift, 2 * p.c)?;
-    fwd(gpu, p, z, Some(scale_shift), w, bias, y)
+    fwd(gpu, p, z, Some((scale_shift, act)), w, bias, y)
 }
 
+/// Both forwards; `input_bn`: the input's BN scale/shift and activation, applied as it is read.
 fn fwd(
     gpu: &Gpu,
     p: &DepthwiseConvParams,
     x: &GpuBuffer,
-    in_scale_shift: Option<&GpuBuffer>,
+    input_bn: Option<(&GpuBuffer, Activation)>,
     w: &GpuBuffer,
     bias: Option<&GpuBuffer>,
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
     let store = store_of("depthwise_conv_fwd", &[x, w, bias.unwrap_or(w), y])?;
-    if in_scale_shift.is_some() && store != Dtype::F32 {
+    if input_bn.is_some() && store != Dtype::F32 {
         return Err(Error::invalid("depthwise_conv_fwd_bn_input: f32 tensors only (a training op)"));
     }
-    let buffers = [x, w, bias.unwrap_or(w), y, in_scale_shift.unwrap_or(w)];
+    let buffers = [x, w, bias.unwrap_or(w), y, input_bn.map_or(w, |(ss, _)| ss)];
     let bytes = (store.size() * (p.n * p.h * p.w * p.c + p.output_len())) as u64;
     let kernel = match p.kernel_variant(gpu) {
         KernelVariant::Texel if store == Dtype::F32 => Kernel::DepthwiseConvFwdTexel,
         _ => kernel_for("depthwise_conv_fwd", Kernel::DepthwiseConvFwd, store)?,
     };
     let mut constants = p.constants();
+    if let Some((_, act)) = input_bn {
+        constants.extend([("IN_BN", 1.0), ("IN_ACT", act as u32 as f64)]);
+    }
     let rows = p.fwd_rows_per_thread(kernel);
     if rows > 1 {
         constants.push(("ROWS", rows as f64));

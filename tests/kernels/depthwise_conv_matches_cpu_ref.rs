@@ -94,7 +94,7 @@ fn wide_rows_several_column_blocks_and_k7() {
 /// The input read as act(z * scale + shift), as training records it after an expand conv's BN.
 /// Every shift is at least 0.5 away from zero, so act(shift) != 0 and a padding tap that went
 /// through the BN instead of staying zero would show.
-fn check_bn_input(p: &DepthwiseConvParams, seed: u64) {
+fn check_bn_input(p: &DepthwiseConvParams, act: Activation, seed: u64) {
     for p in both_variants(p) {
         let z = rand_vec(p.input_len(), seed);
         let w = rand_vec(p.weight_len(), seed + 1);
@@ -103,9 +103,9 @@ fn check_bn_input(p: &DepthwiseConvParams, seed: u64) {
         for s in &mut scale_shift[p.c..] {
             *s += 0.5f32.copysign(*s);
         }
-        let want = cpu_ref::depthwise_conv_fwd_bn_input(&p, &z, &scale_shift, &w, p.has_bias.then_some(&b[..]));
+        let want = cpu_ref::depthwise_conv_fwd_bn_input(&p, &z, &scale_shift, act, &w, p.has_bias.then_some(&b[..]));
         let (zg, sg, wg, bg, y) = (upload(&z), upload(&scale_shift), upload(&w), upload(&b), empty(p.output_len()));
-        let d = depthwise_conv_fwd_bn_input(gpu(), &p, &zg, &sg, &wg, p.has_bias.then_some(&bg), &y).unwrap();
+        let d = depthwise_conv_fwd_bn_input(gpu(), &p, &zg, &sg, act, &wg, p.has_bias.then_some(&bg), &y).unwrap();
         let texel = p.variant == KernelVariant::Texel;
         assert_eq!(d.kernel, if texel { Kernel::DepthwiseConvFwdTexel } else { Kernel::DepthwiseConvFwd });
         assert_close(&format!("bn input {p:?}"), &run_and_read(&[d], &y), &want, 1e-5, 1e-4);
@@ -119,31 +119,24 @@ fn bn_input_k3_stride1_two_rows_and_k5_stride2_padding_stays_zero() {
     let mut p = DepthwiseConvParams::new(2, 7, 9, 10, 3, 1, Padding::Symmetric);
     p.has_bias = true;
     p.act = Activation::Swish;
-    p.input_bn_act = Some(Activation::Swish);
-    check_bn_input(&p, 30);
-    let mut p = DepthwiseConvParams::new(1, 11, 13, 8, 5, 2, Padding::TfSame);
-    p.input_bn_act = Some(Activation::Relu6);
-    check_bn_input(&p, 31);
+    check_bn_input(&p, Activation::Swish, 30);
+    let p = DepthwiseConvParams::new(1, 11, 13, 8, 5, 2, Padding::TfSame);
+    check_bn_input(&p, Activation::Relu6, 31);
 }
 
 #[test]
 fn bn_input_needs_its_scale_shift_and_f32() {
-    let mut p = DepthwiseConvParams::new(1, 5, 5, 4, 3, 1, Padding::Symmetric);
+    let p = DepthwiseConvParams::new(1, 5, 5, 4, 3, 1, Padding::Symmetric);
     let (x, w, y) = (upload(&rand_vec(p.input_len(), 1)), upload(&rand_vec(p.weight_len(), 2)), empty(p.output_len()));
     let ss = upload(&rand_vec(2 * p.c, 3));
-    // The BN's scale_shift without input_bn_act set, and input_bn_act without it.
-    let e = depthwise_conv_fwd_bn_input(gpu(), &p, &x, &ss, &w, None, &y).err().expect("an error");
-    assert!(e.to_string().contains("input_bn_act"), "{e}");
-    p.input_bn_act = Some(Activation::Swish);
-    let e = depthwise_conv_fwd(gpu(), &p, &x, &w, None, &y).err().expect("an error");
-    assert!(e.to_string().contains("depthwise_conv_fwd_bn_input"), "{e}");
+    let swish = Activation::Swish;
     // A scale_shift of the wrong length.
     let short = upload(&rand_vec(p.c, 4));
-    let e = depthwise_conv_fwd_bn_input(gpu(), &p, &x, &short, &w, None, &y).err().expect("an error");
+    let e = depthwise_conv_fwd_bn_input(gpu(), &p, &x, &short, swish, &w, None, &y).err().expect("an error");
     assert!(e.to_string().contains("scale_shift"), "{e}");
     // f16 tensors: inference only.
     let (x16, w16, y16) =
         (upload_f16(&rand_vec(p.input_len(), 1)), upload_f16(&rand_vec(p.weight_len(), 2)), empty_f16(p.output_len()));
-    let e = depthwise_conv_fwd_bn_input(gpu(), &p, &x16, &ss, &w16, None, &y16).err().expect("an error");
+    let e = depthwise_conv_fwd_bn_input(gpu(), &p, &x16, &ss, swish, &w16, None, &y16).err().expect("an error");
     assert!(e.to_string().contains("f32"), "{e}");
 }
