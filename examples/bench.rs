@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use clap::Parser;
 use efficientnet_wgpu::gpu::{encode_dispatches, encoded_copies, profile_dispatches, Dispatch, Dtype};
-use efficientnet_wgpu::graph::{TrainGraph, TrainMemory, TrainOptions, TrainStep};
 use efficientnet_wgpu::model::{conv_padding, Config, EfficientNet, ForwardPlan, Variant, Weights};
 use efficientnet_wgpu::ops::{
     add_inplace, gemm_bwd_data, gemm_bwd_weight, gemm_fwd, Activation, GemmParams, KernelVariant,
 };
+use efficientnet_wgpu::train::{TrainGraph, TrainMemory, TrainOptions, TrainStep};
 use efficientnet_wgpu::{Gpu, Result};
 
 #[derive(Parser)]
@@ -55,8 +55,8 @@ struct Args {
     /// them next to the `--baseline` figures (PyTorch's and burn's).
     #[arg(long)]
     targets: bool,
-    /// With --targets: the JSON lines `scripts/baselines.sh` (PyTorch) and
-    /// `scripts/burn_baseline.sh` (burn) printed on this machine, in one file.
+    /// With --targets: the JSON lines `baselines/pytorch.sh` (PyTorch) and
+    /// `baselines/burn.sh` (burn) printed on this machine, in one file.
     #[arg(long)]
     baseline: Option<std::path::PathBuf>,
     /// Also time every GEMM variant on each 1x1-conv shape of the forward pass (with --train: the
@@ -397,12 +397,12 @@ struct TargetRow {
     burn: Option<f64>,
 }
 
-/// PyTorch's images/s for one measurement in the JSON lines of scripts/baselines.py.
+/// PyTorch's images/s for one measurement in the JSON lines of baselines/pytorch.py.
 fn baseline(lines: &[serde_json::Value], what: &str, device: &str, batch: usize, res: usize) -> Option<f64> {
     baseline_field(lines, "pytorch", what, device, batch, res, "images_per_s")
 }
 
-/// burn's images/s for one measurement in the JSON lines of scripts/burn_baseline.sh (burn's wgpu
+/// burn's images/s for one measurement in the JSON lines of baselines/burn.sh (burn's wgpu
 /// backend on this machine's adapter).
 fn burn_baseline(lines: &[serde_json::Value], what: &str, batch: usize, res: usize) -> Option<f64> {
     baseline_field(lines, "burn", what, "wgpu", batch, res, "images_per_s")
@@ -427,7 +427,7 @@ fn pytorch_tf32(lines: &[serde_json::Value], what: &str, batch: usize, res: usiz
     baseline_line(lines, "pytorch", what, "cuda", batch, res, true).and_then(|l| l["images_per_s"].as_f64())
 }
 
-/// The line of one measurement. A line without "framework" is PyTorch's (baselines.py wrote none
+/// The line of one measurement. A line without "framework" is PyTorch's (pytorch.py wrote none
 /// before burn's baseline existed). On CUDA each PyTorch figure comes twice: strict fp32 and its
 /// default, which runs fp32 convolutions on TF32 tensor cores ("tf32": true) that our kernels,
 /// like any WGSL, cannot reach; a line without "tf32" is strict.
@@ -595,7 +595,7 @@ fn run_targets(args: Args) -> Result<()> {
     }
     if args.baseline.is_none() {
         println!(
-            "(no --baseline: run `bash scripts/baselines.sh > base.jsonl; bash scripts/burn_baseline.sh >> base.jsonl` \
+            "(no --baseline: run `bash baselines/pytorch.sh > base.jsonl; bash baselines/burn.sh >> base.jsonl` \
              on this machine for PyTorch's and burn's figures)"
         );
     }

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub use crate::data::load_image;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{imagenet_label, EfficientNet};
@@ -92,14 +93,6 @@ impl RgbPlanes {
         }
         RgbPlanes { h, w, data }
     }
-}
-
-/// Opens and decodes a JPEG or PNG file, naming the file in any error.
-pub fn load_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
-    let path = path.as_ref();
-    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = reader.with_guessed_format().map_err(|e| Error::io(path, e))?;
-    reader.decode().map_err(|e| Error::Image { path: path.to_path_buf(), message: e.to_string() })
 }
 
 /// EfficientNet as an image classifier on one GPU. Usable from any thread; desktop apps can build

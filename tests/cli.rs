@@ -65,13 +65,13 @@ fn info_train_memory_agrees_with_the_recorded_step() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let m = &v["train_memory"];
     let config = efficientnet_wgpu::model::Config::b0(10);
-    let graph = efficientnet_wgpu::graph::TrainGraph::new(
+    let graph = efficientnet_wgpu::train::TrainGraph::new(
         gpu(),
         config.clone(),
         &efficientnet_wgpu::model::Weights::zeros(&config),
     )
     .unwrap();
-    let step = graph.record_step(gpu(), 3, 64, 64, &efficientnet_wgpu::graph::TrainOptions::default()).unwrap();
+    let step = graph.record_step(gpu(), 3, 64, 64, &efficientnet_wgpu::train::TrainOptions::default()).unwrap();
     assert_eq!(m["activation_bytes"].as_u64(), Some(step.activation_bytes));
     assert_eq!(m["batch"].as_u64(), Some(3));
     // Parameters, gradients and BN statistics: at least 2 x 4 bytes per parameter.
@@ -90,6 +90,7 @@ fn unknown_model_is_a_clear_error() {
 }
 
 #[test]
+#[ignore = "needs the full-size PyTorch fixtures ($EFFNET_FIXTURES, default ../shared/fixtures); scripts/test.sh includes it when they exist"]
 fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
     let dir = std::env::temp_dir().join(format!("effnet-cli-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -108,6 +109,18 @@ fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
     let p = &want["act.pooled"].1;
     assert_close("features", &got["features"].1, p, 1e-5 + 1e-4 * max_abs(p), 0.0);
 
+    // --feature-maps adds the last map at each resolution: torchvision's stage outputs 1, 2, 3,
+    // 5 and 7 (1/2 .. 1/32), NCHW.
+    let (ok, _, err) = effnet(&["run", "--weights", wp, "--input", ip, "--output", op, "--feature-maps"]);
+    assert!(ok, "{err}");
+    let got = read_safetensors(&out);
+    for (i, stage) in [1, 2, 3, 5, 7].into_iter().enumerate() {
+        let (shape, want) = &want[&format!("act.stage{stage}")];
+        let (got_shape, data) = &got[&format!("feature.{i}")];
+        assert_eq!(got_shape, shape, "feature.{i}");
+        assert_close(&format!("feature.{i}"), data, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
+    }
+
     // --f16 stores weights and activations as f16: the tolerance of parity_torchvision_b0's f16
     // test (16 half-ulps of the logit scale).
     let (ok, _, err) = effnet(&["run", "--f16", "--weights", wp, "--input", ip, "--output", op]);
@@ -123,6 +136,7 @@ fn run_reproduces_pytorch_logits_on_the_shared_fixture() {
 }
 
 #[test]
+#[ignore = "needs the full-size PyTorch fixtures ($EFFNET_FIXTURES, default ../shared/fixtures); scripts/test.sh includes it when they exist"]
 fn classify_reads_png_and_jpeg_and_prints_top5_with_imagenet_names() {
     let dir = std::env::temp_dir().join(format!("effnet-cli-classify-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -175,6 +189,7 @@ fn missing_weights_file_names_the_file() {
 }
 
 #[test]
+#[ignore = "needs the full-size PyTorch fixtures ($EFFNET_FIXTURES, default ../shared/fixtures); scripts/test.sh includes it when they exist"]
 fn grad_writes_every_gradient_and_running_stat_in_the_fixture_format() {
     let dir = std::env::temp_dir().join(format!("effnet-cli-grad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

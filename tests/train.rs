@@ -8,11 +8,11 @@ use common::*;
 use std::sync::Arc;
 
 use efficientnet_wgpu::data::{Augment, Batch, Dataset, InMemory, Loader, Normalize, Source};
-use efficientnet_wgpu::graph::{TrainGraph, TrainOptions};
 use efficientnet_wgpu::model::{Config, Weights};
 use efficientnet_wgpu::ops::OptimizerKind;
 use efficientnet_wgpu::train::report::{append_metrics, read_metrics, write_plot, MetricsRow};
 use efficientnet_wgpu::train::{Schedule, TrainConfig, Trainer};
+use efficientnet_wgpu::train::{TrainGraph, TrainOptions};
 use efficientnet_wgpu::Gpu;
 
 fn shared_gpu() -> Arc<Gpu> {
@@ -318,7 +318,7 @@ fn metrics_csv_round_trips_and_the_plot_is_a_png() {
 
 /// Five SGD steps (momentum 0.9, lr 0.01) on two alternating batches of 8 at 64x64 against
 /// PyTorch (float64,
-/// `tests/fixtures/timm_b_multistep.safetensors`, made by scripts/make_fixtures.py): every
+/// `tests/fixtures/timm_b_multistep.safetensors`, made by baselines/make_fixtures.py): every
 /// step's loss and the final parameters and BN running statistics. Tolerance: 1e-4 * max|ref|
 /// + 1e-5 per tensor (five steps of f32 rounding through the optimizer state).
 #[test]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use efficientnet_wgpu::gpu::Dtype;
-use efficientnet_wgpu::graph::{TrainGraph, TrainMemory, TrainOptions};
 use efficientnet_wgpu::infer::Classifier;
 use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
+use efficientnet_wgpu::train::{TrainGraph, TrainMemory, TrainOptions};
 use efficientnet_wgpu::{Error, Gpu, Result};
 
 #[derive(Parser)]
@@ -83,7 +83,8 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Run tensor `input` [N,3,H,W] (NCHW f32, fed as is) and write `logits` and `features`.
+    /// Run tensor `input` [N,3,H,W] (NCHW f32, fed as is) and write `logits` and `features`
+    /// (with `--feature-maps`, also `feature.0` .. `feature.4`: the multi-scale maps, NCHW).
     Run {
         #[command(flatten)]
         model: ModelArgs,
@@ -97,6 +98,10 @@ enum Command {
         /// for adapters with SHADER_F16 (`effnet devices` shows it).
         #[arg(long)]
         f16: bool,
+        /// Also write the last feature map at each resolution (1/2 .. 1/32 of the input) as
+        /// `feature.0` .. `feature.4`, NCHW, like timm's `features_only` models.
+        #[arg(long)]
+        feature_maps: bool,
     },
     /// One training-mode step (dropout and stochastic depth off) on tensors `input` [N,3,H,W]
     /// and `target` [N]: writes loss, logits, grad.input, grad.<param> and bn_after.<bn>.*
@@ -135,8 +140,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Classify { model, weights, top, json, images, f16 } => {
             classify(&model, &weights, store(f16), top, json, &images)
         }
-        Command::Run { model, weights, input, output, f16 } => {
-            run_tensor(&model, &weights, store(f16), &input, &output)
+        Command::Run { model, weights, input, output, f16, feature_maps } => {
+            run_tensor(&model, &weights, store(f16), &input, &output, feature_maps)
         }
         Command::Grad { model, weights, input, output, bn_momentum } => {
             grad(&model, &weights, &input, &output, bn_momentum)
@@ -376,17 +381,36 @@ fn read_input(input: &Path, with_target: bool) -> Result<(Vec<usize>, Vec<f32>, 
     Ok((shape, data, targets))
 }
 
-fn run_tensor(args: &ModelArgs, w: &WeightArgs, store: Dtype, input: &Path, output: &Path) -> Result<()> {
+fn run_tensor(
+    args: &ModelArgs,
+    w: &WeightArgs,
+    store: Dtype,
+    input: &Path,
+    output: &Path,
+    feature_maps: bool,
+) -> Result<()> {
     let (shape, data, _) = read_input(input, false)?;
     let gpu = Gpu::new()?;
     let model = load_model(&gpu, args, w, store)?;
     let out = model.forward(&gpu, &data, shape[0], shape[2], shape[3])?;
     let n = shape[0];
-    let tensors = vec![
+    let mut tensors = vec![
         ("logits".to_string(), (vec![n, model.config.num_classes], out.logits)),
         ("features".to_string(), (vec![n, model.config.head_channels()], out.features)),
     ];
-    write_f32_safetensors(output, tensors, HashMap::from([("model".to_string(), model.config.name.clone())]))
+    let mut meta = HashMap::from([("model".to_string(), model.config.name.clone())]);
+    if feature_maps {
+        let maps = model.features(&gpu, &data, n, shape[2], shape[3])?;
+        let levels: Vec<String> = maps
+            .iter()
+            .map(|m| format!("{} (1/{}, {} channels)", m.level.tap, m.level.reduction, m.level.channels))
+            .collect();
+        meta.insert("feature_levels".into(), levels.join(", "));
+        for (i, m) in maps.into_iter().enumerate() {
+            tensors.push((format!("feature.{i}"), (m.shape.to_vec(), m.data)));
+        }
+    }
+    write_f32_safetensors(output, tensors, meta)
 }
 
 /// Writes f32 tensors atomically (temp file in the same folder, then rename).

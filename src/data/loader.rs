@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 
 use super::augment::file_to_tensor;
 use super::{Augment, Dataset, Normalize, Rng, Source};
+use crate::data::load_image;
 use crate::error::{Error, Result};
-use crate::infer::load_image;
 
 /// One batch: images (n, 3, h, w) NCHW f32, normalised, and their classes.
 #[derive(Clone, Debug)]

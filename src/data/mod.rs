@@ -6,12 +6,14 @@ mod augment;
 mod cifar;
 mod folder;
 mod idx;
+mod image;
 mod loader;
 
 pub use augment::{Augment, Normalize};
 pub use cifar::load_cifar10;
 pub use folder::{load_image_folder, FolderSplit};
 pub use idx::{load_fashion_mnist, read_idx_images, read_idx_labels, FASHION_MNIST_CLASSES};
+pub use image::load_image;
 pub use loader::{batch_image_size, Batch, Loader};
 
 use crate::error::{Error, Result};

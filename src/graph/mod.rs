@@ -1,10 +1,6 @@
-//! Graphs recorded once and replayed: the buffer recorder, the flat parameter store, and the
-//! differentiable training graph (forward, loss and backward in one recorded step).
+//! Graphs recorded once and replayed: the recorder hands out activation buffers by liveness and
+//! collects the dispatches of one forward or training step.
 
-pub mod params;
 pub mod recorder;
-pub mod train;
 
-pub use params::{ParamEntry, ParamKind, ParamStore};
 pub use recorder::{record_planned, MemoryPlan, Recorder};
-pub use train::{StepReport, TrainGraph, TrainMemory, TrainOptions, TrainStep};

@@ -10,9 +10,10 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer};
-use crate::graph::params::oihw_to_hwio;
 use crate::graph::{record_planned, Recorder};
-use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, Weights};
+use crate::model::layout::oihw_to_hwio;
+use crate::model::network::{ConvKind, FeatureLevel, Network, Op, ValueId};
+use crate::model::{BlockPart, Config, Field, HostTensor, Layer, Weights};
 use crate::ops::{
     bilinear_resize_fwd, cast, conv2d_fwd, depthwise_conv_fwd, gemm_fwd, global_avg_pool_fwd, softmax_fwd, Activation,
     BilinearResizeParams, Conv2dParams, DepthwiseConvParams, GemmParams, GlobalAvgPoolParams, SoftmaxParams,
@@ -31,23 +32,13 @@ impl GpuLayer {
     }
 }
 
-struct GpuBlock {
-    spec: BlockSpec,
-    expand: Option<GpuLayer>,
-    depthwise: GpuLayer,
-    se: Option<(GpuLayer, GpuLayer)>,
-    project: GpuLayer,
-}
-
 /// EfficientNet with its weights resident on one GPU, ready for inference.
 pub struct EfficientNet {
     pub config: Config,
     /// How weights and activations are stored (inputs, logits and probabilities are f32 always).
     pub store: Dtype,
-    stem: GpuLayer,
-    blocks: Vec<GpuBlock>,
-    head: GpuLayer,
-    classifier: GpuLayer,
+    /// Every conv and linear layer, BN folded in, in network order.
+    layers: HashMap<Layer, GpuLayer>,
     /// Resize inputs to this (h, w) first (see `with_input_size`).
     input_size: Option<(usize, usize)>,
     plans: Mutex<HashMap<(usize, usize, usize), std::sync::Arc<ForwardPlan>>>,
@@ -129,51 +120,25 @@ impl EfficientNet {
         }
         config.validate()?;
         let eps = config.bn_eps;
-        let mut blocks = Vec::new();
-        for spec in config.blocks() {
-            let part = |part| Layer::Block { index: spec.index, part };
-            let expand = spec
-                .has_expand()
-                .then(|| GpuLayer::conv_bn(gpu, store, weights, part(BlockPart::Expand), eps))
-                .transpose()?;
-            let depthwise = GpuLayer::conv_bn(gpu, store, weights, part(BlockPart::Depthwise), eps)?;
-            let se = if spec.has_se() {
-                Some((
-                    GpuLayer::linear(gpu, store, weights, part(BlockPart::SeReduce))?,
-                    GpuLayer::linear(gpu, store, weights, part(BlockPart::SeExpand))?,
-                ))
-            } else {
-                None
+        let net = Network::new(&config, config.resolution as usize, config.resolution as usize);
+        let mut layers = HashMap::new();
+        for (layer, has_bn, _) in net.learnable_layers() {
+            let l = match has_bn {
+                true => GpuLayer::conv_bn(gpu, store, weights, layer, eps)?,
+                false => GpuLayer::linear(gpu, store, weights, layer)?,
             };
-            let project = GpuLayer::conv_bn(gpu, store, weights, part(BlockPart::Project), eps)?;
-            blocks.push(GpuBlock { spec, expand, depthwise, se, project });
-            // Uploads are staged until a submit: flush per block to bound staging memory.
+            layers.insert(layer, l);
+            // Uploads are staged until a submit: flush per layer to bound staging memory.
             gpu.queue.submit([]);
         }
-        Ok(EfficientNet {
-            stem: GpuLayer::conv_bn(gpu, store, weights, Layer::Stem, eps)?,
-            head: GpuLayer::conv_bn(gpu, store, weights, Layer::Head, eps)?,
-            classifier: GpuLayer::linear(gpu, store, weights, Layer::Classifier)?,
-            blocks,
-            config,
-            store,
-            input_size: None,
-            plans: Mutex::new(HashMap::new()),
-        })
+        Ok(EfficientNet { layers, config, store, input_size: None, plans: Mutex::new(HashMap::new()) })
     }
 
     /// Runs `input` (batch, 3, h, w), NCHW f32, through the network as is (no preprocessing; with
     /// `config.scale` set, bilinearly resized by that factor first). Any batch ≥ 1 and any h, w:
     /// batches larger than the device's binding limit allows run in slices.
     pub fn forward(&self, gpu: &Gpu, input: &[f32], batch: usize, h: usize, w: usize) -> Result<ForwardOutput> {
-        if batch == 0 || h == 0 || w == 0 {
-            return Err(Error::invalid(format!(
-                "input must have batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
-            )));
-        }
-        if input.len() != batch * 3 * h * w {
-            return Err(Error::Shape { what: "input".into(), expected: vec![batch, 3, h, w], got: vec![input.len()] });
-        }
+        self.check_input(input, batch, h, w)?;
         let slice = self.max_batch(gpu, h, w)?.min(batch);
         let per_image = 3 * h * w;
         let (mut logits, mut features) = (Vec::new(), Vec::new());
@@ -187,6 +152,46 @@ impl EfficientNet {
             start += n;
         }
         Ok(ForwardOutput { logits, features })
+    }
+
+    /// The multi-scale feature maps of `input` (batch, 3, h, w), NCHW f32: the last map at each
+    /// resolution, 1/2 to 1/32 of the input (`Network::feature_levels`), as timm's
+    /// `features_only` models return them, each NCHW. For detection and segmentation heads.
+    pub fn features(&self, gpu: &Gpu, input: &[f32], batch: usize, h: usize, w: usize) -> Result<Vec<FeatureMap>> {
+        self.check_input(input, batch, h, w)?;
+        let (rh, rw) = self.input_resize(1, h, w).map_or((h, w), |p| (p.oh, p.ow));
+        let levels = Network::new(&self.config, rh, rw).feature_levels();
+        let names: Vec<&str> = levels.iter().map(|l| l.tap.as_str()).collect();
+        let mut maps: Vec<FeatureMap> = levels
+            .iter()
+            .map(|l| FeatureMap { level: l.clone(), shape: [0, l.channels, 0, 0], data: Vec::new() })
+            .collect();
+        let slice = self.max_batch(gpu, h, w)?.min(batch);
+        let per_image = 3 * h * w;
+        let mut start = 0;
+        while start < batch {
+            let n = slice.min(batch - start);
+            let plan = self.build_plan(gpu, n, h, w, &names)?;
+            plan.run(gpu, &input[start * per_image..(start + n) * per_image])?;
+            for ((_, nhwc, [n, fh, fw, c]), map) in plan.read_taps(gpu)?.into_iter().zip(&mut maps) {
+                map.shape = [map.shape[0] + n, c, fh, fw];
+                map.data.extend(nhwc_to_nchw(&nhwc, [n, fh, fw, c]));
+            }
+            start += n;
+        }
+        Ok(maps)
+    }
+
+    fn check_input(&self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<()> {
+        if batch == 0 || h == 0 || w == 0 {
+            return Err(Error::invalid(format!(
+                "input must have batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
+            )));
+        }
+        if input.len() != batch * 3 * h * w {
+            return Err(Error::Shape { what: "input".into(), expected: vec![batch, 3, h, w], got: vec![input.len()] });
+        }
+        Ok(())
     }
 
     /// The largest batch whose every tensor fits one storage binding on this device.
@@ -219,12 +224,11 @@ impl EfficientNet {
 
     /// Bytes of the weights resident on the GPU (BN folded in; f16 where `store` is).
     pub fn weight_bytes(&self) -> u64 {
-        let mut total = self.stem.bytes() + self.head.bytes() + self.classifier.bytes();
-        for b in &self.blocks {
-            total += b.depthwise.bytes() + b.project.bytes() + b.expand.as_ref().map_or(0, GpuLayer::bytes);
-            total += b.se.as_ref().map_or(0, |(r, e)| r.bytes() + e.bytes());
-        }
-        total
+        self.layers.values().map(GpuLayer::bytes).sum()
+    }
+
+    fn layer(&self, layer: Layer) -> Result<&GpuLayer> {
+        self.layers.get(&layer).ok_or_else(|| Error::invalid(format!("the model has no weights for {layer:?}")))
     }
 
     /// The recorded forward graph for this input shape, built on first use and cached. `taps`
@@ -268,19 +272,17 @@ impl EfficientNet {
         let cfg = &self.config;
         let store = self.store;
         let input = gpu.empty(n * 3 * h * w, "input")?;
-        let mut tapped = Vec::new();
-        let wants = |name: &str| taps.contains(&name);
 
         // Optional resize of the input (the blog's `scale`, or a fixed input size), NCHW → NCHW.
         let resize = self.input_resize(n, h, w);
-        let (mut x, mut h, mut w, nchw) = match &resize {
+        let (mut x, h, w) = match &resize {
             Some(p) => {
                 let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
                 let y = r.alloc(p.output_len())?;
                 r.push(bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize");
-                (y, p.oh, p.ow, true)
+                (y, p.oh, p.ow)
             }
-            None => (input.clone(), h, w, true),
+            None => (input.clone(), h, w),
         };
         // The f16 path stores the (possibly resized) input as f16 before the stem.
         if store != Dtype::F32 {
@@ -293,153 +295,130 @@ impl EfficientNet {
         }
         let owns_input = resize.is_some() || store != Dtype::F32;
 
-        // Stem: 3x3 stride-2 conv + BN + activation, reading the NCHW input directly.
-        let mut p = Conv2dParams::new(n, h, w, 3, cfg.stem_channels(), 3, 2, cfg.padding);
-        p.input_nchw = nchw;
-        p.has_bias = true;
-        p.act = cfg.activation;
-        let y = r.alloc_typed(p.output_len(), store)?;
-        r.push(conv2d_fwd(gpu, &p, &x, &self.stem.weight, Some(&self.stem.bias), &y)?, "stem");
-        if owns_input {
-            r.release(x);
-        }
-        (x, h, w) = (y, p.oh, p.ow);
-        if wants("stem") {
-            tapped.push(("stem".to_string(), x.clone(), [n, h, w, cfg.stem_channels()]));
-        }
-
-        for (i, b) in self.blocks.iter().enumerate() {
-            let s = &b.spec;
-            let label = format!("stage{}.{}", s.stage, s.index_in_stage);
-            let hw_in = h * w;
-            // Expand: 1x1 conv + BN + activation.
-            let expanded = match &b.expand {
-                Some(l) => {
-                    let mut p = GemmParams::new(n * hw_in, s.expanded_ch, s.in_ch);
-                    p.has_bias = true;
-                    p.act = cfg.activation;
-                    let y = r.alloc_typed(p.m * p.n, store)?;
-                    r.push(
-                        gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?,
-                        &format!("{label} expand"),
-                    );
-                    Some(y)
+        let net = Network::new(cfg, h, w);
+        let last_reads = net.last_reads();
+        let mut values: Vec<Option<GpuBuffer>> = vec![None; net.units.len() + 1];
+        values[0] = Some(x);
+        let mut tapped: Vec<(String, ValueId, [usize; 4])> = Vec::new();
+        let (mut features, mut stored_logits) = (None, None);
+        for (i, u) in net.units.iter().enumerate() {
+            let x = values[u.input.0].clone().ok_or_else(|| Error::invalid(format!("{}: input released", u.label)))?;
+            let value = |v: Option<ValueId>| v.and_then(|v| values[v.0].clone());
+            let [ih, iw, ic] = u.in_shape;
+            let [oh, ow, oc] = u.out_shape;
+            let y = match &u.op {
+                Op::ConvBn { layer, kind, kernel, stride, act, gate, residual, .. } => {
+                    let l = self.layer(*layer)?;
+                    match kind {
+                        ConvKind::Stem => {
+                            let mut p = Conv2dParams::new(n, ih, iw, ic, oc, *kernel, *stride, cfg.padding);
+                            p.input_nchw = true;
+                            p.has_bias = true;
+                            p.act = *act;
+                            let y = r.alloc_typed(p.output_len(), store)?;
+                            r.push(conv2d_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label);
+                            y
+                        }
+                        ConvKind::Pointwise => {
+                            // The SE gate scales the input rows as the GEMM reads them; the
+                            // shortcut is added in its epilogue.
+                            let mut p = GemmParams::new(n * ih * iw, oc, ic);
+                            p.has_bias = true;
+                            p.act = *act;
+                            p.has_residual = residual.is_some();
+                            p.a_scale_rows = if gate.is_some() { ih * iw } else { 0 };
+                            let y = r.alloc_typed(p.m * p.n, store)?;
+                            let (res, g) = (value(*residual), value(*gate));
+                            let d = gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), res.as_ref(), g.as_ref(), &y)?;
+                            r.push(d, &u.label);
+                            y
+                        }
+                        ConvKind::Depthwise => {
+                            let mut p = DepthwiseConvParams::new(n, ih, iw, ic, *kernel, *stride, cfg.padding);
+                            p.has_bias = true;
+                            p.act = *act;
+                            let y = r.alloc_typed(p.output_len(), store)?;
+                            r.push(depthwise_conv_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label);
+                            y
+                        }
+                    }
                 }
-                None => None,
-            };
-            // Depthwise conv (carrying the block's stride) + BN + activation.
-            let mut dp = DepthwiseConvParams::new(n, h, w, s.expanded_ch, s.kernel, s.stride, cfg.padding);
-            dp.has_bias = true;
-            dp.act = cfg.activation;
-            let d = r.alloc_typed(dp.output_len(), store)?;
-            let dw_in = expanded.as_ref().unwrap_or(&x);
-            r.push(
-                depthwise_conv_fwd(gpu, &dp, dw_in, &b.depthwise.weight, Some(&b.depthwise.bias), &d)?,
-                &format!("{label} depthwise"),
-            );
-            if let Some(e) = expanded {
-                r.release(e);
-            }
-            let (oh, ow) = (dp.oh, dp.ow);
-            let hw = oh * ow;
-            // Squeeze-excite: mean over H,W → FC + activation → FC + sigmoid = the channel gate.
-            let gate = match &b.se {
-                Some((reduce, expand)) => {
-                    let pp = GlobalAvgPoolParams::new(n, hw, s.expanded_ch);
-                    let (partial, pooled) = (r.alloc(pp.partial_len())?, r.alloc_typed(n * s.expanded_ch, store)?);
-                    for d in global_avg_pool_fwd(gpu, &pp, &d, &partial, &pooled)? {
-                        r.push(d, &format!("{label} se pool"));
+                // Mean over H,W → FC + activation → FC + sigmoid = the channel gate.
+                Op::SqueezeExcite { block, hidden, act } => {
+                    let part = |part| Layer::Block { index: *block, part };
+                    let (reduce, expand) =
+                        (self.layer(part(BlockPart::SeReduce))?, self.layer(part(BlockPart::SeExpand))?);
+                    let pp = GlobalAvgPoolParams::new(n, ih * iw, ic);
+                    let (partial, pooled) = (r.alloc(pp.partial_len())?, r.alloc_typed(n * ic, store)?);
+                    for d in global_avg_pool_fwd(gpu, &pp, &x, &partial, &pooled)? {
+                        r.push(d, &u.label);
                     }
                     r.release(partial);
-                    let mut p1 = GemmParams::new(n, s.se_ch, s.expanded_ch);
+                    let mut p1 = GemmParams::new(n, *hidden, ic);
                     p1.has_bias = true;
-                    p1.act = cfg.activation;
-                    let hidden = r.alloc_typed(n * s.se_ch, store)?;
+                    p1.act = *act;
+                    let hid = r.alloc_typed(n * hidden, store)?;
                     r.push(
-                        gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hidden)?,
-                        &format!("{label} se reduce"),
+                        gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hid)?,
+                        &u.label,
                     );
                     r.release(pooled);
-                    let mut p2 = GemmParams::new(n, s.expanded_ch, s.se_ch);
+                    let mut p2 = GemmParams::new(n, ic, *hidden);
                     p2.has_bias = true;
                     p2.act = Activation::Sigmoid;
-                    let gate = r.alloc_typed(n * s.expanded_ch, store)?;
-                    r.push(
-                        gemm_fwd(gpu, &p2, &hidden, &expand.weight, Some(&expand.bias), None, None, &gate)?,
-                        &format!("{label} se expand"),
-                    );
-                    r.release(hidden);
-                    Some(gate)
+                    let gate = r.alloc_typed(n * ic, store)?;
+                    r.push(gemm_fwd(gpu, &p2, &hid, &expand.weight, Some(&expand.bias), None, None, &gate)?, &u.label);
+                    r.release(hid);
+                    gate
                 }
-                None => None,
+                // The pooled features are an output of the plan.
+                Op::Pool => {
+                    let pp = GlobalAvgPoolParams::new(n, ih * iw, ic);
+                    let partial = r.alloc(pp.partial_len())?;
+                    let f = gpu.empty_typed(n * ic, store, "features")?;
+                    for d in global_avg_pool_fwd(gpu, &pp, &x, &partial, &f)? {
+                        r.push(d, &u.label);
+                    }
+                    r.release(partial);
+                    features = Some(f.clone());
+                    f
+                }
+                // Dropout is the identity in inference.
+                Op::Classifier { .. } => {
+                    let l = self.layer(Layer::Classifier)?;
+                    let mut p = GemmParams::new(n, oc, ic);
+                    p.has_bias = true;
+                    let y = gpu.empty_typed(n * oc, store, "stored logits")?;
+                    r.push(gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?, &u.label);
+                    stored_logits = Some(y.clone());
+                    y
+                }
             };
-            // Project: 1x1 conv + BN, the gate applied to its input rows, + identity shortcut.
-            let mut pp = GemmParams::new(n * hw, s.out_ch, s.expanded_ch);
-            pp.has_bias = true;
-            pp.has_residual = s.residual;
-            pp.a_scale_rows = if gate.is_some() { hw } else { 0 };
-            let y = r.alloc_typed(pp.m * pp.n, store)?;
-            let residual = s.residual.then_some(&x);
-            r.push(
-                gemm_fwd(gpu, &pp, &d, &b.project.weight, Some(&b.project.bias), residual, gate.as_ref(), &y)?,
-                &format!("{label} project"),
-            );
-            r.release(d);
-            if let Some(g) = gate {
-                r.release(g);
+            values[i + 1] = Some(y);
+            if let Some(name) = u.tap.as_deref().filter(|t| taps.contains(t)) {
+                tapped.push((name.to_string(), ValueId(i + 1), [n, oh, ow, oc]));
             }
-            if !tapped.iter().any(|t| std::sync::Arc::ptr_eq(&t.1.buffer, &x.buffer)) {
-                r.release(x);
-            }
-            (x, h, w) = (y, oh, ow);
-            let last_of_stage = self.blocks.get(i + 1).is_none_or(|nb| nb.spec.stage != s.stage);
-            let name = format!("stage{}", s.stage);
-            if last_of_stage && wants(&name) {
-                tapped.push((name, x.clone(), [n, h, w, s.out_ch]));
+            // A value is released after its last reader, unless a tap or the caller keeps it.
+            for v in u.reads() {
+                let kept = tapped.iter().any(|t| t.1 == v) || (v == ValueId::INPUT && !owns_input);
+                if last_reads[v.0] == Some(i) && !kept && v.producer().is_none_or(|p| !is_output(&net.units[p].op)) {
+                    if let Some(b) = values[v.0].take() {
+                        r.release(b);
+                    }
+                }
             }
         }
-
-        // Head: 1x1 conv + BN + activation, global average pool, (dropout: identity), classifier.
-        let hc = cfg.head_channels();
-        let last_ch = self.blocks.last().map_or(cfg.stem_channels(), |b| b.spec.out_ch);
-        let mut p = GemmParams::new(n * h * w, hc, last_ch);
-        p.has_bias = true;
-        p.act = cfg.activation;
-        let head = r.alloc_typed(p.m * p.n, store)?;
-        r.push(gemm_fwd(gpu, &p, &x, &self.head.weight, Some(&self.head.bias), None, None, &head)?, "head");
-        if wants("head") {
-            tapped.push(("head".to_string(), head.clone(), [n, h, w, hc]));
-        }
-        let pp = GlobalAvgPoolParams::new(n, h * w, hc);
-        let partial = r.alloc(pp.partial_len())?;
-        let features = gpu.empty_typed(n * hc, store, "features")?;
-        for d in global_avg_pool_fwd(gpu, &pp, &head, &partial, &features)? {
-            r.push(d, "pool");
-        }
-        let mut p = GemmParams::new(n, cfg.num_classes, hc);
-        p.has_bias = true;
-        let logits = gpu.empty(n * cfg.num_classes, "logits")?;
-        let stored_logits = match store {
-            Dtype::F32 => logits.clone(),
-            _ => gpu.empty_typed(n * cfg.num_classes, store, "stored logits")?,
+        let missing = || Error::invalid("the network has no pool or classifier");
+        let (features, stored_logits) = (features.ok_or_else(missing)?, stored_logits.ok_or_else(missing)?);
+        let logits = match store {
+            Dtype::F32 => stored_logits.clone(),
+            _ => {
+                let l = gpu.empty(stored_logits.len, "logits")?;
+                r.push(cast(gpu, &stored_logits, &l)?, "logits cast");
+                l
+            }
         };
-        r.push(
-            gemm_fwd(
-                gpu,
-                &p,
-                &features,
-                &self.classifier.weight,
-                Some(&self.classifier.bias),
-                None,
-                None,
-                &stored_logits,
-            )?,
-            "classifier",
-        );
-        if store != Dtype::F32 {
-            r.push(cast(gpu, &stored_logits, &logits)?, "logits cast");
-        }
-        let probs = gpu.empty(n * cfg.num_classes, "probabilities")?;
+        let probs = gpu.empty(logits.len, "probabilities")?;
         let sp = SoftmaxParams { rows: n, cols: cfg.num_classes };
         let softmax = softmax_fwd(gpu, &sp, &logits, &probs)?;
 
@@ -450,6 +429,10 @@ impl EfficientNet {
         if store != Dtype::F32 {
             activation_bytes += stored_logits.buffer.size();
         }
+        let taps = tapped
+            .into_iter()
+            .map(|(name, v, shape)| Ok((name, values[v.0].clone().ok_or_else(missing)?, shape)))
+            .collect::<Result<Vec<_>>>()?;
         let plan = ForwardPlan {
             batch: n,
             input,
@@ -458,11 +441,40 @@ impl EfficientNet {
             logits,
             features,
             probs,
-            taps: tapped,
+            taps,
             activation_bytes,
         };
         Ok((plan, r))
     }
+}
+
+/// Whether a unit writes one of the plan's outputs (made outside the recorder, never released).
+fn is_output(op: &Op) -> bool {
+    matches!(op, Op::Pool | Op::Classifier { .. })
+}
+
+/// One map of `EfficientNet::features`.
+#[derive(Clone, Debug)]
+pub struct FeatureMap {
+    /// Which level it is: its tap, channels and reduction.
+    pub level: FeatureLevel,
+    /// (batch, channels, h, w)
+    pub shape: [usize; 4],
+    /// NCHW values.
+    pub data: Vec<f32>,
+}
+
+/// (n, h, w, c) → (n, c, h, w).
+fn nhwc_to_nchw(x: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for b in 0..n {
+        for p in 0..h * w {
+            for ch in 0..c {
+                out[(b * c + ch) * h * w + p] = x[(b * h * w + p) * c + ch];
+            }
+        }
+    }
+    out
 }
 
 /// A tapped intermediate output: (name, NHWC data, [n, h, w, c]).

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, Kernel};
-use crate::model::{conv_padding, Padding};
+use crate::ops::padding::{conv_padding, Padding};
 use crate::ops::reduce::{check_len, sum_partials, SumPartialsParams};
 use crate::ops::{kernel_for, store_of, Activation, KernelVariant};
 

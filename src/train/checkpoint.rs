@@ -80,7 +80,7 @@ impl Trainer {
         }
         let (weights, _) = Weights::load(path, &self.config, Some(WeightFormat::Torchvision))?;
         let store = &self.graph.params;
-        let fresh = crate::graph::ParamStore::from_weights(&self.gpu, &self.config, &weights)?;
+        let fresh = crate::train::params::ParamStore::from_weights(&self.gpu, &self.config, &weights)?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;

@@ -4,8 +4,8 @@
 
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::graph::ParamStore;
 use crate::ops::{self, OptimizerKind, OptimizerParams};
+use crate::train::params::ParamStore;
 
 pub struct Optimizer {
     pub kind: OptimizerKind,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use crate::data::{Augment, Batch, Dataset, Loader, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::graph::{TrainGraph, TrainOptions, TrainStep};
 use crate::model::{Config, EfficientNet, Weights};
 use crate::ops::rng::hash_u32;
 use crate::ops::{sum_partials, OptimizerKind, SumPartialsParams};
+use crate::train::graph::{TrainGraph, TrainOptions, TrainStep};
 use crate::train::{LrSchedule, Optimizer};
 
 /// Everything about a run that is not the model or the data.

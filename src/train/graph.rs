@@ -9,10 +9,12 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::graph::params::{ParamKind, ParamStore};
 use crate::graph::recorder::{record_planned, Recorder};
-use crate::model::{BlockPart, BlockSpec, Config, Field, HostTensor, Layer, WeightFormat, Weights};
+use crate::model::{
+    BlockPart, BlockSpec, Config, ConvKind, Field, HostTensor, Layer, Network, Op, Unit, ValueId, WeightFormat, Weights,
+};
 use crate::ops::{self, Activation};
+use crate::train::params::{ParamKind, ParamStore};
 
 /// What a training step does besides forward + backward.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,28 +162,65 @@ struct SeSaved {
     hidden: GpuBuffer,
     s2: GpuBuffer,
     gate: GpuBuffer,
+    /// The activation between the FCs.
+    act: Activation,
 }
 
-struct BlockSaved {
-    spec: BlockSpec,
-    input: GpuBuffer,
-    expand: Option<ConvBnSaved>,
-    depthwise: ConvBnSaved,
-    /// The depthwise unit's activated output (the SE's and project conv's input).
-    y2: GpuBuffer,
-    se: Option<SeSaved>,
-    project: ConvBnSaved,
+/// What a unit's forward keeps for its backward.
+enum Saved {
+    Conv(ConvBnSaved),
+    Se(SeSaved),
+    /// The pool's backward is fused into the BN backward of the conv before it (`dy_pool`).
+    Pool,
+    Classifier {
+        features: GpuBuffer,
+        dropped: GpuBuffer,
+        p: ops::GemmParams,
+    },
 }
 
-struct HeadSaved {
-    conv: ConvBnSaved,
-    features: GpuBuffer,
-    dropped: GpuBuffer,
-    cls: ops::GemmParams,
+/// A value of the network during the recording.
+#[derive(Clone)]
+enum Val {
+    Ready(GpuBuffer),
+    /// Never written: `act(z · scale + shift)` of unit `.0`'s saved BN input. The depthwise conv
+    /// that reads it applies the BN as it reads; the backward recomputes it.
+    Pending(usize),
+    /// Released after its forward readers; recomputed from unit `.0`'s saved BN input when the
+    /// backward reads it.
+    Recompute(usize),
 }
 
-fn salt_for_block(index: usize) -> u32 {
-    1000 + index as u32
+/// The gradient of one value: dense, and of its global average pool (which the BN backward of
+/// the conv that wrote the value takes directly).
+#[derive(Default)]
+struct Grad {
+    dense: Option<GpuBuffer>,
+    pooled: Option<GpuBuffer>,
+}
+
+/// Whether a unit's backward reads `v`: a conv's or the classifier's input (weight gradients)
+/// and a conv's gate.
+fn backward_reads(u: &Unit) -> Vec<ValueId> {
+    match &u.op {
+        Op::ConvBn { gate, .. } => std::iter::once(u.input).chain(*gate).collect(),
+        Op::Classifier { .. } => vec![u.input],
+        _ => Vec::new(),
+    }
+}
+
+/// The activated outputs that recomputation rebuilds instead of keeping: each block's two
+/// expanded-width tensors, the depthwise and project convs' inputs.
+fn recomputed(layer: Layer) -> bool {
+    matches!(layer, Layer::Block { part: BlockPart::Expand | BlockPart::Depthwise, .. })
+}
+
+/// Stochastic depth's RNG stream of a block's project conv.
+fn drop_path_salt(layer: Layer) -> u32 {
+    match layer {
+        Layer::Block { index, .. } => 1000 + index as u32,
+        _ => 999,
+    }
 }
 const DROPOUT_SALT: u32 = 7;
 
@@ -306,18 +345,12 @@ impl TrainGraph {
             }
             None => (input.clone(), h, w),
         };
-        let mut sp = ops::Conv2dParams::new(batch, h0, w0, 3, cfg.stem_channels(), 3, 2, cfg.padding);
-        sp.input_nchw = true;
-        let (stem, mut x) =
-            b.conv_bn_fwd(Conv::Stem(sp.clone()), &x0, None, Layer::Stem, cfg.activation, None, None)?;
-        let (mut hh, mut ww) = (sp.oh, sp.ow);
-        let mut blocks = Vec::new();
-        for spec in cfg.blocks() {
-            let (saved, y, oh, ow) = b.block_fwd(&spec, x, batch, hh, ww)?;
-            blocks.push(saved);
-            (x, hh, ww) = (y, oh, ow);
-        }
-        let (head, logits) = b.head_fwd(x, batch, hh, ww)?;
+        let net = Network::new(cfg, h0, w0);
+        let (saved, values) = b.forward(&net, batch, x0)?;
+        let logits = match values.last() {
+            Some(Some(Val::Ready(l))) => l.clone(),
+            _ => return Err(Error::invalid("the network wrote no logits")),
+        };
 
         // ---- loss ----
         let classes = cfg.num_classes;
@@ -331,12 +364,7 @@ impl TrainGraph {
         b.r.release(losses);
 
         // ---- backward ----
-        let mut d = b.head_bwd(head, dlogits)?;
-        for saved in blocks.into_iter().rev() {
-            d = b.block_bwd(saved, d)?;
-        }
-        let d_stem_in = b.conv_bn_bwd(&stem, Some(&d), None, opts.grad_input, None)?;
-        b.r.release(d);
+        let d_stem_in = b.backward(&net, saved, values, dlogits)?;
         let grad_input = match (&resize, d_stem_in) {
             (Some(p), Some(d_resized)) => {
                 // Through the input resize (the blog's `scale`) back to the images as given.
@@ -381,24 +409,6 @@ impl Builder<'_> {
     }
     fn grad(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
         self.g.params.grad(layer, kind)
-    }
-
-    /// conv (its input gated per image and channel by `gate`, for the project conv after SE) →
-    /// BN with batch statistics → activation [→ × stochastic-depth keep/p → + residual].
-    #[allow(clippy::too_many_arguments)]
-    fn conv_bn_fwd(
-        &mut self,
-        conv: Conv,
-        x: &GpuBuffer,
-        gate: Option<&GpuBuffer>,
-        layer: Layer,
-        act: Activation,
-        residual: Option<&GpuBuffer>,
-        drop_path: Option<(u32, f32)>,
-    ) -> Result<(ConvBnSaved, GpuBuffer)> {
-        let saved = self.conv_bn_stats(conv, x, None, gate, layer, act, residual.is_some(), drop_path)?;
-        let y = self.bn_act(&saved, residual)?;
-        Ok((saved, y))
     }
 
     /// Records a unit's output, `act(z * scale + shift)` [→ drop path → + residual], from its
@@ -578,76 +588,262 @@ impl Builder<'_> {
         Ok(dx)
     }
 
-    fn block_fwd(
-        &mut self,
-        spec: &BlockSpec,
-        x: GpuBuffer,
-        n: usize,
-        h: usize,
-        w: usize,
-    ) -> Result<(BlockSaved, GpuBuffer, usize, usize)> {
+    /// Records every unit's forward in order. Returns what each unit saved for its backward and
+    /// the values still held (the logits last).
+    fn forward(&mut self, net: &Network, n: usize, x0: GpuBuffer) -> Result<(Vec<Saved>, Vec<Option<Val>>)> {
+        let gpu = self.r.gpu;
         let cfg = &self.g.config;
-        let part = |part| Layer::Block { index: spec.index, part };
-        let act = cfg.activation;
-        let padding = cfg.padding;
-        let drop_connect = cfg.drop_connect;
-        // Expand: 1x1 conv → BN → activation. With recomputation its activated output is never
-        // written: the depthwise conv applies the BN and activation as it reads the BN's input
-        // (the backward rebuilds it for the depthwise weight gradient, `recompute_output`).
-        // Without, it is written and saved as the depthwise conv's input.
-        let expand = if spec.has_expand() {
-            let p = ops::GemmParams::new(n * h * w, spec.expanded_ch, spec.in_ch);
-            let e = Conv::Pointwise(p, h * w);
-            Some(self.conv_bn_stats(e, &x, None, None, part(BlockPart::Expand), act, false, None)?)
-        } else {
-            None
+        let last_reads = net.last_reads();
+        let backward_read: Vec<bool> = {
+            let mut b = vec![false; net.units.len() + 1];
+            net.units.iter().flat_map(backward_reads).for_each(|v| b[v.0] = true);
+            b
         };
-        // Depthwise conv (with the block's stride) → BN → activation.
-        let dp = ops::DepthwiseConvParams::new(n, h, w, spec.expanded_ch, spec.kernel, spec.stride, padding);
-        let (oh, ow) = (dp.oh, dp.ow);
-        let dw = part(BlockPart::Depthwise);
-        let (depthwise, y2) = match &expand {
-            Some(e) if self.opts.recompute => {
-                let (z1, bn1) = (e.bn.z.clone(), e.bn.scale_shift.clone());
-                let x_bn = Some((&bn1, e.bn.p.act));
-                let s = self.conv_bn_stats(Conv::Depthwise(dp), &z1, x_bn, None, dw, act, false, None)?;
-                let y2 = self.bn_act(&s, None)?;
-                (s, y2)
+        let mut values: Vec<Option<Val>> = vec![None; net.units.len() + 1];
+        values[0] = Some(Val::Ready(x0));
+        let mut saved: Vec<Saved> = Vec::with_capacity(net.units.len());
+        for (i, u) in net.units.iter().enumerate() {
+            let ready = |v: ValueId| match &values[v.0] {
+                Some(Val::Ready(b)) => Ok(b.clone()),
+                _ => Err(Error::invalid(format!("{}: value {} is not held", u.label, v.0))),
+            };
+            let [ih, iw, ic] = u.in_shape;
+            let [_, _, oc] = u.out_shape;
+            let out = match &u.op {
+                Op::ConvBn { layer, kind, kernel, stride, act, gate, residual, drop_path } => {
+                    let conv = match kind {
+                        ConvKind::Stem => {
+                            let mut p = ops::Conv2dParams::new(n, ih, iw, ic, oc, *kernel, *stride, cfg.padding);
+                            p.input_nchw = true;
+                            Conv::Stem(p)
+                        }
+                        ConvKind::Pointwise => {
+                            let mut p = ops::GemmParams::new(n * ih * iw, oc, ic);
+                            p.a_scale_rows = if gate.is_some() { ih * iw } else { 0 };
+                            Conv::Pointwise(p, ih * iw)
+                        }
+                        ConvKind::Depthwise => {
+                            Conv::Depthwise(ops::DepthwiseConvParams::new(n, ih, iw, ic, *kernel, *stride, cfg.padding))
+                        }
+                    };
+                    // A pending input is its producer's BN input, normalised as the depthwise
+                    // conv reads it.
+                    let (x, x_bn) = match &values[u.input.0] {
+                        Some(Val::Pending(p)) if *kind == ConvKind::Depthwise => match &saved[*p] {
+                            Saved::Conv(s) => (s.bn.z.clone(), Some((s.bn.scale_shift.clone(), s.bn.p.act))),
+                            _ => return Err(Error::invalid(format!("{}: pending input from a non-conv", u.label))),
+                        },
+                        _ => (ready(u.input)?, None),
+                    };
+                    let gate = gate.map(ready).transpose()?;
+                    let residual = residual.map(ready).transpose()?;
+                    let drop_path = drop_path.filter(|_| self.opts.drop_path).map(|p| (drop_path_salt(*layer), p));
+                    let x_bn = x_bn.as_ref().map(|(b, a)| (b, *a));
+                    let s =
+                        self.conv_bn_stats(conv, &x, x_bn, gate.as_ref(), *layer, *act, residual.is_some(), drop_path)?;
+                    let pending = self.opts.recompute
+                        && recomputed(*layer)
+                        && residual.is_none()
+                        && net.readers(ValueId(i + 1)).all(|r| {
+                            r.input == ValueId(i + 1) && matches!(r.op, Op::ConvBn { kind: ConvKind::Depthwise, .. })
+                        });
+                    let out = match pending {
+                        true => Val::Pending(i),
+                        false => Val::Ready(self.bn_act(&s, residual.as_ref())?),
+                    };
+                    saved.push(Saved::Conv(s));
+                    out
+                }
+                Op::SqueezeExcite { block, hidden, act } => {
+                    let se = self.se_fwd(*block, *hidden, *act, &ready(u.input)?, n, ih * iw, &u.label)?;
+                    let gate = se.gate.clone();
+                    saved.push(Saved::Se(se));
+                    Val::Ready(gate)
+                }
+                Op::Pool => {
+                    let pool = ops::GlobalAvgPoolParams::new(n, ih * iw, ic);
+                    let (partial, features) = (self.r.alloc(pool.partial_len())?, self.r.alloc(n * ic)?);
+                    self.r.push_all(
+                        ops::global_avg_pool_fwd(gpu, &pool, &ready(u.input)?, &partial, &features)?,
+                        &u.label,
+                    );
+                    self.r.release(partial);
+                    saved.push(Saved::Pool);
+                    Val::Ready(features)
+                }
+                Op::Classifier { dropout } => {
+                    let features = ready(u.input)?;
+                    let dropped = if self.opts.dropout && *dropout > 0.0 {
+                        let d = self.r.alloc(n * ic)?;
+                        let dp = ops::DropoutParams { total: n * ic, rate: *dropout, salt: DROPOUT_SALT };
+                        self.r.push(ops::dropout_fwd(gpu, &dp, &features, &self.seed, &d)?, "dropout");
+                        d
+                    } else {
+                        features.clone()
+                    };
+                    let mut p = ops::GemmParams::new(n, oc, ic);
+                    p.has_bias = true;
+                    let logits = gpu.empty(n * oc, "logits")?;
+                    let (wc, bc) = (
+                        self.param(Layer::Classifier, ParamKind::Weight)?,
+                        self.param(Layer::Classifier, ParamKind::Bias)?,
+                    );
+                    self.r.push(ops::gemm_fwd(gpu, &p, &dropped, &wc, Some(&bc), None, None, &logits)?, &u.label);
+                    saved.push(Saved::Classifier { features, dropped, p });
+                    Val::Ready(logits)
+                }
+            };
+            values[i + 1] = Some(out);
+            // After its last forward reader a value goes, unless a backward reads it; then it is
+            // kept, or released and rebuilt when the backward comes (recomputation).
+            for v in u.reads() {
+                if last_reads[v.0] != Some(i) || v == ValueId::INPUT {
+                    continue;
+                }
+                let Some(Val::Ready(b)) = values[v.0].clone() else { continue };
+                let producer = v.producer().and_then(|p| match &net.units[p].op {
+                    Op::ConvBn { layer, residual: None, .. } => Some((p, *layer)),
+                    _ => None,
+                });
+                if !backward_read[v.0] {
+                    self.r.release(b);
+                    values[v.0] = None;
+                } else if let Some((p, _)) = producer.filter(|(_, l)| self.opts.recompute && recomputed(*l)) {
+                    self.r.release(b);
+                    values[v.0] = Some(Val::Recompute(p));
+                }
             }
-            Some(e) => {
-                let y1 = self.bn_act(e, None)?;
-                self.conv_bn_fwd(Conv::Depthwise(dp), &y1, None, dw, act, None, None)?
+        }
+        Ok((saved, values))
+    }
+
+    /// `values[v]` as a buffer, rebuilding it from its producer's saved BN input where the forward
+    /// did not keep it.
+    fn held(&mut self, values: &mut [Option<Val>], saved: &[Saved], v: ValueId, label: &str) -> Result<GpuBuffer> {
+        match values[v.0].clone() {
+            Some(Val::Ready(b)) => Ok(b),
+            Some(Val::Pending(p) | Val::Recompute(p)) => {
+                let Some(Saved::Conv(s)) = saved.get(p) else {
+                    return Err(Error::invalid(format!("{label}: value {} has no saved conv to rebuild it from", v.0)));
+                };
+                let y = self.recompute_output(s, label)?;
+                values[v.0] = Some(Val::Ready(y.clone()));
+                Ok(y)
             }
-            None => self.conv_bn_fwd(Conv::Depthwise(dp), &x, None, dw, act, None, None)?,
-        };
-        // Squeeze-excite: its gate multiplies the project conv's input as the GEMM reads it.
-        let se = if spec.has_se() { Some(self.se_fwd(spec, &y2, n, oh * ow)?) } else { None };
-        // Project: 1x1 conv → BN [→ stochastic depth → + identity].
-        let pp = ops::GemmParams::new(n * oh * ow, spec.out_ch, spec.expanded_ch);
-        let mut pp = pp;
-        if se.is_some() {
-            pp.a_scale_rows = oh * ow;
+            None => Err(Error::invalid(format!("{label}: value {} was released before its backward", v.0))),
         }
-        let drop_path = (spec.residual && self.opts.drop_path && drop_connect > 0.0 && spec.survival_prob < 1.0)
-            .then_some((salt_for_block(spec.index), spec.survival_prob));
-        let residual = spec.residual.then_some(&x);
-        let gate = se.as_ref().map(|s| s.gate.clone());
-        let (project, out) = self.conv_bn_fwd(
-            Conv::Pointwise(pp, oh * ow),
-            &y2,
-            gate.as_ref(),
-            part(BlockPart::Project),
-            Activation::None,
-            residual,
-            drop_path,
-        )?;
-        if self.opts.recompute {
-            // Rebuilt from the depthwise BN's input in the backward.
-            self.r.release(y2.clone());
+    }
+
+    /// Records every unit's backward in reverse order from the logits' gradient. Returns the
+    /// gradient of the stem's input when `opts.grad_input`.
+    fn backward(
+        &mut self,
+        net: &Network,
+        mut saved: Vec<Saved>,
+        mut values: Vec<Option<Val>>,
+        dlogits: GpuBuffer,
+    ) -> Result<Option<GpuBuffer>> {
+        let gpu = self.r.gpu;
+        let mut remaining = vec![0usize; values.len()];
+        net.units.iter().flat_map(backward_reads).for_each(|v| remaining[v.0] += 1);
+        let mut grads: Vec<Grad> = (0..values.len()).map(|_| Grad::default()).collect();
+        grads[net.logits().0].dense = Some(dlogits);
+        for (i, u) in net.units.iter().enumerate().rev() {
+            let g = std::mem::take(&mut grads[i + 1]);
+            let s = saved.pop().ok_or_else(|| Error::invalid("fewer saved states than units"))?;
+            let label = format!("{} backward", u.label);
+            let missing = || Error::invalid(format!("{label}: no gradient reached the output"));
+            match (s, &u.op) {
+                (Saved::Classifier { features, dropped, p }, _) => {
+                    let dl = g.dense.ok_or_else(missing)?;
+                    let d_dropped = self.linear_bwd(Layer::Classifier, p, &dropped, &dl, &label)?;
+                    self.r.release(dl);
+                    let d_features = if dropped.same_buffer(&features) {
+                        d_dropped
+                    } else {
+                        // Dropout is its own backward: the same mask (same seed and salt) and scale.
+                        let dp = ops::DropoutParams {
+                            total: d_dropped.len,
+                            rate: self.g.config.dropout,
+                            salt: DROPOUT_SALT,
+                        };
+                        let d = self.r.alloc(d_dropped.len)?;
+                        self.r.push(ops::dropout_fwd(gpu, &dp, &d_dropped, &self.seed, &d)?, "dropout backward");
+                        self.r.release(d_dropped);
+                        self.r.release(dropped);
+                        d
+                    };
+                    set_once(&mut grads[u.input.0].dense, d_features, &label)?;
+                }
+                (Saved::Pool, _) => set_once(&mut grads[u.input.0].pooled, g.dense.ok_or_else(missing)?, &label)?,
+                (Saved::Se(se), _) => {
+                    let dpooled = self.se_bwd(&se, g.dense.ok_or_else(missing)?, &label)?;
+                    for t in [se.pooled, se.s1, se.hidden, se.s2] {
+                        self.r.release(t);
+                    }
+                    set_once(&mut grads[u.input.0].pooled, dpooled, &label)?;
+                }
+                (Saved::Conv(mut s), Op::ConvBn { kind, gate, residual, .. }) => {
+                    s.x = self.held(&mut values, &saved, u.input, &label)?;
+                    // The identity shortcut passes the output's gradient straight to its value.
+                    if let Some(r) = residual {
+                        let dy = g.dense.clone().ok_or_else(missing)?;
+                        set_once(&mut grads[r.0].dense, dy, &label)?;
+                    }
+                    match gate {
+                        Some(gv) => {
+                            let d_gated = self
+                                .conv_bn_bwd(&s, g.dense.as_ref(), g.pooled.as_ref(), true, None)?
+                                .ok_or_else(|| Error::invalid(format!("{label}: no input gradient")))?;
+                            let gate = s.gate.clone().ok_or_else(|| Error::invalid(format!("{label}: no gate")))?;
+                            let Conv::Pointwise(p, hw) = &s.conv else {
+                                return Err(Error::invalid(format!("{label}: only a 1x1 conv reads a gate")));
+                            };
+                            let gp = ops::SeGateParams::new(p.m / hw, *hw, p.k);
+                            let (dx, partial, dgate) = (
+                                self.r.alloc(d_gated.len)?,
+                                self.r.alloc(gp.partial_len())?,
+                                self.r.alloc(gp.n * gp.c)?,
+                            );
+                            let ds = ops::se_gate_bwd(gpu, &gp, &d_gated, &s.x, &gate, &dx, &partial, &dgate)?;
+                            self.r.push_all(ds, &label);
+                            self.r.release(partial);
+                            self.r.release(d_gated);
+                            set_once(&mut grads[gv.0].dense, dgate, &label)?;
+                            set_once(&mut grads[u.input.0].dense, dx, &label)?;
+                        }
+                        None => {
+                            let want_dx = *kind != ConvKind::Stem || self.opts.grad_input;
+                            let into = grads[u.input.0].dense.clone();
+                            let dx =
+                                self.conv_bn_bwd(&s, g.dense.as_ref(), g.pooled.as_ref(), want_dx, into.as_ref())?;
+                            if into.is_none() {
+                                grads[u.input.0].dense = dx;
+                            }
+                        }
+                    }
+                    if residual.is_none() {
+                        if let Some(dy) = g.dense {
+                            self.r.release(dy);
+                        }
+                    }
+                    if let Some(d) = g.pooled {
+                        self.r.release(d);
+                    }
+                }
+                (_, op) => return Err(Error::invalid(format!("{label}: saved state does not match {op:?}"))),
+            }
+            // A value goes after the last backward that reads it (the input is the step's own).
+            for v in backward_reads(u) {
+                remaining[v.0] -= 1;
+                if remaining[v.0] == 0 && v != ValueId::INPUT {
+                    if let Some(Val::Ready(b)) = values[v.0].take() {
+                        self.r.release(b);
+                    }
+                }
+            }
         }
-        // The block input is read again only by the expand conv's (or, without one, the depthwise
-        // conv's) weight gradient: both saved units hold it.
-        Ok((BlockSaved { spec: spec.clone(), input: x, expand, depthwise, y2, se, project }, out, oh, ow))
+        Ok(grads[0].dense.take())
     }
 
     /// Re-runs the forward's `bn_act_fwd` of a unit without residual or drop path from its saved
@@ -659,98 +855,43 @@ impl Builder<'_> {
         Ok(y)
     }
 
-    fn block_bwd(&mut self, mut s: BlockSaved, d_out: GpuBuffer) -> Result<GpuBuffer> {
+    #[allow(clippy::too_many_arguments)]
+    fn se_fwd(
+        &mut self,
+        index: usize,
+        se_ch: usize,
+        act: Activation,
+        y: &GpuBuffer,
+        n: usize,
+        hw: usize,
+        label: &str,
+    ) -> Result<SeSaved> {
         let gpu = self.r.gpu;
-        let label = format!("stage{}.{} backward", s.spec.stage, s.spec.index_in_stage);
-        if self.opts.recompute {
-            let y2 = self.recompute_output(&s.depthwise, &label)?;
-            s.project.x = y2.clone();
-            s.y2 = y2;
-        }
-        let d_gated = self
-            .conv_bn_bwd(&s.project, Some(&d_out), None, true, None)?
-            .ok_or_else(|| Error::invalid("project conv gave no input gradient"))?;
-        // The identity shortcut passes d_out straight to the input: the input's gradient
-        // accumulates into it. Without a shortcut it is done with.
-        let keep = if s.spec.residual {
-            Some(d_out)
-        } else {
-            self.r.release(d_out);
-            None
-        };
-        let (dy2, dy_pool) = match &s.se {
-            Some(se) => {
-                let gp = ops::SeGateParams::new(se.pool.n, se.pool.hw, se.pool.c);
-                let (dy2, partial, dgate) =
-                    (self.r.alloc(d_gated.len)?, self.r.alloc(gp.partial_len())?, self.r.alloc(gp.n * gp.c)?);
-                self.r.push_all(ops::se_gate_bwd(gpu, &gp, &d_gated, &s.y2, &se.gate, &dy2, &partial, &dgate)?, &label);
-                self.r.release(partial);
-                self.r.release(d_gated);
-                let dpool = self.se_bwd(se, dgate, &label)?;
-                (dy2, Some(dpool))
-            }
-            None => (d_gated, None),
-        };
-        self.r.release(s.y2.clone());
-        let into = keep.as_ref();
-        if self.opts.recompute {
-            if let Some(e) = &s.expand {
-                s.depthwise.x = self.recompute_output(e, &label)?;
-            }
-        }
-        let d_in = match &s.expand {
-            Some(e) => {
-                let dy1 = self
-                    .conv_bn_bwd(&s.depthwise, Some(&dy2), dy_pool.as_ref(), true, None)?
-                    .ok_or_else(|| Error::invalid("depthwise conv gave no input gradient"))?;
-                self.r.release(s.depthwise.x.clone());
-                let d_in = self.conv_bn_bwd(e, Some(&dy1), None, true, into)?;
-                self.r.release(dy1);
-                d_in
-            }
-            None => self.conv_bn_bwd(&s.depthwise, Some(&dy2), dy_pool.as_ref(), true, into)?,
-        };
-        self.r.release(dy2);
-        if let Some(d) = dy_pool {
-            self.r.release(d);
-        }
-        if let Some(se) = s.se {
-            for t in [se.pooled, se.s1, se.hidden, se.s2, se.gate] {
-                self.r.release(t);
-            }
-        }
-        self.r.release(s.input);
-        d_in.ok_or_else(|| Error::invalid("block gave no input gradient"))
-    }
-
-    fn se_fwd(&mut self, spec: &BlockSpec, y: &GpuBuffer, n: usize, hw: usize) -> Result<SeSaved> {
-        let gpu = self.r.gpu;
-        let label = format!("stage{}.{} se", spec.stage, spec.index_in_stage);
-        let part = |part| Layer::Block { index: spec.index, part };
-        let (e, s) = (spec.expanded_ch, spec.se_ch);
+        let part = |part| Layer::Block { index, part };
+        let (e, s) = (y.len / (n * hw), se_ch);
         let pool = ops::GlobalAvgPoolParams::new(n, hw, e);
         let (partial, pooled) = (self.r.alloc(pool.partial_len())?, self.r.alloc(n * e)?);
-        self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, y, &partial, &pooled)?, &label);
+        self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, y, &partial, &pooled)?, label);
         self.r.release(partial);
         let mut p1 = ops::GemmParams::new(n, s, e);
         p1.has_bias = true;
         let s1 = self.r.alloc(n * s)?;
         let reduce = part(BlockPart::SeReduce);
         let (w1, b1) = (self.param(reduce, ParamKind::Weight)?, self.param(reduce, ParamKind::Bias)?);
-        self.r.push(ops::gemm_fwd(gpu, &p1, &pooled, &w1, Some(&b1), None, None, &s1)?, &label);
+        self.r.push(ops::gemm_fwd(gpu, &p1, &pooled, &w1, Some(&b1), None, None, &s1)?, label);
         let hidden = self.r.alloc(n * s)?;
-        let ap = ops::ActivationParams { total: n * s, act: self.g.config.activation, accumulate: false };
-        self.r.push(ops::activation_fwd(gpu, &ap, &s1, &hidden)?, &label);
+        let ap = ops::ActivationParams { total: n * s, act, accumulate: false };
+        self.r.push(ops::activation_fwd(gpu, &ap, &s1, &hidden)?, label);
         let mut p2 = ops::GemmParams::new(n, e, s);
         p2.has_bias = true;
         let s2 = self.r.alloc(n * e)?;
         let expand = part(BlockPart::SeExpand);
         let (w2, b2) = (self.param(expand, ParamKind::Weight)?, self.param(expand, ParamKind::Bias)?);
-        self.r.push(ops::gemm_fwd(gpu, &p2, &hidden, &w2, Some(&b2), None, None, &s2)?, &label);
+        self.r.push(ops::gemm_fwd(gpu, &p2, &hidden, &w2, Some(&b2), None, None, &s2)?, label);
         let gate = self.r.alloc(n * e)?;
         let ap = ops::ActivationParams { total: n * e, act: Activation::Sigmoid, accumulate: false };
-        self.r.push(ops::activation_fwd(gpu, &ap, &s2, &gate)?, &label);
-        Ok(SeSaved { index: spec.index, se_ch: s, pool, pooled, s1, hidden, s2, gate })
+        self.r.push(ops::activation_fwd(gpu, &ap, &s2, &gate)?, label);
+        Ok(SeSaved { index, se_ch: s, act, pool, pooled, s1, hidden, s2, gate })
     }
 
     /// Backward of squeeze-excite from the gate's gradient to the pooled input's gradient (n, c).
@@ -768,7 +909,7 @@ impl Builder<'_> {
         self.r.release(ds2);
         // Through the activation and the reduce FC (e -> s).
         let ds1 = self.r.alloc(n * s)?;
-        let ap = ops::ActivationParams { total: n * s, act: self.g.config.activation, accumulate: false };
+        let ap = ops::ActivationParams { total: n * s, act: se.act, accumulate: false };
         self.r.push(ops::activation_bwd(gpu, &ap, &se.s1, &dhidden, &ds1)?, label);
         self.r.release(dhidden);
         let dpooled =
@@ -800,61 +941,16 @@ impl Builder<'_> {
         self.r.push(ops::gemm_bwd_data(gpu, &p, dout, &w, &dx, false)?, label);
         Ok(dx)
     }
+}
 
-    /// Head: 1x1 conv → BN → activation → global average pool → dropout → classifier.
-    fn head_fwd(&mut self, x: GpuBuffer, n: usize, h: usize, w: usize) -> Result<(HeadSaved, GpuBuffer)> {
-        let gpu = self.r.gpu;
-        let cfg = &self.g.config;
-        let (hc, classes) = (cfg.head_channels(), cfg.num_classes);
-        let last = cfg.blocks().last().map_or(cfg.stem_channels(), |b| b.out_ch);
-        let p = ops::GemmParams::new(n * h * w, hc, last);
-        let act = cfg.activation;
-        let (conv, y) = self.conv_bn_fwd(Conv::Pointwise(p, h * w), &x, None, Layer::Head, act, None, None)?;
-        let pool = ops::GlobalAvgPoolParams::new(n, h * w, hc);
-        let (partial, features) = (self.r.alloc(pool.partial_len())?, self.r.alloc(n * hc)?);
-        self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, &y, &partial, &features)?, "pool");
-        self.r.release(partial);
-        self.r.release(y);
-        let dropped = if self.opts.dropout && cfg.dropout > 0.0 {
-            let d = self.r.alloc(n * hc)?;
-            let dp = ops::DropoutParams { total: n * hc, rate: cfg.dropout, salt: DROPOUT_SALT };
-            self.r.push(ops::dropout_fwd(gpu, &dp, &features, &self.seed, &d)?, "dropout");
-            d
-        } else {
-            features.clone()
-        };
-        let mut cls = ops::GemmParams::new(n, classes, hc);
-        cls.has_bias = true;
-        let logits = gpu.empty(n * classes, "logits")?;
-        let (wc, bc) =
-            (self.param(Layer::Classifier, ParamKind::Weight)?, self.param(Layer::Classifier, ParamKind::Bias)?);
-        self.r.push(ops::gemm_fwd(gpu, &cls, &dropped, &wc, Some(&bc), None, None, &logits)?, "classifier");
-        Ok((HeadSaved { conv, features, dropped, cls }, logits))
-    }
-
-    fn head_bwd(&mut self, s: HeadSaved, dlogits: GpuBuffer) -> Result<GpuBuffer> {
-        let gpu = self.r.gpu;
-        let d_dropped =
-            self.linear_bwd(Layer::Classifier, s.cls.clone(), &s.dropped, &dlogits, "classifier backward")?;
-        self.r.release(dlogits);
-        let d_features = if s.dropped.same_buffer(&s.features) {
-            d_dropped
-        } else {
-            // Dropout is its own backward: the same mask (same seed and salt) and scale.
-            let cfg = &self.g.config;
-            let dp = ops::DropoutParams { total: d_dropped.len, rate: cfg.dropout, salt: DROPOUT_SALT };
-            let d = self.r.alloc(d_dropped.len)?;
-            self.r.push(ops::dropout_fwd(gpu, &dp, &d_dropped, &self.seed, &d)?, "dropout backward");
-            self.r.release(d_dropped);
-            self.r.release(s.dropped.clone());
-            d
-        };
-        self.r.release(s.features.clone());
-        // The pool's backward is fused into the BN backward (dy_pool).
-        let dx = self.conv_bn_bwd(&s.conv, None, Some(&d_features), true, None)?;
-        self.r.release(d_features);
-        self.r.release(s.conv.x.clone());
-        dx.ok_or_else(|| Error::invalid("head gave no input gradient"))
+/// Sets a gradient that must have one source.
+fn set_once(slot: &mut Option<GpuBuffer>, g: GpuBuffer, label: &str) -> Result<()> {
+    match slot {
+        Some(_) => Err(Error::invalid(format!("{label}: a second gradient for one value (no accumulation path)"))),
+        None => {
+            *slot = Some(g);
+            Ok(())
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
-use crate::model::{Config, Field, HostTensor, Layer, Weights};
+use crate::model::layout::{hwio_to_oihw, oihw_to_hwio};
+use crate::model::{Config, Field, HostTensor, Layer, Network, Weights};
 
 /// How a parameter is laid out on the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,64 +54,14 @@ pub struct ParamStore {
     pub decay_len: usize,
 }
 
-/// OIHW (o, i, kh, kw) → HWIO (kh, kw, i, o); with (o, i) = (out, in) and kh = kw = 1 this is the
-/// (in, out) transpose of a linear weight.
-pub fn oihw_to_hwio(t: &[f32], shape: &[usize]) -> Vec<f32> {
-    let (o, i) = (shape[0], shape[1]);
-    let (kh, kw) = (shape.get(2).copied().unwrap_or(1), shape.get(3).copied().unwrap_or(1));
-    let mut out = vec![0f32; t.len()];
-    for a in 0..o {
-        for b in 0..i {
-            for y in 0..kh {
-                for x in 0..kw {
-                    out[((y * kw + x) * i + b) * o + a] = t[((a * i + b) * kh + y) * kw + x];
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The inverse of `oihw_to_hwio`.
-pub fn hwio_to_oihw(t: &[f32], shape: &[usize]) -> Vec<f32> {
-    let (o, i) = (shape[0], shape[1]);
-    let (kh, kw) = (shape.get(2).copied().unwrap_or(1), shape.get(3).copied().unwrap_or(1));
-    let mut out = vec![0f32; t.len()];
-    for a in 0..o {
-        for b in 0..i {
-            for y in 0..kh {
-                for x in 0..kw {
-                    out[((a * i + b) * kh + y) * kw + x] = t[((y * kw + x) * i + b) * o + a];
-                }
-            }
-        }
-    }
-    out
-}
-
 fn get(w: &Weights, layer: Layer, field: Field) -> Result<&HostTensor> {
     w.get(layer, field).ok_or_else(|| Error::invalid(format!("weights have no {field:?} for {layer:?}")))
 }
 
 /// Every learnable layer of `config`, in network order: (layer, has BN, has bias).
 fn layers(config: &Config) -> Vec<(Layer, bool, bool)> {
-    use crate::model::BlockPart::*;
-    let mut out = vec![(Layer::Stem, true, false)];
-    for b in config.blocks() {
-        let part = |part| Layer::Block { index: b.index, part };
-        if b.has_expand() {
-            out.push((part(Expand), true, false));
-        }
-        out.push((part(Depthwise), true, false));
-        if b.has_se() {
-            out.push((part(SeReduce), false, true));
-            out.push((part(SeExpand), false, true));
-        }
-        out.push((part(Project), true, false));
-    }
-    out.push((Layer::Head, true, false));
-    out.push((Layer::Classifier, false, true));
-    out
+    let r = config.resolution as usize;
+    Network::new(config, r, r).learnable_layers()
 }
 
 impl ParamStore {
