@@ -7,7 +7,7 @@ the same as the full variants'. Needs torch, timm, safetensors, numpy (and effic
 the lukemelas case, skipped when absent):
 
     python3 -m venv /tmp/fx && /tmp/fx/bin/pip install torch torchvision timm safetensors numpy efficientnet_pytorch
-    /tmp/fx/bin/python scripts/make_fixtures.py
+    /tmp/fx/bin/python baselines/make_fixtures.py
 
 For each case TAG it writes tests/fixtures/TAG_weights.safetensors (the state_dict in the source's
 own names) and TAG_io.safetensors:

@@ -5,14 +5,14 @@ backward, SGD update; dropout and stochastic depth on) images/s and peak memory 
 allocation; on the CPU the growth of the peak resident memory over the step), on the CPU and,
 where there is one, on the CUDA GPU. One JSON object per measurement on stdout.
 
-    bash scripts/baselines.sh                      # makes a venv with torch, then runs this
-    python3 scripts/baselines.py --forward 8:224 --train 32:32:10 --train 64:224:1000
+    bash baselines/pytorch.sh                      # makes a venv with torch, then runs this
+    python3 baselines/pytorch.py --forward 8:224 --train 32:32:10 --train 64:224:1000
 
 On CUDA each measurement runs twice: strict fp32 ("tf32": false, the figure the bench's targets
 compare with, as our kernels have no tensor cores) and PyTorch's default ("tf32": true: cuDNN
 runs fp32 convolutions on TF32 tensor cores unless torch.backends.cudnn.allow_tf32 is off).
 
-burn's figures come from scripts/burn_baseline.sh (B0 on burn's wgpu backend, the same JSON
+burn's figures come from baselines/burn.sh (B0 on burn's wgpu backend, the same JSON
 lines with "framework": "burn"); append them to the same file for `bench --targets --baseline`.
 """
 import argparse

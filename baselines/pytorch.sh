@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the PyTorch baselines (scripts/baselines.py) in a venv of their own, made on first use
-# (CPU wheels unless a CUDA GPU is present). Arguments go to baselines.py.
+# Runs the PyTorch baselines (baselines/pytorch.py) in a venv of their own, made on first use
+# (CPU wheels unless a CUDA GPU is present). Arguments go to pytorch.py.
 set -euo pipefail
 VENV="${BASELINE_VENV:-$HOME/.cache/efficientnet-wgpu/baseline-venv}"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -14,4 +14,4 @@ if [ ! -x "$VENV/bin/python" ]; then
       "$VENV/bin/pip" install -q torch torchvision
   fi
 fi
-exec "$VENV/bin/python" "$(dirname "$0")/baselines.py" "$@"
+exec "$VENV/bin/python" "$(dirname "$0")/pytorch.py" "$@"

@@ -20,13 +20,13 @@ for b in target/release/effnet target/release/examples/bench target/release/exam
   strip -o ".devbin/$name" "$b"
   xz -9 -f ".devbin/$name"
 done
-# burn's baseline (scripts/burn-baseline), for the same side-by-side on the GPU.
-if CARGO_TARGET_DIR=target/burn-baseline cargo build --release --quiet --manifest-path scripts/burn-baseline/Cargo.toml; then
+# burn's baseline (baselines/burn), for the same side-by-side on the GPU.
+if CARGO_TARGET_DIR=target/burn-baseline cargo build --release --quiet --manifest-path baselines/burn/Cargo.toml; then
   strip -o .devbin/burn-baseline target/burn-baseline/release/burn-baseline && xz -9 -f .devbin/burn-baseline
 else
   echo "device_pack: burn's baseline did not build; device_run.sh runs without it"
 fi
-cp scripts/baselines.py .devbin/
+cp baselines/pytorch.py .devbin/baselines.py
 cp ../shared/device/probe-vulkan.sh .devbin/ 2>/dev/null || echo "device_pack: no ../shared/device/probe-vulkan.sh"
 # The Vulkan loader: the device machine has the NVIDIA driver's ICD but maybe no libvulkan.so.1.
 # NVIDIA's Vulkan ICD (libGLX_nvidia) also needs the glvnd libraries.

@@ -1,10 +1,10 @@
 //! burn's side of the side-by-side bench: EfficientNet-B0 (torchvision's layout: symmetric
 //! padding, BN eps 1e-5, SE reduced from the block's input channels, linear stochastic depth up to
-//! 0.2, dropout 0.2) on burn's wgpu backend, timed the way scripts/baselines.py times PyTorch.
-//! One JSON object per measurement on stdout, the fields of baselines.py's plus
+//! 0.2, dropout 0.2) on burn's wgpu backend, timed the way baselines/pytorch.py times PyTorch.
+//! One JSON object per measurement on stdout, the fields of pytorch.py's plus
 //! `"framework": "burn"`, so `bench --targets --baseline` reads both from one file.
 //!
-//!     bash scripts/burn_baseline.sh                 # builds this, then runs it
+//!     bash baselines/burn.sh                 # builds this, then runs it
 //!     burn-baseline --forward 8:224 --train 32:32:10 --iters 5
 
 use std::time::Instant;
