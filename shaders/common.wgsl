@@ -1,15 +1,14 @@
-// Prepended to every kernel (see src/gpu/kernels.rs): the epilogue activations and the linear
-// invocation index of a 1-D dispatch that may be folded into a 2-D grid.
+// Prepended to every kernel (see src/gpu/kernels.rs), after the constants shared with Rust (WG,
+// TEXEL_ROW_LOG2, ACT_*): the epilogue activations and the linear invocation index of a 1-D
+// dispatch that may be folded into a 2-D grid.
 
-const WG: u32 = 64u;
-
-// ACT values: 0 none, 1 swish (x * sigmoid(x)), 2 ReLU6, 3 sigmoid. ACT is an override constant at
-// every call site, so the switch folds away.
+// ACT values: ACT_NONE, ACT_SWISH (x * sigmoid(x)), ACT_RELU6, ACT_SIGMOID. ACT is an override
+// constant at every call site, so the switch folds away.
 fn activate(x: f32, act: u32) -> f32 {
     switch act {
-        case 1u: { return x / (1.0 + exp(-x)); }
-        case 2u: { return clamp(x, 0.0, 6.0); }
-        case 3u: { return 1.0 / (1.0 + exp(-x)); }
+        case ACT_SWISH: { return x / (1.0 + exp(-x)); }
+        case ACT_RELU6: { return clamp(x, 0.0, 6.0); }
+        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
         default: { return x; }
     }
 }
@@ -23,12 +22,12 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // gradient strictly inside (0, 6) as PyTorch's hardtanh does; sigmoid: s * (1 - s).
 fn activate_grad(x: f32, act: u32) -> f32 {
     switch act {
-        case 1u: {
+        case ACT_SWISH: {
             let s = 1.0 / (1.0 + exp(-x));
             return s * (1.0 + x * (1.0 - s));
         }
-        case 2u: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
-        case 3u: {
+        case ACT_RELU6: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
+        case ACT_SIGMOID: {
             let s = 1.0 / (1.0 + exp(-x));
             return s * (1.0 - s);
         }
@@ -62,10 +61,8 @@ fn clip_scale(max_norm: f32, norm2: f32) -> f32 {
     return min(1.0, max_norm / sqrt(norm2 + 1e-12));
 }
 
-// Texel kernels read buffers copied into rgba32float textures TEXEL_ROW (= 1 << TEXEL_ROW_LOG2)
-// texels wide: vec4 number i of the buffer is texel (i % TEXEL_ROW, i / TEXEL_ROW). Twin of
-// gpu::TEXEL_ROW.
-const TEXEL_ROW_LOG2: u32 = 11u;
+// Texel kernels read buffers copied into rgba32float textures 1 << TEXEL_ROW_LOG2 texels wide:
+// vec4 number i of the buffer is texel (i % TEXEL_ROW, i / TEXEL_ROW).
 
 fn texel(i: u32) -> vec2<u32> {
     return vec2<u32>(i & ((1u << TEXEL_ROW_LOG2) - 1u), i >> TEXEL_ROW_LOG2);

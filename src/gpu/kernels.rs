@@ -38,6 +38,45 @@ fn to_store4(v: vec4<f32>) -> vec4<f16> { return vec4<f16>(clamp(v, vec4<f32>(-6
     };
 }
 
+/// Constants the Rust side and the kernels share, from this one list: `shared_constants!(rust)`
+/// makes them Rust `const`s (re-exported from `gpu`) and `shared_constants!(wgsl)` the WGSL
+/// `const`s prepended to every kernel.
+macro_rules! shared_constants {
+    ($m:ident) => {
+        $m! {
+            /// Workgroup size (x) of the one-dimensional kernels. Only x is vectorised on lavapipe,
+            /// and 64 is a multiple of every GPU's SIMD width.
+            WG = 64;
+            /// log2 of the width in texels of the scratch textures behind `BindingKind::Texels`
+            /// bindings: a buffer's vec4 number `i` lands at texel (i % 2048, i / 2048). 2048 x 16
+            /// bytes is a multiple of the 256-byte row pitch copies need.
+            TEXEL_ROW_LOG2 = 11;
+            /// `Activation::None` as the kernels' `ACT` override.
+            ACT_NONE = 0;
+            /// `Activation::Swish`: x · sigmoid(x).
+            ACT_SWISH = 1;
+            /// `Activation::Relu6`: clamp(x, 0, 6).
+            ACT_RELU6 = 2;
+            /// `Activation::Sigmoid`.
+            ACT_SIGMOID = 3;
+        }
+    };
+}
+
+macro_rules! rust {
+    ($($(#[doc = $doc:literal])* $name:ident = $value:literal;)*) => {
+        $($(#[doc = $doc])* pub const $name: u32 = $value;)*
+    };
+}
+
+macro_rules! wgsl {
+    ($($(#[doc = $doc:literal])* $name:ident = $value:literal;)*) => {
+        concat!($("const ", stringify!($name), ": u32 = ", stringify!($value), "u;\n"),*)
+    };
+}
+
+shared_constants!(rust);
+
 macro_rules! kernels {
     ($($variant:ident => $name:literal, $file:literal, $entry:literal, $store:ident, [$($b:expr),*];)*) => {
         /// One WGSL entry point. The name is the same across `shaders/`, `src/ops/`, `src/cpu_ref/`
@@ -55,11 +94,13 @@ macro_rules! kernels {
             pub fn file(self) -> &'static str {
                 match self { $(Kernel::$variant => $file),* }
             }
-            /// The WGSL source: the `Store` prelude, `shaders/common.wgsl`, the kernel's file.
+            /// The WGSL source: the `Store` prelude, the shared constants, `shaders/common.wgsl`, the
+            /// kernel's file.
             pub fn source(self) -> &'static str {
                 match self {
                     $(Kernel::$variant => concat!(
                         prelude!($store),
+                        shared_constants!(wgsl),
                         include_str!("../../shaders/common.wgsl"),
                         include_str!(concat!("../../shaders/", $file))
                     )),*
@@ -71,6 +112,11 @@ macro_rules! kernels {
             }
             pub fn entry_point(self) -> &'static str {
                 match self { $(Kernel::$variant => $entry),* }
+            }
+            /// The override constants its shader declares: the only names `Dispatch::new` takes.
+            pub fn overrides(self) -> &'static [&'static str] {
+                let file = self.file();
+                OVERRIDES.iter().find(|(f, _)| *f == file).map_or(&[], |(_, names)| names)
             }
             /// The bindings of group 0, in binding-number order.
             pub fn bindings(self) -> &'static [BindingKind] {
@@ -227,3 +273,142 @@ impl Kernel {
         }
     }
 }
+
+/// The override constants each shader file declares, by file under `shaders/`: the only names
+/// `Dispatch::new` accepts for its kernels. tests/shaders_validate.rs checks this table against the
+/// WGSL, both ways.
+const OVERRIDES: &[(&str, &[&str])] = &[
+    ("activation/activation_bwd.wgsl", &["TOTAL", "ACT", "ACCUMULATE"]),
+    ("activation/activation_fwd.wgsl", &["TOTAL", "ACT"]),
+    (
+        "bn_act/bn_act_bwd_apply.wgsl",
+        &["M", "C", "ACT", "HAS_DY", "HAS_DY_POOL", "ROWS_PER_SAMPLE", "DROP_PATH", "SURVIVAL", "SALT", "ACCUMULATE"],
+    ),
+    (
+        "bn_act/bn_act_bwd_reduce.wgsl",
+        &["M", "C", "CHUNK", "ACT", "HAS_DY", "HAS_DY_POOL", "ROWS_PER_SAMPLE", "DROP_PATH", "SURVIVAL", "SALT"],
+    ),
+    (
+        "bn_act/bn_act_bwd_texel.wgsl",
+        &[
+            "M",
+            "C",
+            "CHUNK",
+            "ACT",
+            "HAS_DY",
+            "HAS_DY_POOL",
+            "ROWS_PER_SAMPLE",
+            "DROP_PATH",
+            "SURVIVAL",
+            "SALT",
+            "ACCUMULATE",
+        ],
+    ),
+    (
+        "bn_act/bn_act_fwd.wgsl",
+        &["TOTAL", "C", "ACT", "HAS_RESIDUAL", "DROP_PATH", "ROWS_PER_SAMPLE", "SURVIVAL", "SALT"],
+    ),
+    (
+        "bn_act/bn_act_fwd_texel.wgsl",
+        &["TOTAL", "C", "ACT", "HAS_RESIDUAL", "DROP_PATH", "ROWS_PER_SAMPLE", "SURVIVAL", "SALT"],
+    ),
+    ("bn_act/bn_stats_finish.wgsl", &["M", "C", "CHUNK", "EPS", "MOMENTUM", "UPDATE_RUNNING", "GROUP"]),
+    ("bn_act/bn_stats_partial.wgsl", &["M", "C", "CHUNK"]),
+    ("bn_act/bn_stats_partial_texel.wgsl", &["M", "C", "CHUNK"]),
+    ("cast/cast.wgsl", &["LEN"]),
+    (
+        "conv2d/conv2d_bwd_data.wgsl",
+        &[
+            "N",
+            "H",
+            "W",
+            "CIN",
+            "COUT",
+            "KH",
+            "KW",
+            "SH",
+            "SW",
+            "PT",
+            "PL",
+            "OH",
+            "OW",
+            "GROUPS",
+            "IN_NCHW",
+            "ACCUMULATE",
+        ],
+    ),
+    (
+        "conv2d/conv2d_bwd_weight.wgsl",
+        &["N", "H", "W", "CIN", "COUT", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "GROUPS", "IN_NCHW", "ROWS"],
+    ),
+    (
+        "conv2d/conv2d_fwd.wgsl",
+        &[
+            "N", "H", "W", "CIN", "COUT", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "GROUPS", "ACT", "HAS_BIAS",
+            "IN_NCHW",
+        ],
+    ),
+    (
+        "conv2d/conv2d_fwd_texel.wgsl",
+        &["N", "H", "W", "CIN", "COUT", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "ACT", "HAS_BIAS"],
+    ),
+    (
+        "depthwise_conv/depthwise_conv_bwd_data.wgsl",
+        &["N", "H", "W", "C", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "ACCUMULATE"],
+    ),
+    (
+        "depthwise_conv/depthwise_conv_bwd_data_texel.wgsl",
+        &["N", "H", "W", "C", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "ACCUMULATE"],
+    ),
+    (
+        "depthwise_conv/depthwise_conv_bwd_weight.wgsl",
+        &["N", "H", "W", "C", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "ROWS", "KB"],
+    ),
+    (
+        "depthwise_conv/depthwise_conv_bwd_weight_texel.wgsl",
+        &["N", "H", "W", "C", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "ROWS", "KB"],
+    ),
+    (
+        "depthwise_conv/depthwise_conv_fwd.wgsl",
+        &["N", "H", "W", "C", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "ACT", "HAS_BIAS", "IN_BN", "IN_ACT"],
+    ),
+    (
+        "depthwise_conv/depthwise_conv_fwd_texel.wgsl",
+        &[
+            "N", "H", "W", "C", "KH", "KW", "SH", "SW", "PT", "PL", "OH", "OW", "ACT", "HAS_BIAS", "IN_BN", "IN_ACT",
+            "ROWS",
+        ],
+    ),
+    ("dropout/dropout_fwd.wgsl", &["TOTAL", "RATE", "SALT"]),
+    ("gemm/gemm_bwd_data.wgsl", &["M", "N", "K", "ACCUMULATE"]),
+    ("gemm/gemm_bwd_data_texel.wgsl", &["M", "N", "K", "ACCUMULATE"]),
+    ("gemm/gemm_bwd_data_vec4.wgsl", &["M", "N", "K", "ACCUMULATE"]),
+    ("gemm/gemm_bwd_weight.wgsl", &["M", "N", "K", "ROWS", "HAS_A_SCALE", "A_SCALE_ROWS"]),
+    ("gemm/gemm_bwd_weight_texel.wgsl", &["M", "N", "K", "ROWS", "HAS_A_SCALE", "A_SCALE_ROWS"]),
+    ("gemm/gemm_bwd_weight_vec4.wgsl", &["M", "N", "K", "ROWS", "HAS_A_SCALE", "A_SCALE_ROWS"]),
+    ("gemm/gemm_fwd.wgsl", &["M", "N", "K", "ACT", "HAS_BIAS", "HAS_RESIDUAL", "HAS_A_SCALE", "A_SCALE_ROWS"]),
+    ("gemm/gemm_fwd_texel.wgsl", &["M", "N", "K", "ACT", "HAS_BIAS", "HAS_RESIDUAL", "HAS_A_SCALE", "A_SCALE_ROWS"]),
+    ("gemm/gemm_fwd_vec4.wgsl", &["M", "N", "K", "ACT", "HAS_BIAS", "HAS_RESIDUAL", "HAS_A_SCALE", "A_SCALE_ROWS"]),
+    (
+        "gemm/gemm_tiled.wgsl",
+        &["M", "N", "K", "ACT", "HAS_BIAS", "HAS_RESIDUAL", "HAS_A_SCALE", "A_SCALE_ROWS", "ACCUMULATE", "ROWS"],
+    ),
+    ("loss/softmax_cross_entropy.wgsl", &["N", "K", "SMOOTHING"]),
+    ("optim/adamw_step.wgsl", &["TOTAL", "DECAY_END", "B1", "B2", "EPS", "WEIGHT_DECAY"]),
+    ("optim/ema_update.wgsl", &["TOTAL", "DECAY"]),
+    ("optim/rmsprop_tf_step.wgsl", &["TOTAL", "DECAY_END", "DECAY", "MOMENTUM", "EPS", "WEIGHT_DECAY"]),
+    ("optim/sgd_step.wgsl", &["TOTAL", "DECAY_END", "MOMENTUM", "NESTEROV", "WEIGHT_DECAY"]),
+    ("optim/sum_squares_partial.wgsl", &["TOTAL", "CHUNK"]),
+    ("pool/global_avg_pool_fwd.wgsl", &["N", "HW", "C", "CHUNK"]),
+    ("pool/global_avg_pool_partial_texel.wgsl", &["N", "HW", "C", "CHUNK"]),
+    ("reduce/add_inplace.wgsl", &["TOTAL"]),
+    ("reduce/sum_partials.wgsl", &["PARTS", "LEN", "SCALE", "ACCUMULATE"]),
+    ("resize/bilinear_resize_bwd.wgsl", &["N", "C", "IH", "IW", "OH", "OW", "Y0", "X0", "RATIO_H", "RATIO_W"]),
+    (
+        "resize/bilinear_resize_fwd.wgsl",
+        &["N", "C", "IH", "IW", "OH", "OW", "Y0", "X0", "RATIO_H", "RATIO_W", "ANTIALIAS"],
+    ),
+    ("se/se_gate_bwd.wgsl", &["N", "HW", "C", "ROWS"]),
+    ("se/se_gate_bwd_texel.wgsl", &["N", "HW", "C", "ROWS"]),
+    ("softmax/softmax_fwd.wgsl", &["ROWS", "COLS"]),
+];

@@ -10,14 +10,10 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
-/// Workgroup size (x) of the one-dimensional kernels. Only x is vectorised on lavapipe, and 64 is
-/// a multiple of every GPU's SIMD width.
-pub const WG: u32 = 64;
+pub use kernels::{ACT_NONE, ACT_RELU6, ACT_SIGMOID, ACT_SWISH, TEXEL_ROW_LOG2, WG};
 
-/// Width in texels of the scratch textures behind `BindingKind::Texels` bindings: a buffer's vec4
-/// number `i` lands at texel (i % TEXEL_ROW, i / TEXEL_ROW). WGSL twin: `TEXEL_ROW_LOG2` in
-/// common.wgsl. 2048 x 16 bytes is a multiple of the 256-byte row pitch copies need.
-pub const TEXEL_ROW: u32 = 2048;
+/// Width in texels of the scratch textures behind `BindingKind::Texels` bindings.
+pub const TEXEL_ROW: u32 = 1 << TEXEL_ROW_LOG2;
 
 /// The element type of a stored tensor. Everything is f32 except the f16 inference path
 /// (`Precision::F16`), which stores weights and activations as f16 and computes in f32.
@@ -365,7 +361,26 @@ impl Dispatch {
         threads: u64,
         label: impl Into<String>,
     ) -> Result<Dispatch> {
-        debug_assert_eq!(buffers.len(), kernel.bindings().len(), "{}", kernel.name());
+        if buffers.len() != kernel.bindings().len() {
+            return Err(Error::invalid(format!(
+                "{}: {} buffers bound, its shader has {} bindings",
+                kernel.name(),
+                buffers.len(),
+                kernel.bindings().len()
+            )));
+        }
+        // Every override must exist in the shader and be finite: wgpu panics on either.
+        for &(name, value) in constants {
+            if !kernel.overrides().contains(&name) {
+                return Err(Error::invalid(format!("{}: its shader has no override named {name}", kernel.name())));
+            }
+            if !value.is_finite() {
+                return Err(Error::invalid(format!(
+                    "{}: override {name} is {value}, not a finite number",
+                    kernel.name()
+                )));
+            }
+        }
         let pipeline = gpu.pipeline(kernel, constants);
         let layout = gpu.bind_group_layout(kernel);
         let mut copies = Vec::new();

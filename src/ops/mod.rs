@@ -61,13 +61,19 @@ pub(crate) fn kernel_for(op: &str, kernel: Kernel, store: Dtype) -> Result<Kerne
     })
 }
 
-/// Activation applied in a kernel's epilogue. The discriminant is the WGSL `ACT` override value.
+/// Activation applied in a kernel's epilogue. The discriminant is the WGSL `ACT` override value
+/// (the `ACT_*` constants the kernels share).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[repr(u32)]
 pub enum Activation {
-    None = 0,
-    Swish = 1,
-    Relu6 = 2,
-    Sigmoid = 3,
+    /// The identity.
+    None = crate::gpu::ACT_NONE,
+    /// x · sigmoid(x) (SiLU).
+    Swish = crate::gpu::ACT_SWISH,
+    /// clamp(x, 0, 6).
+    Relu6 = crate::gpu::ACT_RELU6,
+    /// 1 / (1 + e^-x).
+    Sigmoid = crate::gpu::ACT_SIGMOID,
 }
 
 impl Activation {
