@@ -738,7 +738,6 @@ fn gemm_sweep(gpu: &Gpu, config: &Config, batch: usize, res: usize, ops: &[GemmO
             let bias = gpu.upload(&vec![0.1; n], "bias")?;
             let c = gpu.upload(&vec![0.02; m * n], "c")?;
             let mut p = GemmParams::new(m, n, k);
-            p.has_bias = op == GemmOp::Fwd;
             p.act = if act && op == GemmOp::Fwd { Activation::Swish } else { Activation::None };
             let auto = p.kernel_variant(gpu);
             let mut gflops = Vec::new();

@@ -313,7 +313,6 @@ impl EfficientNet {
                         ConvKind::Stem => {
                             let mut p = Conv2dParams::new(n, ih, iw, ic, oc, *kernel, *stride, cfg.padding);
                             p.input_nchw = true;
-                            p.has_bias = true;
                             p.act = *act;
                             let y = r.alloc_typed(p.output_len(), store)?;
                             r.push(conv2d_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label);
@@ -323,9 +322,7 @@ impl EfficientNet {
                             // The SE gate scales the input rows as the GEMM reads them; the
                             // shortcut is added in its epilogue.
                             let mut p = GemmParams::new(n * ih * iw, oc, ic);
-                            p.has_bias = true;
                             p.act = *act;
-                            p.has_residual = residual.is_some();
                             p.a_scale_rows = if gate.is_some() { ih * iw } else { 0 };
                             let y = r.alloc_typed(p.m * p.n, store)?;
                             let (res, g) = (value(*residual), value(*gate));
@@ -335,7 +332,6 @@ impl EfficientNet {
                         }
                         ConvKind::Depthwise => {
                             let mut p = DepthwiseConvParams::new(n, ih, iw, ic, *kernel, *stride, cfg.padding);
-                            p.has_bias = true;
                             p.act = *act;
                             let y = r.alloc_typed(p.output_len(), store)?;
                             r.push(depthwise_conv_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label);
@@ -355,7 +351,6 @@ impl EfficientNet {
                     }
                     r.release(partial);
                     let mut p1 = GemmParams::new(n, *hidden, ic);
-                    p1.has_bias = true;
                     p1.act = *act;
                     let hid = r.alloc_typed(n * hidden, store)?;
                     r.push(
@@ -364,7 +359,6 @@ impl EfficientNet {
                     );
                     r.release(pooled);
                     let mut p2 = GemmParams::new(n, ic, *hidden);
-                    p2.has_bias = true;
                     p2.act = Activation::Sigmoid;
                     let gate = r.alloc_typed(n * ic, store)?;
                     r.push(gemm_fwd(gpu, &p2, &hid, &expand.weight, Some(&expand.bias), None, None, &gate)?, &u.label);
@@ -386,8 +380,7 @@ impl EfficientNet {
                 // Dropout is the identity in inference.
                 Op::Classifier { .. } => {
                     let l = self.layer(Layer::Classifier)?;
-                    let mut p = GemmParams::new(n, oc, ic);
-                    p.has_bias = true;
+                    let p = GemmParams::new(n, oc, ic);
                     let y = gpu.empty_typed(n * oc, store, "stored logits")?;
                     r.push(gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?, &u.label);
                     stored_logits = Some(y.clone());

@@ -214,7 +214,8 @@ pub fn bn_act_fwd(
             r
         }
         (true, None) => return Err(Error::invalid("bn_act_fwd: has_residual is set but no residual was given")),
-        (false, _) => x,
+        (false, Some(_)) => return Err(Error::invalid("bn_act_fwd: a residual was given but has_residual is not set")),
+        (false, None) => x,
     };
     let seed = if p.drop_path.is_some() {
         p.validate_samples("drop path")?;

@@ -24,7 +24,6 @@ pub struct Conv2dParams {
     pub ow: usize,
     pub groups: usize,
     pub act: Activation,
-    pub has_bias: bool,
     /// The input is (n, cin, h, w), as the network's input arrives from PyTorch users.
     pub input_nchw: bool,
     pub variant: KernelVariant,
@@ -60,7 +59,6 @@ impl Conv2dParams {
             ow,
             groups: 1,
             act: Activation::None,
-            has_bias: false,
             input_nchw: false,
             variant: KernelVariant::Auto,
         }
@@ -141,9 +139,10 @@ impl Conv2dParams {
         ]
     }
 
-    fn constants(&self) -> Vec<(&'static str, f64)> {
+    /// The forward's overrides; `bias`: whether a bias is given.
+    fn constants(&self, bias: bool) -> Vec<(&'static str, f64)> {
         let mut c = self.shape_constants();
-        c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", self.has_bias as u32 as f64)]);
+        c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", bias as u32 as f64)]);
         c
     }
 }
@@ -166,7 +165,7 @@ pub fn conv2d_fwd(
         }
         _ => (kernel_for("conv2d_fwd", Kernel::Conv2dFwd, store)?, p.n * p.oh * p.ow * p.cout.div_ceil(4)),
     };
-    let mut c = p.constants();
+    let mut c = p.constants(bias.is_some());
     if kernel == Kernel::Conv2dFwdTexel {
         c.retain(|(k, _)| !matches!(*k, "GROUPS" | "IN_NCHW"));
     }

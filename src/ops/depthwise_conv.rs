@@ -21,7 +21,6 @@ pub struct DepthwiseConvParams {
     pub oh: usize,
     pub ow: usize,
     pub act: Activation,
-    pub has_bias: bool,
     pub variant: KernelVariant,
 }
 
@@ -42,7 +41,6 @@ impl DepthwiseConvParams {
             oh,
             ow,
             act: Activation::None,
-            has_bias: false,
             variant: KernelVariant::Auto,
         }
     }
@@ -127,14 +125,15 @@ impl DepthwiseConvParams {
         ]
     }
 
-    fn constants(&self) -> Vec<(&'static str, f64)> {
+    /// The forward's overrides; `bias`: whether a bias is given.
+    fn constants(&self, bias: bool) -> Vec<(&'static str, f64)> {
         let mut c = self.shape_constants();
-        c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", self.has_bias as u32 as f64)]);
+        c.extend([("ACT", self.act as u32 as f64), ("HAS_BIAS", bias as u32 as f64)]);
         c
     }
 }
 
-/// Records `y (n, oh, ow, c) = act(depthwise(x, w) + bias)` (`p.act`; bias when `p.has_bias`).
+/// Records `y (n, oh, ow, c) = act(depthwise(x, w) + bias)` (`p.act`; bias where given).
 pub fn depthwise_conv_fwd(
     gpu: &Gpu,
     p: &DepthwiseConvParams,
@@ -185,7 +184,7 @@ fn fwd(
         KernelVariant::Texel if store == Dtype::F32 => Kernel::DepthwiseConvFwdTexel,
         _ => kernel_for("depthwise_conv_fwd", Kernel::DepthwiseConvFwd, store)?,
     };
-    let mut constants = p.constants();
+    let mut constants = p.constants(bias.is_some());
     if let Some((_, act)) = input_bn {
         constants.extend([("IN_BN", 1.0), ("IN_ACT", act as u32 as f64)]);
     }

@@ -13,8 +13,6 @@ pub struct GemmParams {
     pub n: usize,
     pub k: usize,
     pub act: Activation,
-    pub has_bias: bool,
-    pub has_residual: bool,
     /// Rows of A per row of `a_scale` (H*W for a per-image, per-channel gate); 0 = no scale.
     pub a_scale_rows: usize,
     pub variant: KernelVariant,
@@ -22,16 +20,7 @@ pub struct GemmParams {
 
 impl GemmParams {
     pub fn new(m: usize, n: usize, k: usize) -> Self {
-        GemmParams {
-            m,
-            n,
-            k,
-            act: Activation::None,
-            has_bias: false,
-            has_residual: false,
-            a_scale_rows: 0,
-            variant: KernelVariant::Auto,
-        }
+        GemmParams { m, n, k, act: Activation::None, a_scale_rows: 0, variant: KernelVariant::Auto }
     }
     pub fn macs(&self) -> u64 {
         (self.m * self.n * self.k) as u64
@@ -50,17 +39,25 @@ impl GemmParams {
             _ => KernelVariant::Scalar,
         }
     }
-    fn constants(&self) -> Vec<(&'static str, f64)> {
-        vec![
+    /// The kernel's overrides, its optional inputs' flags taken from which of them are given.
+    fn constants(&self, bias: bool, residual: bool, a_scale: bool) -> Result<Vec<(&'static str, f64)>> {
+        if a_scale != (self.a_scale_rows > 0) {
+            return Err(Error::invalid(format!(
+                "gemm: a_scale_rows is {} but a_scale is {}",
+                self.a_scale_rows,
+                if a_scale { "given" } else { "absent" }
+            )));
+        }
+        Ok(vec![
             ("M", self.m as f64),
             ("N", self.n as f64),
             ("K", self.k as f64),
             ("ACT", self.act as u32 as f64),
-            ("HAS_BIAS", self.has_bias as u32 as f64),
-            ("HAS_RESIDUAL", self.has_residual as u32 as f64),
-            ("HAS_A_SCALE", (self.a_scale_rows > 0) as u32 as f64),
+            ("HAS_BIAS", bias as u32 as f64),
+            ("HAS_RESIDUAL", residual as u32 as f64),
+            ("HAS_A_SCALE", a_scale as u32 as f64),
             ("A_SCALE_ROWS", self.a_scale_rows.max(1) as f64),
-        ]
+        ])
     }
 }
 
@@ -99,8 +96,9 @@ pub fn gemm_fwd(
         _ => (Kernel::GemmFwd, p.m.div_ceil(4) * p.n.div_ceil(4)),
     };
     let kernel = kernel_for("gemm_fwd", kernel, store)?;
-    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads as u64, kernel.name())?
-        .with_cost(2 * p.macs(), fwd_bytes(p, store)))
+    let c = p.constants(bias.is_some(), residual.is_some(), a_scale.is_some())?;
+    Ok(Dispatch::new(gpu, kernel, &c, &buffers, threads as u64, kernel.name())?
+        .with_cost(2 * p.macs(), fwd_bytes(p, store, residual.is_some())))
 }
 
 /// Invocations of the texel GEMM: a subgroup of 8 per 16 x 16 block.
@@ -109,8 +107,8 @@ fn texel_threads(p: &GemmParams) -> usize {
 }
 
 /// Bytes the forward moves: A, B, out and the residual.
-fn fwd_bytes(p: &GemmParams, store: Dtype) -> u64 {
-    (store.size() * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + p.has_residual as usize))) as u64
+fn fwd_bytes(p: &GemmParams, store: Dtype, residual: bool) -> u64 {
+    (store.size() * (p.m * p.k + p.k * p.n + p.m * p.n * (1 + residual as usize))) as u64
 }
 
 impl GemmParams {
@@ -170,8 +168,9 @@ pub fn gemm_fwd_bn_stats(
             )))
         }
     };
-    Ok(Dispatch::new(gpu, kernel, &p.constants(), &buffers, threads as u64, kernel.name())?
-        .with_cost(2 * p.macs(), fwd_bytes(p, Dtype::F32) + 4 * len as u64))
+    let c = p.constants(bias.is_some(), residual.is_some(), a_scale.is_some())?;
+    Ok(Dispatch::new(gpu, kernel, &c, &buffers, threads as u64, kernel.name())?
+        .with_cost(2 * p.macs(), fwd_bytes(p, Dtype::F32, residual.is_some()) + 4 * len as u64))
 }
 
 impl GemmParams {

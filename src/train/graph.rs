@@ -681,8 +681,7 @@ impl Builder<'_> {
                     } else {
                         features.clone()
                     };
-                    let mut p = ops::GemmParams::new(n, oc, ic);
-                    p.has_bias = true;
+                    let p = ops::GemmParams::new(n, oc, ic);
                     let logits = gpu.empty(n * oc, "logits")?;
                     let (wc, bc) = (
                         self.param(Layer::Classifier, ParamKind::Weight)?,
@@ -873,8 +872,7 @@ impl Builder<'_> {
         let (partial, pooled) = (self.r.alloc(pool.partial_len())?, self.r.alloc(n * e)?);
         self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, y, &partial, &pooled)?, label);
         self.r.release(partial);
-        let mut p1 = ops::GemmParams::new(n, s, e);
-        p1.has_bias = true;
+        let p1 = ops::GemmParams::new(n, s, e);
         let s1 = self.r.alloc(n * s)?;
         let reduce = part(BlockPart::SeReduce);
         let (w1, b1) = (self.param(reduce, ParamKind::Weight)?, self.param(reduce, ParamKind::Bias)?);
@@ -882,8 +880,7 @@ impl Builder<'_> {
         let hidden = self.r.alloc(n * s)?;
         let ap = ops::ActivationParams { total: n * s, act, accumulate: false };
         self.r.push(ops::activation_fwd(gpu, &ap, &s1, &hidden)?, label);
-        let mut p2 = ops::GemmParams::new(n, e, s);
-        p2.has_bias = true;
+        let p2 = ops::GemmParams::new(n, e, s);
         let s2 = self.r.alloc(n * e)?;
         let expand = part(BlockPart::SeExpand);
         let (w2, b2) = (self.param(expand, ParamKind::Weight)?, self.param(expand, ParamKind::Bias)?);

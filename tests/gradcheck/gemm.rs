@@ -27,7 +27,6 @@ pub fn assert_grad(what: &str, analytic: &[f32], fd: &[f32]) {
 #[test]
 fn gemm_backward_matches_finite_differences() {
     let mut p = GemmParams::new(6, 5, 7);
-    p.has_bias = true;
     p.a_scale_rows = 3;
     let a = rand_vec(p.m * p.k, 100);
     let b = rand_vec(p.k * p.n, 101);

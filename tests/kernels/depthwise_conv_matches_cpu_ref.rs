@@ -15,19 +15,19 @@ pub fn both_variants(p: &DepthwiseConvParams) -> [DepthwiseConvParams; 2] {
     [DepthwiseConvParams { variant: KernelVariant::Scalar, ..p.clone() }, q]
 }
 
-fn check(p: &DepthwiseConvParams, seed: u64) {
+fn check(p: &DepthwiseConvParams, bias: bool, seed: u64) {
     for p in both_variants(p) {
-        check_one(&p, seed);
+        check_one(&p, bias, seed);
     }
 }
 
-fn check_one(p: &DepthwiseConvParams, seed: u64) {
+fn check_one(p: &DepthwiseConvParams, bias: bool, seed: u64) {
     let x = rand_vec(p.n * p.h * p.w * p.c, seed);
     let w = rand_vec(p.kh * p.kw * p.c, seed + 1);
     let b = rand_vec(p.c, seed + 2);
-    let want = cpu_ref::depthwise_conv_fwd(p, &x, &w, p.has_bias.then_some(&b[..]));
+    let want = cpu_ref::depthwise_conv_fwd(p, &x, &w, bias.then_some(&b[..]));
     let (xg, wg, bg, y) = (upload(&x), upload(&w), upload(&b), empty(p.output_len()));
-    let d = depthwise_conv_fwd(gpu(), p, &xg, &wg, p.has_bias.then_some(&bg), &y).unwrap();
+    let d = depthwise_conv_fwd(gpu(), p, &xg, &wg, bias.then_some(&bg), &y).unwrap();
     let texel = p.variant == KernelVariant::Texel;
     assert_eq!(d.kernel, if texel { Kernel::DepthwiseConvFwdTexel } else { Kernel::DepthwiseConvFwd });
     let got = run_and_read(&[d], &y);
@@ -39,7 +39,6 @@ fn f16_twin_on_f16_inputs() {
     // Store = f16 (the f16 inference path; no texel family): stride 1 and 2, k 3 and 5, C odd.
     for (k, stride, c, padding) in [(3, 1, 10, Padding::Symmetric), (5, 2, 12, Padding::TfSame)] {
         let mut p = DepthwiseConvParams::new(2, 9, 7, c, k, stride, padding);
-        p.has_bias = true;
         p.act = Activation::Swish;
         let x = round_f16(&rand_vec(p.input_len(), 40));
         let w = round_f16(&rand_vec(p.weight_len(), 41));
@@ -55,46 +54,42 @@ fn f16_twin_on_f16_inputs() {
 #[test]
 fn k3_stride1_symmetric_c_not_multiple_of_4() {
     let mut p = DepthwiseConvParams::new(3, 7, 9, 10, 3, 1, Padding::Symmetric);
-    p.has_bias = true;
     p.act = Activation::Swish;
-    check(&p, 20);
+    check(&p, true, 20);
 }
 
 #[test]
 fn k5_stride2_odd_tf_same() {
     let mut p = DepthwiseConvParams::new(1, 13, 11, 6, 5, 2, Padding::TfSame);
-    p.has_bias = true;
     p.act = Activation::Relu6;
-    check(&p, 21);
+    check(&p, true, 21);
 }
 
 #[test]
 fn k3_stride2_odd_symmetric_and_k5_stride1_tf_same() {
-    let mut p = DepthwiseConvParams::new(2, 15, 15, 5, 3, 2, Padding::Symmetric);
-    p.has_bias = true;
-    check(&p, 22);
+    let p = DepthwiseConvParams::new(2, 15, 15, 5, 3, 2, Padding::Symmetric);
+    check(&p, true, 22);
     let p = DepthwiseConvParams::new(1, 6, 10, 9, 5, 1, Padding::TfSame);
-    check(&p, 23);
+    check(&p, false, 23);
 }
 
 #[test]
 fn wide_rows_several_column_blocks_and_k7() {
     // 19 and 11 output columns: several 4-column blocks and a partial one, both strides.
     let mut p = DepthwiseConvParams::new(2, 5, 19, 8, 3, 1, Padding::TfSame);
-    p.has_bias = true;
     p.act = Activation::Swish;
-    check(&p, 24);
+    check(&p, true, 24);
     let p = DepthwiseConvParams::new(1, 9, 21, 12, 5, 2, Padding::Symmetric);
-    check(&p, 25);
+    check(&p, false, 25);
     // kw = 7.
     let p = DepthwiseConvParams::new(1, 9, 11, 4, 7, 1, Padding::Symmetric);
-    check(&p, 26);
+    check(&p, false, 26);
 }
 
 /// The input read as act(z * scale + shift), as training records it after an expand conv's BN.
 /// Every shift is at least 0.5 away from zero, so act(shift) != 0 and a padding tap that went
 /// through the BN instead of staying zero would show.
-fn check_bn_input(p: &DepthwiseConvParams, act: Activation, seed: u64) {
+fn check_bn_input(p: &DepthwiseConvParams, bias: bool, act: Activation, seed: u64) {
     for p in both_variants(p) {
         let z = rand_vec(p.input_len(), seed);
         let w = rand_vec(p.weight_len(), seed + 1);
@@ -103,9 +98,9 @@ fn check_bn_input(p: &DepthwiseConvParams, act: Activation, seed: u64) {
         for s in &mut scale_shift[p.c..] {
             *s += 0.5f32.copysign(*s);
         }
-        let want = cpu_ref::depthwise_conv_fwd_bn_input(&p, &z, &scale_shift, act, &w, p.has_bias.then_some(&b[..]));
+        let want = cpu_ref::depthwise_conv_fwd_bn_input(&p, &z, &scale_shift, act, &w, bias.then_some(&b[..]));
         let (zg, sg, wg, bg, y) = (upload(&z), upload(&scale_shift), upload(&w), upload(&b), empty(p.output_len()));
-        let d = depthwise_conv_fwd_bn_input(gpu(), &p, &zg, &sg, act, &wg, p.has_bias.then_some(&bg), &y).unwrap();
+        let d = depthwise_conv_fwd_bn_input(gpu(), &p, &zg, &sg, act, &wg, bias.then_some(&bg), &y).unwrap();
         let texel = p.variant == KernelVariant::Texel;
         assert_eq!(d.kernel, if texel { Kernel::DepthwiseConvFwdTexel } else { Kernel::DepthwiseConvFwd });
         assert_close(&format!("bn input {p:?}"), &run_and_read(&[d], &y), &want, 1e-5, 1e-4);
@@ -117,11 +112,10 @@ fn bn_input_k3_stride1_two_rows_and_k5_stride2_padding_stays_zero() {
     // 3x3 stride 1 with an odd output height (the texel kernel's two-row path and its last
     // single row), then 5x5 stride 2 with TF-SAME padding; C = 10 is not a multiple of 4.
     let mut p = DepthwiseConvParams::new(2, 7, 9, 10, 3, 1, Padding::Symmetric);
-    p.has_bias = true;
     p.act = Activation::Swish;
-    check_bn_input(&p, Activation::Swish, 30);
+    check_bn_input(&p, true, Activation::Swish, 30);
     let p = DepthwiseConvParams::new(1, 11, 13, 8, 5, 2, Padding::TfSame);
-    check_bn_input(&p, Activation::Relu6, 31);
+    check_bn_input(&p, false, Activation::Relu6, 31);
 }
 
 #[test]

@@ -10,9 +10,7 @@ fn check(p: &GemmParams, with_bias: bool, with_residual: bool, seed: u64) {
     let res = rand_vec(p.m * p.n, seed + 3);
     let groups = if p.a_scale_rows > 0 { p.m.div_ceil(p.a_scale_rows) } else { 1 };
     let scale = rand_vec(groups * p.k, seed + 4);
-    let mut p = p.clone();
-    p.has_bias = with_bias;
-    p.has_residual = with_residual;
+    let p = p.clone();
     let want = cpu_ref::gemm_fwd(
         &p,
         &a,
@@ -129,8 +127,6 @@ fn f16_twins_on_f16_inputs() {
     for (variant, kernel, mut p) in cases {
         p.variant = variant;
         p.act = Activation::Swish;
-        p.has_bias = true;
-        p.has_residual = true;
         p.a_scale_rows = 25;
         let a = round_f16(&rand_vec(p.m * p.k, 30));
         let b = round_f16(&rand_vec(p.k * p.n, 31));
@@ -155,7 +151,6 @@ fn f16_twins_on_f16_inputs() {
     for variant in [KernelVariant::Vec4, KernelVariant::Tiled] {
         let mut p = GemmParams::new(4, 8, 8);
         p.variant = variant;
-        p.has_bias = true;
         let (a, b, out) = (upload_f16(&[1.0; 32]), upload_f16(&[1000.0; 64]), empty_f16(32));
         let bias = upload_f16(&[65504.0, -65504.0, 0.0, 4.0, 65504.0, -65504.0, 0.0, 4.0]);
         let d = gemm_fwd(gpu(), &p, &a, &b, Some(&bias), None, None, &out).unwrap();
@@ -189,9 +184,8 @@ fn texel_kernel_choice() {
     let lavapipe = gpu().info.name.contains("llvmpipe");
     assert!(!lavapipe || gpu().caps.texel_kernels(), "lavapipe should have texel kernels");
     let texel_or_vec4 = if gpu().caps.texel_kernels() { KernelVariant::Texel } else { KernelVariant::Vec4 };
-    let mut p = GemmParams::new(2 * 64 + 5, 40, 24);
+    let p = GemmParams::new(2 * 64 + 5, 40, 24);
     assert_eq!(p.kernel_variant(gpu()), texel_or_vec4);
-    p.has_residual = true;
     check(&p, true, true, 18);
     let mut p = GemmParams::new(3, 40, 24);
     p.variant = KernelVariant::Texel;
