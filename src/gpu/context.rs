@@ -76,8 +76,6 @@ pub struct Gpu {
     /// Scratch textures for `BindingKind::Texels` bindings, by rows: as many of each size as one
     /// dispatch has needed at once.
     textures: Mutex<std::collections::BTreeMap<u32, Vec<Arc<wgpu::Texture>>>>,
-    /// What the scratch textures hold after the dispatches recorded so far, for `Dispatch::new`.
-    pub(super) texel_record: Mutex<super::TexelResidency>,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -217,7 +215,6 @@ impl Gpu {
             layouts: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             textures: Mutex::new(Default::default()),
-            texel_record: Mutex::new(Default::default()),
         }
     }
 

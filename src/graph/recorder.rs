@@ -13,14 +13,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, TexelResidency};
 
+/// Records one graph: its dispatches in order, its activation buffers, and what the texel scratch
+/// textures hold as each dispatch replays after the ones before it.
 pub struct Recorder<'a> {
+    /// The device it records for.
     pub gpu: &'a Gpu,
     alloc: Alloc,
+    /// The dispatches recorded so far, in replay order.
     pub dispatches: Vec<Dispatch>,
     /// Bytes of activation buffers created (the plan's activation memory).
     pub allocated_bytes: u64,
+    /// What the scratch textures hold after the dispatches recorded so far, so that a texel
+    /// input still held is bound from its texture and the replay skips the copy.
+    texels: TexelResidency,
 }
 
 enum Alloc {
@@ -112,7 +119,7 @@ impl<'a> Recorder<'a> {
     /// The first pass: greedy reuse, noting what `plan` needs.
     pub fn new(gpu: &'a Gpu) -> Self {
         let alloc = Alloc::Greedy { free: Vec::new(), tensors: Vec::new(), live: HashMap::new(), events: 0 };
-        Recorder { gpu, alloc, dispatches: Vec::new(), allocated_bytes: 0 }
+        Recorder { gpu, alloc, dispatches: Vec::new(), allocated_bytes: 0, texels: TexelResidency::default() }
     }
 
     /// The second pass of the same recording: the buffers of `plan`, created up front.
@@ -123,7 +130,13 @@ impl<'a> Recorder<'a> {
             .map(|&bytes| Ok(gpu.empty_typed(bytes as usize / 4, Dtype::F32, "activation")?.buffer))
             .collect::<Result<Vec<_>>>()?;
         let allocated_bytes = buffers.iter().map(|b| b.size()).sum();
-        Ok(Recorder { gpu, alloc: Alloc::Planned { plan, buffers, next: 0 }, dispatches: Vec::new(), allocated_bytes })
+        Ok(Recorder {
+            gpu,
+            alloc: Alloc::Planned { plan, buffers, next: 0 },
+            dispatches: Vec::new(),
+            allocated_bytes,
+            texels: TexelResidency::default(),
+        })
     }
 
     /// The offline placement of this first pass's tensors, for `Recorder::planned`.
@@ -191,15 +204,21 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    pub fn push(&mut self, mut d: Dispatch, label: &str) {
+    /// Appends `d`, labelled, its texel inputs bound from the textures that hold them after the
+    /// dispatches before it.
+    pub fn push(&mut self, mut d: Dispatch, label: &str) -> Result<()> {
         d.label = format!("{label}: {}", d.kernel.name());
+        d.bind(self.gpu, &mut self.texels)?;
         self.dispatches.push(d);
+        Ok(())
     }
 
-    pub fn push_all(&mut self, ds: impl IntoIterator<Item = Dispatch>, label: &str) {
+    /// `push` for each of `ds`.
+    pub fn push_all(&mut self, ds: impl IntoIterator<Item = Dispatch>, label: &str) -> Result<()> {
         for d in ds {
-            self.push(d, label);
+            self.push(d, label)?;
         }
+        Ok(())
     }
 }
 

@@ -279,7 +279,7 @@ impl EfficientNet {
             Some(p) => {
                 let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
                 let y = r.alloc(p.output_len())?;
-                r.push(bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize");
+                r.push(bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize")?;
                 (y, p.oh, p.ow)
             }
             None => (input.clone(), h, w),
@@ -287,7 +287,7 @@ impl EfficientNet {
         // The f16 path stores the (possibly resized) input as f16 before the stem.
         if store != Dtype::F32 {
             let y = r.alloc_typed(x.len, store)?;
-            r.push(cast(gpu, &x, &y)?, "input cast");
+            r.push(cast(gpu, &x, &y)?, "input cast")?;
             if resize.is_some() {
                 r.release(x);
             }
@@ -315,7 +315,7 @@ impl EfficientNet {
                             p.input_nchw = true;
                             p.act = *act;
                             let y = r.alloc_typed(p.output_len(), store)?;
-                            r.push(conv2d_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label);
+                            r.push(conv2d_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label)?;
                             y
                         }
                         ConvKind::Pointwise => {
@@ -327,14 +327,14 @@ impl EfficientNet {
                             let y = r.alloc_typed(p.m * p.n, store)?;
                             let (res, g) = (value(*residual), value(*gate));
                             let d = gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), res.as_ref(), g.as_ref(), &y)?;
-                            r.push(d, &u.label);
+                            r.push(d, &u.label)?;
                             y
                         }
                         ConvKind::Depthwise => {
                             let mut p = DepthwiseConvParams::new(n, ih, iw, ic, *kernel, *stride, cfg.padding);
                             p.act = *act;
                             let y = r.alloc_typed(p.output_len(), store)?;
-                            r.push(depthwise_conv_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label);
+                            r.push(depthwise_conv_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), &y)?, &u.label)?;
                             y
                         }
                     }
@@ -347,7 +347,7 @@ impl EfficientNet {
                     let pp = GlobalAvgPoolParams::new(n, ih * iw, ic);
                     let (partial, pooled) = (r.alloc(pp.partial_len())?, r.alloc_typed(n * ic, store)?);
                     for d in global_avg_pool_fwd(gpu, &pp, &x, &partial, &pooled)? {
-                        r.push(d, &u.label);
+                        r.push(d, &u.label)?;
                     }
                     r.release(partial);
                     let mut p1 = GemmParams::new(n, *hidden, ic);
@@ -356,12 +356,12 @@ impl EfficientNet {
                     r.push(
                         gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hid)?,
                         &u.label,
-                    );
+                    )?;
                     r.release(pooled);
                     let mut p2 = GemmParams::new(n, ic, *hidden);
                     p2.act = Activation::Sigmoid;
                     let gate = r.alloc_typed(n * ic, store)?;
-                    r.push(gemm_fwd(gpu, &p2, &hid, &expand.weight, Some(&expand.bias), None, None, &gate)?, &u.label);
+                    r.push(gemm_fwd(gpu, &p2, &hid, &expand.weight, Some(&expand.bias), None, None, &gate)?, &u.label)?;
                     r.release(hid);
                     gate
                 }
@@ -371,7 +371,7 @@ impl EfficientNet {
                     let partial = r.alloc(pp.partial_len())?;
                     let f = gpu.empty_typed(n * ic, store, "features")?;
                     for d in global_avg_pool_fwd(gpu, &pp, &x, &partial, &f)? {
-                        r.push(d, &u.label);
+                        r.push(d, &u.label)?;
                     }
                     r.release(partial);
                     features = Some(f.clone());
@@ -382,7 +382,7 @@ impl EfficientNet {
                     let l = self.layer(Layer::Classifier)?;
                     let p = GemmParams::new(n, oc, ic);
                     let y = gpu.empty_typed(n * oc, store, "stored logits")?;
-                    r.push(gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?, &u.label);
+                    r.push(gemm_fwd(gpu, &p, &x, &l.weight, Some(&l.bias), None, None, &y)?, &u.label)?;
                     stored_logits = Some(y.clone());
                     y
                 }
@@ -407,7 +407,7 @@ impl EfficientNet {
             Dtype::F32 => stored_logits.clone(),
             _ => {
                 let l = gpu.empty(stored_logits.len, "logits")?;
-                r.push(cast(gpu, &stored_logits, &l)?, "logits cast");
+                r.push(cast(gpu, &stored_logits, &l)?, "logits cast")?;
                 l
             }
         };

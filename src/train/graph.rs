@@ -340,7 +340,7 @@ impl TrainGraph {
             Some(p) => {
                 let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
                 let y = b.r.alloc(p.output_len())?;
-                b.r.push(ops::bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize");
+                b.r.push(ops::bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize")?;
                 (y, p.oh, p.ow)
             }
             None => (input.clone(), h, w),
@@ -358,9 +358,9 @@ impl TrainGraph {
         let losses = b.r.alloc(batch)?;
         let dlogits = b.r.alloc(batch * classes)?;
         let loss = gpu.empty(1, "loss")?;
-        b.r.push(ops::softmax_cross_entropy(gpu, &lp, &logits, &targets, &losses, &dlogits)?, "loss");
+        b.r.push(ops::softmax_cross_entropy(gpu, &lp, &logits, &targets, &losses, &dlogits)?, "loss")?;
         let mean = ops::SumPartialsParams { parts: batch, len: 1, scale: 1.0 / batch as f32, accumulate: false };
-        b.r.push(ops::sum_partials(gpu, &mean, &losses, &loss)?, "loss");
+        b.r.push(ops::sum_partials(gpu, &mean, &losses, &loss)?, "loss")?;
         b.r.release(losses);
 
         // ---- backward ----
@@ -370,7 +370,7 @@ impl TrainGraph {
                 // Through the input resize (the blog's `scale`) back to the images as given.
                 let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
                 let dx = gpu.empty(batch * 3 * h * w, "grad input")?;
-                b.r.push(ops::bilinear_resize_bwd(gpu, p, &d_resized, &identity, &dx)?, "input resize backward");
+                b.r.push(ops::bilinear_resize_bwd(gpu, p, &d_resized, &identity, &dx)?, "input resize backward")?;
                 Some(dx)
             }
             (_, g) => g,
@@ -416,7 +416,7 @@ impl Builder<'_> {
     fn bn_act(&mut self, s: &ConvBnSaved, residual: Option<&GpuBuffer>) -> Result<GpuBuffer> {
         let y = self.r.alloc(s.bn.p.m * s.bn.p.c)?;
         let d = ops::bn_act_fwd(self.r.gpu, &s.bn.p, &s.bn.z, &s.bn.scale_shift, residual, &self.seed, &y)?;
-        self.r.push(d, &s.bn.layer.describe(&self.blocks));
+        self.r.push(d, &s.bn.layer.describe(&self.blocks))?;
         Ok(y)
     }
 
@@ -443,7 +443,7 @@ impl Builder<'_> {
         let (z, rows, rows_per_sample, c) = match &conv {
             Conv::Stem(p) => {
                 let z = self.r.alloc(p.output_len())?;
-                self.r.push(ops::conv2d_fwd(gpu, p, x, &w, None, &z)?, &label);
+                self.r.push(ops::conv2d_fwd(gpu, p, x, &w, None, &z)?, &label)?;
                 (z, p.n * p.oh * p.ow, p.oh * p.ow, p.cout)
             }
             Conv::Pointwise(p, hw) => {
@@ -451,10 +451,10 @@ impl Builder<'_> {
                 match p.bn_stats_rows(gpu).filter(|_| self.opts.fused_bn_stats) {
                     Some(chunk) => {
                         let partial = self.r.alloc(p.bn_partial_len(gpu))?;
-                        self.r.push(ops::gemm_fwd_bn_stats(gpu, p, x, &w, None, None, gate, &z, &partial)?, &label);
+                        self.r.push(ops::gemm_fwd_bn_stats(gpu, p, x, &w, None, None, gate, &z, &partial)?, &label)?;
                         fused = Some((partial, chunk));
                     }
-                    None => self.r.push(ops::gemm_fwd(gpu, p, x, &w, None, None, gate, &z)?, &label),
+                    None => self.r.push(ops::gemm_fwd(gpu, p, x, &w, None, None, gate, &z)?, &label)?,
                 }
                 (z, p.m, *hw, p.n)
             }
@@ -466,7 +466,7 @@ impl Builder<'_> {
                     }
                     None => ops::depthwise_conv_fwd(gpu, p, x, &w, None, &z)?,
                 };
-                self.r.push(d, &label);
+                self.r.push(d, &label)?;
                 (z, p.n * p.oh * p.ow, p.oh * p.ow, p.c)
             }
         };
@@ -499,7 +499,7 @@ impl Builder<'_> {
                     &stats,
                     &scale_shift,
                 )?;
-                self.r.push_all(ds, &label);
+                self.r.push_all(ds, &label)?;
                 self.r.release(partial);
                 if let Some(m) = merged {
                     self.r.release(m);
@@ -508,7 +508,7 @@ impl Builder<'_> {
             None => {
                 let partial = self.r.alloc(bp.stats_partial_len())?;
                 let ds = ops::bn_stats(gpu, &bp, &z, &partial, &gb, &running, &stats, &scale_shift)?;
-                self.r.push_all(ds, &label);
+                self.r.push_all(ds, &label)?;
                 self.r.release(partial);
             }
         }
@@ -537,7 +537,7 @@ impl Builder<'_> {
         let dgb = self.grad(layer, ParamKind::GammaBeta)?;
         let ds =
             ops::bn_act_bwd(gpu, &s.bn.p, dy, dy_pool, &s.bn.z, &s.bn.stats, &gb, &self.seed, &partial, &dgb, &dz)?;
-        self.r.push_all(ds, &label);
+        self.r.push_all(ds, &label)?;
         self.r.release(partial);
         for t in [&s.bn.z, &s.bn.stats, &s.bn.scale_shift] {
             self.r.release(t.clone());
@@ -549,19 +549,19 @@ impl Builder<'_> {
         let (dx_len, dx) = match &s.conv {
             Conv::Stem(p) => {
                 let partial = self.r.alloc(p.weight_partial_len())?;
-                self.r.push_all(ops::conv2d_bwd_weight(gpu, p, &s.x, &dz, &partial, &dw)?, &label);
+                self.r.push_all(ops::conv2d_bwd_weight(gpu, p, &s.x, &dz, &partial, &dw)?, &label)?;
                 self.r.release(partial);
                 (p.input_len(), None)
             }
             Conv::Pointwise(p, _) => {
                 let partial = self.r.alloc(p.weight_partial_len(gpu))?;
-                self.r.push_all(ops::gemm_bwd_weight(gpu, p, &s.x, s.gate.as_ref(), &dz, &partial, &dw)?, &label);
+                self.r.push_all(ops::gemm_bwd_weight(gpu, p, &s.x, s.gate.as_ref(), &dz, &partial, &dw)?, &label)?;
                 self.r.release(partial);
                 (p.m * p.k, None)
             }
             Conv::Depthwise(p) => {
                 let partial = self.r.alloc(p.weight_partial_len(gpu))?;
-                self.r.push_all(ops::depthwise_conv_bwd_weight(gpu, p, &s.x, &dz, &partial, &dw)?, &label);
+                self.r.push_all(ops::depthwise_conv_bwd_weight(gpu, p, &s.x, &dz, &partial, &dw)?, &label)?;
                 self.r.release(partial);
                 (p.n * p.h * p.w * p.c, None::<GpuBuffer>)
             }
@@ -580,7 +580,7 @@ impl Builder<'_> {
                     Conv::Pointwise(p, _) => ops::gemm_bwd_data(gpu, p, &dz, &w, &dx, accumulate)?,
                     Conv::Depthwise(p) => ops::depthwise_conv_bwd_data(gpu, p, &dz, &w, &dx, accumulate)?,
                 };
-                self.r.push(d, &label);
+                self.r.push(d, &label)?;
                 Some(dx)
             }
         };
@@ -666,7 +666,7 @@ impl Builder<'_> {
                     self.r.push_all(
                         ops::global_avg_pool_fwd(gpu, &pool, &ready(u.input)?, &partial, &features)?,
                         &u.label,
-                    );
+                    )?;
                     self.r.release(partial);
                     saved.push(Saved::Pool);
                     Val::Ready(features)
@@ -676,7 +676,7 @@ impl Builder<'_> {
                     let dropped = if self.opts.dropout && *dropout > 0.0 {
                         let d = self.r.alloc(n * ic)?;
                         let dp = ops::DropoutParams { total: n * ic, rate: *dropout, salt: DROPOUT_SALT };
-                        self.r.push(ops::dropout_fwd(gpu, &dp, &features, &self.seed, &d)?, "dropout");
+                        self.r.push(ops::dropout_fwd(gpu, &dp, &features, &self.seed, &d)?, "dropout")?;
                         d
                     } else {
                         features.clone()
@@ -687,7 +687,7 @@ impl Builder<'_> {
                         self.param(Layer::Classifier, ParamKind::Weight)?,
                         self.param(Layer::Classifier, ParamKind::Bias)?,
                     );
-                    self.r.push(ops::gemm_fwd(gpu, &p, &dropped, &wc, Some(&bc), None, None, &logits)?, &u.label);
+                    self.r.push(ops::gemm_fwd(gpu, &p, &dropped, &wc, Some(&bc), None, None, &logits)?, &u.label)?;
                     saved.push(Saved::Classifier { features, dropped, p });
                     Val::Ready(logits)
                 }
@@ -767,7 +767,7 @@ impl Builder<'_> {
                             salt: DROPOUT_SALT,
                         };
                         let d = self.r.alloc(d_dropped.len)?;
-                        self.r.push(ops::dropout_fwd(gpu, &dp, &d_dropped, &self.seed, &d)?, "dropout backward");
+                        self.r.push(ops::dropout_fwd(gpu, &dp, &d_dropped, &self.seed, &d)?, "dropout backward")?;
                         self.r.release(d_dropped);
                         self.r.release(dropped);
                         d
@@ -805,7 +805,7 @@ impl Builder<'_> {
                                 self.r.alloc(gp.n * gp.c)?,
                             );
                             let ds = ops::se_gate_bwd(gpu, &gp, &d_gated, &s.x, &gate, &dx, &partial, &dgate)?;
-                            self.r.push_all(ds, &label);
+                            self.r.push_all(ds, &label)?;
                             self.r.release(partial);
                             self.r.release(d_gated);
                             set_once(&mut grads[gv.0].dense, dgate, &label)?;
@@ -850,7 +850,7 @@ impl Builder<'_> {
     fn recompute_output(&mut self, s: &ConvBnSaved, label: &str) -> Result<GpuBuffer> {
         let y = self.r.alloc(s.bn.p.m * s.bn.p.c)?;
         let d = ops::bn_act_fwd(self.r.gpu, &s.bn.p, &s.bn.z, &s.bn.scale_shift, None, &self.seed, &y)?;
-        self.r.push(d, &format!("{label} recompute"));
+        self.r.push(d, &format!("{label} recompute"))?;
         Ok(y)
     }
 
@@ -870,24 +870,24 @@ impl Builder<'_> {
         let (e, s) = (y.len / (n * hw), se_ch);
         let pool = ops::GlobalAvgPoolParams::new(n, hw, e);
         let (partial, pooled) = (self.r.alloc(pool.partial_len())?, self.r.alloc(n * e)?);
-        self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, y, &partial, &pooled)?, label);
+        self.r.push_all(ops::global_avg_pool_fwd(gpu, &pool, y, &partial, &pooled)?, label)?;
         self.r.release(partial);
         let p1 = ops::GemmParams::new(n, s, e);
         let s1 = self.r.alloc(n * s)?;
         let reduce = part(BlockPart::SeReduce);
         let (w1, b1) = (self.param(reduce, ParamKind::Weight)?, self.param(reduce, ParamKind::Bias)?);
-        self.r.push(ops::gemm_fwd(gpu, &p1, &pooled, &w1, Some(&b1), None, None, &s1)?, label);
+        self.r.push(ops::gemm_fwd(gpu, &p1, &pooled, &w1, Some(&b1), None, None, &s1)?, label)?;
         let hidden = self.r.alloc(n * s)?;
         let ap = ops::ActivationParams { total: n * s, act, accumulate: false };
-        self.r.push(ops::activation_fwd(gpu, &ap, &s1, &hidden)?, label);
+        self.r.push(ops::activation_fwd(gpu, &ap, &s1, &hidden)?, label)?;
         let p2 = ops::GemmParams::new(n, e, s);
         let s2 = self.r.alloc(n * e)?;
         let expand = part(BlockPart::SeExpand);
         let (w2, b2) = (self.param(expand, ParamKind::Weight)?, self.param(expand, ParamKind::Bias)?);
-        self.r.push(ops::gemm_fwd(gpu, &p2, &hidden, &w2, Some(&b2), None, None, &s2)?, label);
+        self.r.push(ops::gemm_fwd(gpu, &p2, &hidden, &w2, Some(&b2), None, None, &s2)?, label)?;
         let gate = self.r.alloc(n * e)?;
         let ap = ops::ActivationParams { total: n * e, act: Activation::Sigmoid, accumulate: false };
-        self.r.push(ops::activation_fwd(gpu, &ap, &s2, &gate)?, label);
+        self.r.push(ops::activation_fwd(gpu, &ap, &s2, &gate)?, label)?;
         Ok(SeSaved { index, se_ch: s, act, pool, pooled, s1, hidden, s2, gate })
     }
 
@@ -899,7 +899,7 @@ impl Builder<'_> {
         // Through the sigmoid and the expand FC (s -> e).
         let ds2 = self.r.alloc(n * e)?;
         let ap = ops::ActivationParams { total: n * e, act: Activation::Sigmoid, accumulate: false };
-        self.r.push(ops::activation_bwd(gpu, &ap, &se.s2, &dgate, &ds2)?, label);
+        self.r.push(ops::activation_bwd(gpu, &ap, &se.s2, &dgate, &ds2)?, label)?;
         self.r.release(dgate);
         let dhidden =
             self.linear_bwd(part(BlockPart::SeExpand), ops::GemmParams::new(n, e, s), &se.hidden, &ds2, label)?;
@@ -907,7 +907,7 @@ impl Builder<'_> {
         // Through the activation and the reduce FC (e -> s).
         let ds1 = self.r.alloc(n * s)?;
         let ap = ops::ActivationParams { total: n * s, act: se.act, accumulate: false };
-        self.r.push(ops::activation_bwd(gpu, &ap, &se.s1, &dhidden, &ds1)?, label);
+        self.r.push(ops::activation_bwd(gpu, &ap, &se.s1, &dhidden, &ds1)?, label)?;
         self.r.release(dhidden);
         let dpooled =
             self.linear_bwd(part(BlockPart::SeReduce), ops::GemmParams::new(n, s, e), &se.pooled, &ds1, label)?;
@@ -928,14 +928,14 @@ impl Builder<'_> {
         let gpu = self.r.gpu;
         let (dw, db) = (self.grad(layer, ParamKind::Weight)?, self.grad(layer, ParamKind::Bias)?);
         let partial = self.r.alloc(p.weight_partial_len(gpu))?;
-        self.r.push_all(ops::gemm_bwd_weight(gpu, &p, x, None, dout, &partial, &dw)?, label);
+        self.r.push_all(ops::gemm_bwd_weight(gpu, &p, x, None, dout, &partial, &dw)?, label)?;
         self.r.release(partial);
         let partial = self.r.alloc(p.bias_partial_len())?;
-        self.r.push_all(ops::gemm_bwd_bias(gpu, &p, dout, &partial, &db)?, label);
+        self.r.push_all(ops::gemm_bwd_bias(gpu, &p, dout, &partial, &db)?, label)?;
         self.r.release(partial);
         let dx = self.r.alloc(p.m * p.k)?;
         let w = self.param(layer, ParamKind::Weight)?;
-        self.r.push(ops::gemm_bwd_data(gpu, &p, dout, &w, &dx, false)?, label);
+        self.r.push(ops::gemm_bwd_data(gpu, &p, dout, &w, &dx, false)?, label)?;
         Ok(dx)
     }
 }

@@ -12,6 +12,7 @@ use efficientnet_wgpu::ops::{bn_stats_finish, gemm_fwd_bn_stats, Activation, BnP
 /// - the statistics after the finish (and its merge stage where the chunks are many) against
 ///   cpu_ref::bn_stats of that output, with bn_stats_matches_cpu_ref's tolerances scaled by
 ///   max|z| (there z is within [-1, 1)).
+///
 /// `with` says which of bias and residual the GEMM gets.
 fn check(mut p: GemmParams, with: (bool, bool), variant: KernelVariant, bias_offset: f32, a_mul: f32, seed: u64) {
     let (with_bias, with_residual) = with;

@@ -1,8 +1,11 @@
-//! The texel copies a replay encodes (`gpu::encode_dispatches`): a copy is skipped where its
-//! texture still holds the range, and never once a dispatch has written the buffer since.
+//! The texel copies a replay encodes (`gpu::encode_dispatches`): a recording (`graph::Recorder`)
+//! binds each texel input from the texture that holds it after the dispatches before it, so a copy
+//! is skipped where its texture still holds the range, and never once a dispatch has written the
+//! buffer since.
 
 use crate::common::*;
 use efficientnet_wgpu::gpu::{encoded_copies, submit};
+use efficientnet_wgpu::graph::Recorder;
 use efficientnet_wgpu::ops::{add_inplace, bn_act_fwd, BnParams, KernelVariant};
 
 #[test]
@@ -15,12 +18,16 @@ fn a_copy_is_skipped_only_while_its_texture_holds_the_unchanged_range() {
     let ss: Vec<f32> = (0..2 * c).map(|i| if i < c { 1.0 } else { 0.0 }).collect();
     let (x, ones, ssg) = (upload(&x0), upload(&vec![1.0; m * c]), upload(&ss));
     let ys = [empty(m * c), empty(m * c), empty(m * c)];
-    let ds = vec![
+    let mut r = Recorder::new(gpu());
+    for d in [
         bn_act_fwd(gpu(), &p, &x, &ssg, None, &x, &ys[0]).unwrap(),
         add_inplace(gpu(), m * c, &ones, &x).unwrap(),
         bn_act_fwd(gpu(), &p, &x, &ssg, None, &x, &ys[1]).unwrap(),
         bn_act_fwd(gpu(), &p, &x, &ssg, None, &x, &ys[2]).unwrap(),
-    ];
+    ] {
+        r.push(d, "texel copies").unwrap();
+    }
+    let ds = r.dispatches;
     // Every read of x binds the texture that held it when recorded; the replay copies x before
     // the first read and after the write, not before the last read.
     assert!(ds.iter().filter(|d| d.kernel.name().starts_with("bn_act")).all(|d| d.copies.len() == 1));

@@ -1,0 +1,175 @@
+//! Storage buffers: element types, buffer ranges, and making and filling them on a `Gpu`.
+
+use std::sync::Arc;
+
+use super::Gpu;
+use crate::error::{Error, Result};
+
+/// The element type of a stored tensor. Everything is f32 except the f16 inference path
+/// (`Precision::F16`), which stores weights and activations as f16 and computes in f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    F32,
+    F16,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 => 2,
+        }
+    }
+}
+
+/// A range of a storage buffer: `len` elements of `dtype` from byte `offset`. Most tensors own a
+/// whole buffer (offset 0); parameters are ranges of one flat buffer, so that an optimizer updates
+/// them all in one dispatch.
+#[derive(Clone, Debug)]
+pub struct GpuBuffer {
+    pub buffer: Arc<wgpu::Buffer>,
+    pub offset: u64,
+    pub len: usize,
+    pub dtype: Dtype,
+}
+
+impl GpuBuffer {
+    pub fn bytes(&self) -> u64 {
+        (self.len * self.dtype.size()) as u64
+    }
+
+    /// `len` elements starting `start` elements into this range. The byte offset must respect the
+    /// device's `min_storage_buffer_offset_alignment` when the slice is bound.
+    pub fn slice(&self, start: usize, len: usize) -> GpuBuffer {
+        debug_assert!(start + len <= self.len);
+        let offset = self.offset + (start * self.dtype.size()) as u64;
+        GpuBuffer { buffer: self.buffer.clone(), offset, len, dtype: self.dtype }
+    }
+
+    /// The binding resource for this range, in whole 4-byte words (an odd number of f16 values
+    /// takes the buffer's padding; empty bindings are invalid).
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.bytes().next_multiple_of(4).max(4)),
+        })
+    }
+
+    /// Whether two ranges share a buffer (then one dispatch may not read one and write the other).
+    pub fn same_buffer(&self, other: &GpuBuffer) -> bool {
+        Arc::ptr_eq(&self.buffer, &other.buffer)
+    }
+}
+
+impl Gpu {
+    /// An uninitialised f32 storage buffer of `len` elements (at least one, bindings can't be empty).
+    pub fn empty(&self, len: usize, label: &str) -> Result<GpuBuffer> {
+        self.empty_typed(len, Dtype::F32, label)
+    }
+
+    /// An uninitialised storage buffer of `len` elements of `dtype`, padded to whole 4-byte words
+    /// (f16 kernels read and write in pairs or vec4s).
+    pub fn empty_typed(&self, len: usize, dtype: Dtype, label: &str) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) * dtype.size()).next_multiple_of(4) as u64;
+        if bytes > self.max_binding_bytes() {
+            return Err(Error::ExceedsDeviceLimit {
+                what: format!("tensor {label:?} ({len} {dtype:?} values)"),
+                needed: bytes,
+                limit: self.max_binding_bytes(),
+                limit_name: "max_storage_buffer_binding_size",
+                hint: "use a smaller batch or input size".into(),
+            });
+        }
+        Ok(self.create_storage(bytes, len, dtype, label))
+    }
+
+    /// An f32 buffer for a flat store that kernels bind only in ranges (`Gpu::binding_ranges`,
+    /// or one tensor's slice): parameters, gradients and optimizer state, which for B6 and B7
+    /// exceed a 128 MiB storage binding (lavapipe's, and wgpu's default limit). Limited by
+    /// `max_buffer_size`.
+    pub fn empty_flat(&self, len: usize, label: &str) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) * 4) as u64;
+        if bytes > self.limits.max_buffer_size {
+            return Err(Error::ExceedsDeviceLimit {
+                what: format!("{label} ({len} values)"),
+                needed: bytes,
+                limit: self.limits.max_buffer_size,
+                limit_name: "max_buffer_size",
+                hint: "the model is too large for this device; use a smaller variant".into(),
+            });
+        }
+        Ok(self.create_storage(bytes, len, Dtype::F32, label))
+    }
+
+    /// `empty_flat` holding `data`.
+    pub fn upload_flat(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty_flat(data.len(), label)?;
+        if !data.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(b)
+    }
+
+    /// Ranges `(start, len)` covering `0..total` elements of a flat f32 buffer, each within one
+    /// storage binding, every start a multiple of `quantum` elements times the binding offset
+    /// alignment (so per-range partial sums of `quantum` elements land at aligned offsets too).
+    /// One range where the whole buffer fits one binding; none for no elements.
+    pub fn binding_ranges(&self, total: usize, quantum: usize) -> Vec<(usize, usize)> {
+        let align = (self.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let step = quantum.max(1) * align;
+        let max = ((self.max_binding_bytes() / 4) as usize / step * step).max(step);
+        (0..total).step_by(max).map(|start| (start, max.min(total - start))).collect()
+    }
+
+    fn create_storage(&self, bytes: u64, len: usize, dtype: Dtype, label: &str) -> GpuBuffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        GpuBuffer { buffer: Arc::new(buffer), offset: 0, len, dtype }
+    }
+
+    /// A storage buffer holding `data` rounded to f16 (round to nearest even), saturating at
+    /// ±65504 as the kernels' stores do.
+    pub fn upload_f16(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty_typed(data.len(), Dtype::F16, label)?;
+        let mut halves: Vec<half::f16> =
+            data.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0))).collect();
+        if halves.len() % 2 == 1 {
+            halves.push(half::f16::ZERO);
+        }
+        if !halves.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(&halves));
+        }
+        Ok(b)
+    }
+
+    /// `upload` or `upload_f16`, by `dtype`.
+    pub fn upload_typed(&self, data: &[f32], dtype: Dtype, label: &str) -> Result<GpuBuffer> {
+        match dtype {
+            Dtype::F32 => self.upload(data, label),
+            Dtype::F16 => self.upload_f16(data, label),
+        }
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload(&self, data: &[f32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty(data.len(), label)?;
+        if !data.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(b)
+    }
+
+    /// A buffer of u32 values (class targets, RNG seeds): same 4-byte elements as f32 buffers.
+    pub fn upload_u32(&self, data: &[u32], label: &str) -> Result<GpuBuffer> {
+        let b = self.empty(data.len(), label)?;
+        if !data.is_empty() {
+            self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(b)
+    }
+}
