@@ -104,10 +104,9 @@ fn time_submits(gpu: &Gpu, runs: usize, what: &str, encode: impl Fn(&mut wgpu::C
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         encode(&mut encoder);
         gpu.queue.submit([encoder.finish()]);
-        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| efficientnet_wgpu::Error::Gpu {
-            context: format!("waiting for {what}"),
-            message: e.to_string(),
-        })?;
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| efficientnet_wgpu::Error::gpu(format!("waiting for {what}"), e))?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.remove(0); // warm-up

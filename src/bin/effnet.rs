@@ -334,8 +334,7 @@ fn classify(args: &ModelArgs, w: &WeightArgs, store: Dtype, top: usize, json: bo
 /// Reads tensor `input` [N, 3, H, W] (NCHW f32) and, when `with_target`, `target` [N] (i64 or i32).
 fn read_input(input: &Path, with_target: bool) -> Result<(Vec<usize>, Vec<f32>, Vec<u32>)> {
     let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::Safetensors { path: input.to_path_buf(), message: e.to_string() })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::safetensors(input, e))?;
     let named = |name: &str| {
         st.tensor(name)
             .map_err(|_| Error::file(input, format!("no tensor named {name:?} (found: {})", st.names().join(", "))))

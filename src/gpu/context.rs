@@ -179,7 +179,7 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = adapter.request_device(&desc).await.map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let (device, queue) = adapter.request_device(&desc).await.map_err(|source| Error::RequestDevice { source })?;
         Ok(Self::from_device(device, queue))
     }
 

@@ -56,16 +56,9 @@ pub fn profile_dispatches(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<Vec<f64
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        gpu.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu { context: "waiting for timestamps".into(), message: e.to_string() })?;
-        rx.recv()
-            .map_err(|e| Error::Gpu { context: "mapping timestamps".into(), message: e.to_string() })?
-            .map_err(|e| Error::Gpu { context: "mapping timestamps".into(), message: e.to_string() })?;
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu { context: "reading timestamps".into(), message: e.to_string() })?;
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::gpu("waiting for timestamps", e))?;
+        rx.recv().map_err(|e| Error::gpu("mapping timestamps", e))?.map_err(|e| Error::gpu("mapping timestamps", e))?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::gpu("reading timestamps", e))?;
         let ticks: &[u64] = bytemuck::cast_slice(&view);
         out.extend(ticks.chunks(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period));
     }

@@ -36,19 +36,14 @@ impl Gpu {
                 let _ = tx.send((i, r));
             });
         }
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu { context: "waiting for readback".into(), message: e.to_string() })?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::gpu("waiting for readback", e))?;
         drop(tx);
         for (_, r) in rx.iter() {
-            r.map_err(|e| Error::Gpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
+            r.map_err(|e| Error::gpu("mapping a readback buffer", e))?;
         }
         let mut out = Vec::with_capacity(srcs.len());
         for (s, st) in srcs.iter().zip(&staging) {
-            let view = st
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu { context: "reading a mapped buffer".into(), message: e.to_string() })?;
+            let view = st.slice(..).get_mapped_range().map_err(|e| Error::gpu("reading a mapped buffer", e))?;
             let v: Vec<f32> = match s.dtype {
                 Dtype::F32 => bytemuck::cast_slice(&view[..s.len * 4]).to_vec(),
                 Dtype::F16 => {

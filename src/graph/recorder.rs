@@ -109,9 +109,7 @@ pub fn record_planned<'a, T>(
     drop((first, r));
     // wgpu frees dropped buffers as it maintains the device: let it, before the second pass
     // allocates, so that the two passes' buffers are not held at once.
-    gpu.device
-        .poll(wgpu::PollType::Poll)
-        .map_err(|e| Error::Gpu { context: "freeing the first recording's buffers".into(), message: e.to_string() })?;
+    gpu.device.poll(wgpu::PollType::Poll).map_err(|e| Error::gpu("freeing the first recording's buffers", e))?;
     Ok(record(Recorder::planned(gpu, plan)?)?.0)
 }
 

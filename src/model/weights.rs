@@ -471,10 +471,8 @@ fn read_values(path: &Path, name: &str, view: &TensorView<'_>, integer_ok: bool)
         return Err(dtype_error());
     }
     if bytes.len() != numel * width {
-        return Err(Error::Safetensors {
-            path: path.to_path_buf(),
-            message: format!("tensor {name:?} has {} bytes, expected {}", bytes.len(), numel * width),
-        });
+        let message = format!("tensor {name:?} has {} bytes, expected {}", bytes.len(), numel * width);
+        return Err(Error::safetensors(path, message));
     }
     // `chunks_exact` yields slices of exactly `width` bytes, so the array conversions cannot fail;
     // `unwrap_or` keeps that proof out of panic paths anyway.
@@ -619,8 +617,7 @@ impl Weights {
     ) -> Result<(Weights, WeightFormat)> {
         let path = path.as_ref();
         let buffer = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&buffer)
-            .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
+        let st = SafeTensors::deserialize(&buffer).map_err(|e| Error::safetensors(path, e))?;
         // Training checkpoints keep optimizer state under `train.`: not weights.
         let mut names: Vec<String> =
             st.names().into_iter().filter(|n| !n.starts_with(TRAIN_PREFIX)).map(str::to_string).collect();
@@ -886,7 +883,7 @@ fn tmp_path(path: &Path) -> Result<PathBuf> {
 fn write_synced(views: Vec<(&str, OutTensor<'_>)>, metadata: HashMap<String, String>, tmp: &Path) -> Result<()> {
     safetensors::serialize_to_file(views, Some(metadata), tmp).map_err(|e| match e {
         SafeTensorError::IoError(io) => Error::io(tmp, io),
-        other => Error::Safetensors { path: tmp.to_path_buf(), message: other.to_string() },
+        other => Error::safetensors(tmp, other),
     })?;
     let file = std::fs::OpenOptions::new().write(true).open(tmp).map_err(|e| Error::io(tmp, e))?;
     file.sync_all().map_err(|e| Error::io(tmp, e))

@@ -82,8 +82,7 @@ impl Trainer {
         let store = &self.graph.params;
         let fresh = crate::train::params::ParamStore::from_weights(&self.gpu, &self.config, &weights)?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::safetensors(path, e))?;
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&fresh.params.buffer, 0, &store.params.buffer, 0, store.params.bytes());
         enc.copy_buffer_to_buffer(&fresh.running.buffer, 0, &store.running.buffer, 0, store.running.bytes());
@@ -112,8 +111,7 @@ impl Trainer {
 /// Reads a checkpoint's run description (not its tensors).
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::safetensors(path, e))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let get = |k: &str| {
         meta.get(k).ok_or_else(|| Error::file(path, format!("not a training checkpoint: no {k} in its metadata")))
