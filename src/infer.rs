@@ -19,13 +19,16 @@ pub struct Preprocess {
     pub resolution: usize,
     /// Fraction of the short side the center crop covers (0.875 = torchvision's 224 of 256).
     pub crop_fraction: f32,
+    /// Per-channel mean (R, G, B) on the 0–1 scale, subtracted before dividing by `std`.
     pub mean: [f32; 3],
+    /// Per-channel standard deviation (R, G, B) on the 0–1 scale.
     pub std: [f32; 3],
     /// Widen the filter when shrinking, as torchvision and PIL do; off aliases on large photos.
     pub antialias: bool,
 }
 
 impl Preprocess {
+    /// ImageNet preprocessing at `resolution`: 87.5% center crop, ImageNet mean and std, antialiasing on.
     pub fn imagenet(resolution: usize) -> Self {
         Preprocess {
             resolution,
@@ -67,21 +70,27 @@ impl Preprocess {
 /// One class of a top-k answer.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Prediction {
+    /// Class index: the column of the model's output.
     pub class: usize,
     /// The ImageNet name for 1000-class models; `None` for other class counts.
     pub label: Option<&'static str>,
+    /// Softmax probability of the class, in [0, 1].
     pub prob: f32,
 }
 
 /// An RGB image as (3, h, w) f32 planes in [0, 1], the form uploaded to the GPU.
 #[derive(Clone, Debug)]
 pub struct RgbPlanes {
+    /// Height in pixels.
     pub h: usize,
+    /// Width in pixels.
     pub w: usize,
+    /// The values, (3, h, w) row-major: R, G then B planes, each in [0, 1].
     pub data: Vec<f32>,
 }
 
 impl RgbPlanes {
+    /// Converts a decoded image to RGB (alpha dropped, gray replicated) with 8-bit values scaled to [0, 1].
     pub fn from_image(img: &image::DynamicImage) -> RgbPlanes {
         let rgb = img.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
@@ -98,14 +107,18 @@ impl RgbPlanes {
 /// EfficientNet as an image classifier on one GPU. Usable from any thread; desktop apps can build
 /// the `Gpu` from their own device with `Gpu::from_device`.
 pub struct Classifier {
+    /// The GPU the model lives on; preprocessing runs there too.
     pub gpu: Arc<Gpu>,
+    /// The network with its weights on `gpu`; `config.num_classes` is the width of each output row.
     pub model: EfficientNet,
+    /// How images become network input; ImageNet's at the model's resolution unless changed.
     pub preprocess: Preprocess,
     /// Images per GPU batch.
     pub batch_size: usize,
 }
 
 impl Classifier {
+    /// A classifier with ImageNet preprocessing at the model's `config.resolution` and batches of 8.
     pub fn new(gpu: Arc<Gpu>, model: EfficientNet) -> Classifier {
         let preprocess = Preprocess::imagenet(model.config.resolution as usize);
         Classifier { gpu, model, preprocess, batch_size: 8 }

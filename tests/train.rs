@@ -364,3 +364,33 @@ fn five_sgd_steps_match_pytorch() {
     }
     assert!(checked > 100, "compared {checked} tensors");
 }
+
+#[test]
+fn evaluation_from_the_training_parameters_matches_the_inference_model() {
+    // The evaluation lowering (BatchNorm with the running statistics, unfolded) against the
+    // inference lowering (BatchNorm folded into the convs in f64) of the same weights, read back:
+    // the same function up to f32 rounding. Running statistics calibrated by two training steps;
+    // the input 20x20 resized on the GPU to 24x24 in both. Tolerance 1e-5 + 1e-4 · max|logit|.
+    let gpu = shared_gpu();
+    let config = Config::b0(10);
+    let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 11)).unwrap();
+    let opts = TrainOptions { dropout: false, drop_path: false, bn_momentum: 0.5, ..TrainOptions::default() };
+    for seed in [12, 13] {
+        graph.step_once(&gpu, &rand_vec(4 * 3 * 24 * 24, seed), &[1, 2, 3, 4], [4, 3, 24, 24], 0, &opts).unwrap();
+    }
+    let input = rand_vec(3 * 3 * 20 * 20, 14);
+    let plan = graph.record_eval(&gpu, 3, 20, 20, Some((24, 24)), None).unwrap();
+    let got = plan.run(&gpu, &input).unwrap();
+    let model = efficientnet_wgpu::EfficientNet::new(&gpu, config.clone(), &graph.weights(&gpu).unwrap())
+        .unwrap()
+        .with_input_size(Some((24, 24)));
+    let want = model.forward(&gpu, &input, 3, 20, 20).unwrap().logits;
+    assert_close("evaluation logits", &got, &want, 1e-5 + 1e-4 * max_abs(&want), 0.0);
+    // Another buffer in the parameters' layout (as the EMA is) is what the plan reads: zeroed
+    // weights give each class its bias, which is zero too.
+    let zeros = gpu.upload_flat(&vec![0.0; graph.params.params.len], "zeros").unwrap();
+    let plan = graph.record_eval(&gpu, 3, 20, 20, Some((24, 24)), Some(&zeros)).unwrap();
+    assert!(plan.run(&gpu, &input).unwrap().iter().all(|&v| v == 0.0));
+    let short = gpu.upload_flat(&[0.0; 8], "short").unwrap();
+    assert!(graph.record_eval(&gpu, 3, 20, 20, None, Some(&short)).is_err());
+}

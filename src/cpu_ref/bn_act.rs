@@ -144,3 +144,11 @@ pub fn bn_act_bwd(
         .collect();
     BnActGrads { d_gamma_beta: sums.iter().map(|&s| s as f32).collect(), dz }
 }
+
+/// Twin of `ops::bn_eval_scale_shift`: inference-mode BatchNorm's (scale, shift), 2C, from
+/// `gamma_beta` (2C) and `running` (2C: mean then var), in f64 and rounded once.
+pub fn bn_eval_scale_shift(c: usize, eps: f32, gamma_beta: &[f32], running: &[f32]) -> Vec<f32> {
+    let scale: Vec<f64> = (0..c).map(|i| gamma_beta[i] as f64 / (running[c + i] as f64 + eps as f64).sqrt()).collect();
+    let shift = (0..c).map(|i| (gamma_beta[c + i] as f64 - running[i] as f64 * scale[i]) as f32);
+    scale.iter().map(|&s| s as f32).chain(shift).collect()
+}

@@ -61,6 +61,7 @@ pub fn grad_norm2(x: &[f32]) -> f32 {
     x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() as f32
 }
 
+/// Twin of `ops::ema_update`: `ema = decay · ema + (1 - decay) · params`.
 pub fn ema_update(decay: f32, params: &[f32], ema: &[f32]) -> Vec<f32> {
     ema.iter().zip(params).map(|(&e, &p)| (decay as f64 * e as f64 + (1.0 - decay as f64) * p as f64) as f32).collect()
 }

@@ -2,6 +2,7 @@
 
 use crate::ops::SoftmaxParams;
 
+/// Twin of `ops::softmax_fwd`: each row of `x` (rows, cols) to probabilities.
 pub fn softmax_fwd(p: &SoftmaxParams, x: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; p.rows * p.cols];
     for r in 0..p.rows {

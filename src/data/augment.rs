@@ -5,14 +5,18 @@ use super::Rng;
 /// Per-channel normalisation `(x / 255 - mean) / std`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Normalize {
+    /// Per-channel mean (R, G, B) on the 0–1 scale, subtracted after dividing by 255.
     pub mean: [f32; 3],
+    /// Per-channel standard deviation (R, G, B) on the 0–1 scale, divided by after the mean is subtracted.
     pub std: [f32; 3],
 }
 
 impl Normalize {
+    /// ImageNet's per-channel mean and std (torchvision's), for pretrained weights and image folders.
     pub const IMAGENET: Normalize = Normalize { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
     /// Fashion-MNIST's pixel mean and std (0.286, 0.353), on every channel.
     pub const FASHION_MNIST: Normalize = Normalize { mean: [0.2860; 3], std: [0.3530; 3] };
+    /// CIFAR-10's per-channel pixel mean and std (R, G, B).
     pub const CIFAR10: Normalize = Normalize { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] };
 }
 
@@ -23,9 +27,15 @@ pub enum Augment {
     None,
     /// Random crop of the original size from the image padded by `pad` zeros, then a horizontal
     /// flip with probability 1/2 (small images: Fashion-MNIST, CIFAR).
-    CropFlip { pad: usize },
+    CropFlip {
+        /// Zeros added on each side before the crop, in pixels.
+        pad: usize,
+    },
     /// Random-resized crop (area 8–100%, aspect 3/4–4/3) to `size` x `size`, then a flip (folders).
-    RandomResizedCrop { size: usize },
+    RandomResizedCrop {
+        /// Intended output side in pixels; `Loader::start` ignores it and crops to its `file_size`.
+        size: usize,
+    },
 }
 
 /// Writes `src` ((channels, h, w) u8, 1 or 3 channels) into `dst` ((3, h, w) f32), cropped with

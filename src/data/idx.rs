@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{Dataset, InMemory, Source};
 use crate::error::{Error, Result};
 
+/// Fashion-MNIST's ten class names, indexed by label.
 pub const FASHION_MNIST_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 

@@ -13,16 +13,22 @@ use crate::error::{Error, Result};
 /// One batch: images (n, 3, h, w) NCHW f32, normalised, and their classes.
 #[derive(Clone, Debug)]
 pub struct Batch {
+    /// Images back to back, (n, 3, h, w) NCHW f32, normalised.
     pub input: Vec<f32>,
+    /// Class index of each image, one per image.
     pub targets: Vec<u32>,
+    /// Image height in pixels (the same for every image of the batch).
     pub h: usize,
+    /// Image width in pixels (the same for every image of the batch).
     pub w: usize,
 }
 
 impl Batch {
+    /// Number of images in the batch.
     pub fn len(&self) -> usize {
         self.targets.len()
     }
+    /// Whether the batch has no images.
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
     }

@@ -21,20 +21,28 @@ use crate::error::{Error, Result};
 /// Decoded images of one size, in memory: (n, channels, h, w) u8 planes.
 #[derive(Clone, Debug)]
 pub struct InMemory {
+    /// Channels per image: 1 (grayscale, Fashion-MNIST) or 3 (RGB, CIFAR-10).
     pub channels: usize,
+    /// Image height in pixels.
     pub h: usize,
+    /// Image width in pixels.
     pub w: usize,
+    /// All images back to back, (n, channels, h, w) row-major, values 0–255.
     pub pixels: Vec<u8>,
+    /// Class index of each image, one per image.
     pub labels: Vec<u32>,
 }
 
 impl InMemory {
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+    /// Pixels of image `i`, (channels, h, w); panics if `i` is out of range.
     pub fn image(&self, i: usize) -> &[u8] {
         let n = self.channels * self.h * self.w;
         &self.pixels[i * n..(i + 1) * n]
@@ -47,30 +55,42 @@ pub enum Source {
     /// Same-sized images decoded up front (Fashion-MNIST, CIFAR-10).
     Memory(InMemory),
     /// Image files decoded by the loader thread, with their class.
-    Files { paths: Vec<std::path::PathBuf>, labels: Vec<u32> },
+    Files {
+        /// Image file of each example.
+        paths: Vec<std::path::PathBuf>,
+        /// Class index of each example, parallel to `paths`.
+        labels: Vec<u32>,
+    },
 }
 
 /// A labelled image set: train or test split of one data set.
 #[derive(Clone, Debug)]
 pub struct Dataset {
+    /// Name with its origin, e.g. `fashion-mnist train (<labels file>)`; `validate` errors start with it.
     pub name: String,
+    /// Where the images come from: decoded in memory, or files the loader decodes.
     pub source: Source,
+    /// Name of each class, indexed by label; its length is the number of classes.
     pub class_names: Vec<String>,
 }
 
 impl Dataset {
+    /// Number of examples.
     pub fn len(&self) -> usize {
         match &self.source {
             Source::Memory(m) => m.len(),
             Source::Files { labels, .. } => labels.len(),
         }
     }
+    /// Whether there are no examples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Number of classes (the length of `class_names`).
     pub fn num_classes(&self) -> usize {
         self.class_names.len()
     }
+    /// Class of example `i`; panics if `i` is out of range.
     pub fn label(&self, i: usize) -> u32 {
         match &self.source {
             Source::Memory(m) => m.labels[i],
@@ -117,6 +137,7 @@ impl Dataset {
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// Next 64 random bits (advances the state).
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

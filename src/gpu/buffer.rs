@@ -9,11 +9,14 @@ use crate::error::{Error, Result};
 /// (`Precision::F16`), which stores weights and activations as f16 and computes in f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dtype {
+    /// 32-bit IEEE float, 4 bytes.
     F32,
+    /// 16-bit IEEE half float, 2 bytes (WGSL `f16`, needs `shader-f16`).
     F16,
 }
 
 impl Dtype {
+    /// Bytes per element: 4 for f32, 2 for f16.
     pub fn size(self) -> usize {
         match self {
             Dtype::F32 => 4,
@@ -27,13 +30,18 @@ impl Dtype {
 /// them all in one dispatch.
 #[derive(Clone, Debug)]
 pub struct GpuBuffer {
+    /// The wgpu buffer the range lies in, shared by every range of it.
     pub buffer: Arc<wgpu::Buffer>,
+    /// Byte offset of the range's first element in `buffer`.
     pub offset: u64,
+    /// Number of elements (not bytes) in the range.
     pub len: usize,
+    /// Element type of the range.
     pub dtype: Dtype,
 }
 
 impl GpuBuffer {
+    /// Size of the range in bytes: `len` times the element size, unpadded.
     pub fn bytes(&self) -> u64 {
         (self.len * self.dtype.size()) as u64
     }

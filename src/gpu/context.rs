@@ -11,23 +11,29 @@ use crate::gpu::kernels::{BindingKind, Kernel};
 /// want register-blocked kernels without barriers; GPUs want workgroup-memory tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum KernelClass {
+    /// A CPU adapter (or `EFFNET_KERNELS=cpu`): register-blocked and texel kernels, no tiling.
     Cpu,
+    /// A GPU (or `EFFNET_KERNELS=gpu`): tiled kernels through workgroup memory.
     Gpu,
 }
 
 /// What the kernels may use on this device.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Capabilities {
+    /// The kernel family to prefer: from the adapter's device type unless `EFFNET_KERNELS` forces one.
     pub kernel_class: KernelClass,
     /// Timestamp queries, for per-kernel profiling in the bench.
     pub timestamps: bool,
     /// Timestamps may be written between dispatches of one compute pass.
     pub timestamps_inside_passes: bool,
+    /// The device has `shader-f16`, which the f16 inference path needs.
     pub shader_f16: bool,
+    /// The device has subgroup operations (the texel GEMMs' `subgroupShuffle`).
     pub subgroups: bool,
     /// The subgroup size when the adapter has exactly one (lavapipe: 8). The texel GEMMs share
     /// weights across 8 lanes with `subgroupShuffle` and need it to be 8.
     pub fixed_subgroup_size: Option<u32>,
+    /// The device has wgpu's `IMMEDIATES` feature (immediate data); no kernel uses it so far.
     pub immediates: bool,
 }
 
@@ -42,20 +48,35 @@ impl Capabilities {
 /// A description of one adapter, for `effnet devices`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AdapterReport {
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
     pub name: String,
+    /// The wgpu backend, as `Debug` prints it ("Vulkan", "Metal", "Dx12", "Gl").
     pub backend: String,
+    /// The device type, as `Debug` prints it ("DiscreteGpu", "Cpu", ...).
     pub device_type: String,
+    /// The driver's name.
     pub driver: String,
+    /// The driver's version or other details.
     pub driver_info: String,
+    /// Largest storage-buffer binding, in bytes.
     pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// Workgroup memory per workgroup, in bytes.
     pub max_compute_workgroup_storage_size: u32,
+    /// Invocations per workgroup.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroups per dispatch dimension.
     pub max_compute_workgroups_per_dimension: u32,
+    /// Storage buffers one shader stage may bind.
     pub max_storage_buffers_per_shader_stage: u32,
+    /// The adapter offers timestamp queries.
     pub timestamps: bool,
+    /// The adapter offers `shader-f16`.
     pub shader_f16: bool,
+    /// The adapter offers subgroup operations.
     pub subgroups: bool,
+    /// The adapter offers wgpu's `IMMEDIATES` feature.
     pub immediates: bool,
 }
 
@@ -64,11 +85,17 @@ type PipelineKey = (Kernel, Vec<(&'static str, u64)>);
 
 /// A device and queue with everything the kernels need to know about them.
 pub struct Gpu {
+    /// The device that owns every buffer, texture and pipeline.
     pub device: wgpu::Device,
+    /// The device's queue: uploads and submissions.
     pub queue: wgpu::Queue,
+    /// The adapter behind the device: name, backend, device type, subgroup sizes.
     pub info: wgpu::AdapterInfo,
+    /// The limits the device was created with.
     pub limits: wgpu::Limits,
+    /// The features the device was created with.
     pub features: wgpu::Features,
+    /// What the kernels may use, derived from `features` and `info`.
     pub caps: Capabilities,
     modules: Mutex<HashMap<Kernel, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
@@ -137,6 +164,7 @@ impl Gpu {
         pollster::block_on(Self::new_async())
     }
 
+    /// [`Gpu::new`] as a future, for hosts that run their own executor instead of blocking.
     pub async fn new_async() -> Result<Gpu> {
         let instance = new_instance();
         let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;

@@ -78,15 +78,17 @@ macro_rules! wgsl {
 shared_constants!(rust);
 
 macro_rules! kernels {
-    ($($variant:ident => $name:literal, $file:literal, $entry:literal, $store:ident, [$($b:expr),*];)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal, $file:literal, $entry:literal, $store:ident, [$($b:expr),*];)*) => {
         /// One WGSL entry point. The name is the same across `shaders/`, `src/ops/`, `src/cpu_ref/`
         /// and `tests/`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Kernel { $($variant),* }
+        pub enum Kernel { $($(#[doc = $doc])* $variant),* }
 
         impl Kernel {
+            /// Every kernel, in declaration order.
             pub const ALL: &'static [Kernel] = &[$(Kernel::$variant),*];
 
+            /// Unique snake_case name, e.g. "gemm_fwd_tiled": the label of its shader, layouts and pipelines.
             pub fn name(self) -> &'static str {
                 match self { $(Kernel::$variant => $name),* }
             }
@@ -110,6 +112,7 @@ macro_rules! kernels {
             pub fn store(self) -> Dtype {
                 match self { $(Kernel::$variant => Dtype::$store),* }
             }
+            /// Name of the `@compute` function of its file that it runs.
             pub fn entry_point(self) -> &'static str {
                 match self { $(Kernel::$variant => $entry),* }
             }
@@ -127,129 +130,141 @@ macro_rules! kernels {
 }
 
 kernels! {
-    // x, weight (HWIO), bias, y
+    /// Direct convolution + bias + activation (the stem): x (NHWC or NCHW), weight (HWIO), bias, y.
     Conv2dFwd => "conv2d_fwd", "conv2d/conv2d_fwd.wgsl", "main", F32, [R, R, R, W];
-    // x (NCHW), weight (HWIO) as texels, bias, y; CPU adapters, the stem's shapes
+    /// `Conv2dFwd` for stem shapes on CPU adapters: x (NCHW) and weight (HWIO) as texels, bias, y.
     Conv2dFwdTexel => "conv2d_fwd_texel", "conv2d/conv2d_fwd_texel.wgsl", "main", F32, [T, T, R, W];
-    // a, b, bias, residual, a_scale, out
+    /// out = act((a * a_scale) x b + bias) + residual: a, b, bias, residual, a_scale, out.
     GemmFwd => "gemm_fwd", "gemm/gemm_fwd.wgsl", "main", F32, [R, R, R, R, R, W];
-    // the same, K and N multiples of 4
+    /// `GemmFwd` with vec4 loads, K and N multiples of 4; the same bindings.
     GemmFwdVec4 => "gemm_fwd_vec4", "gemm/gemm_fwd_vec4.wgsl", "main", F32, [R, R, R, R, R, W];
-    // the same on GPUs: 64 x 64 tiles through workgroup memory, K and N multiples of 4
+    /// `GemmFwd` on GPUs: 64 x 64 tiles through workgroup memory, K and N multiples of 4; the same bindings.
     GemmFwdTiled => "gemm_fwd_tiled", "gemm/gemm_tiled.wgsl", "fwd", F32, [R, R, R, R, R, W];
-    // a, b, bias, residual, a_scale (texels: a, b, a_scale), out; CPU adapters with 8-lane subgroups
+    /// `GemmFwd` on CPU adapters with 8-lane subgroups, a, b and a_scale as texels; the same bindings.
     GemmFwdTexel => "gemm_fwd_texel", "gemm/gemm_fwd_texel.wgsl", "main", F32, [T, T, R, R, T, W];
-    // gemm_fwd_tiled / _texel plus the BatchNorm partials of out (per 64 / 16 rows), bn_partial
+    /// `GemmFwdTiled` plus the BatchNorm partials of out per 64 rows: its bindings, then bn_partial.
     GemmFwdBnStatsTiled => "gemm_fwd_bn_stats_tiled", "gemm/gemm_tiled.wgsl", "fwd_bn_stats", F32, [R, R, R, R, R, W, W];
+    /// `GemmFwdTexel` plus the BatchNorm partials of out per 16 rows: its bindings, then bn_partial.
     GemmFwdBnStatsTexel => "gemm_fwd_bn_stats_texel", "gemm/gemm_fwd_texel.wgsl", "bn_stats", F32, [T, T, R, R, T, W, W];
-    // x, weight (HW C), bias, y
+    /// Depthwise convolution + bias + activation: x, weight (HWC), bias, y, in_scale_shift (BN of x).
     DepthwiseConvFwd => "depthwise_conv_fwd", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F32, [R, R, R, W, R];
-    // x, weight (texels), bias, y; CPU adapters, C % 4 == 0
+    /// `DepthwiseConvFwd` on CPU adapters, C % 4 == 0, x and weight as texels; the same bindings.
     DepthwiseConvFwdTexel => "depthwise_conv_fwd_texel", "depthwise_conv/depthwise_conv_fwd_texel.wgsl", "main", F32, [T, T, R, W, R];
-    // x, partial sums
+    /// Global average pool, first stage: x, per-chunk partial sums (f32).
     GlobalAvgPoolPartial => "global_avg_pool_partial", "pool/global_avg_pool_fwd.wgsl", "partial", F32, [R, W];
-    // x (texels), partial sums; CPU adapters, C % 4 == 0
+    /// `GlobalAvgPoolPartial` on CPU adapters, C % 4 == 0: x as texels, partial sums.
     GlobalAvgPoolPartialTexel => "global_avg_pool_partial_texel", "pool/global_avg_pool_partial_texel.wgsl", "main", F32, [T, W];
-    // partial sums, mean
+    /// Global average pool, second stage (chunks summed in order, divided by H*W): partial sums, mean.
     GlobalAvgPoolFinish => "global_avg_pool_finish", "pool/global_avg_pool_fwd.wgsl", "finish", F32, [R, W];
-    // x, y
+    /// Row-wise softmax: x, y.
     SoftmaxFwd => "softmax_fwd", "softmax/softmax_fwd.wgsl", "main", F32, [R, W];
-    // x, channel affine (mul, add), y
+    /// Bilinear resize of an NCHW window, then a per-channel affine: x, affine (mul, add), y.
     BilinearResizeFwd => "bilinear_resize_fwd", "resize/bilinear_resize_fwd.wgsl", "main", F32, [R, R, W];
-    // x, scale_shift, residual, seed, y
+    /// y = act(x * scale + shift), stochastic depth, residual: x, scale_shift, residual, seed, y.
     BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", F32, [R, R, R, R, W];
-    // the same with x and residual as texels; CPU adapters, C % 4 == 0
+    /// `BnActFwd` on CPU adapters, C % 4 == 0, x and residual as texels; the same bindings.
     BnActFwdTexel => "bn_act_fwd_texel", "bn_act/bn_act_fwd_texel.wgsl", "main", F32, [T, R, T, R, W];
-    // dc, b, da
+    /// da (+)= dc x b^T, the gradient of `GemmFwd`'s a: dc, b, da.
     GemmBwdData => "gemm_bwd_data", "gemm/gemm_bwd_data.wgsl", "main", F32, [R, R, W];
-    // the same, K and N multiples of 4
+    /// `GemmBwdData` with vec4 loads, K and N multiples of 4; the same bindings.
     GemmBwdDataVec4 => "gemm_bwd_data_vec4", "gemm/gemm_bwd_data_vec4.wgsl", "main", F32, [R, R, W];
-    // the same on GPUs, tiled
+    /// `GemmBwdData` on GPUs, tiled through workgroup memory; the same bindings.
     GemmBwdDataTiled => "gemm_bwd_data_tiled", "gemm/gemm_tiled.wgsl", "bwd_data", F32, [R, R, W];
-    // dc, b (texels), da; CPU adapters with 8-lane subgroups
+    /// `GemmBwdData` on CPU adapters with 8-lane subgroups, dc and b as texels; the same bindings.
     GemmBwdDataTexel => "gemm_bwd_data_texel", "gemm/gemm_bwd_data_texel.wgsl", "main", F32, [T, T, W];
-    // a, a_scale, dc, partial
+    /// Split-K partials of db = (a * a_scale)^T x dc, per chunk of rows: a, a_scale, dc, partial.
     GemmBwdWeight => "gemm_bwd_weight", "gemm/gemm_bwd_weight.wgsl", "main", F32, [R, R, R, W];
-    // the same, K and N multiples of 4
+    /// `GemmBwdWeight` with vec4 loads, K and N multiples of 4; the same bindings.
     GemmBwdWeightVec4 => "gemm_bwd_weight_vec4", "gemm/gemm_bwd_weight_vec4.wgsl", "main", F32, [R, R, R, W];
-    // the same on GPUs, tiled
+    /// `GemmBwdWeight` on GPUs, tiled through workgroup memory; the same bindings.
     GemmBwdWeightTiled => "gemm_bwd_weight_tiled", "gemm/gemm_tiled.wgsl", "bwd_weight", F32, [R, R, R, W];
-    // a, a_scale, dc (texels), partial; CPU adapters with 8-lane subgroups
+    /// `GemmBwdWeight` on CPU adapters with 8-lane subgroups, a, a_scale and dc as texels; the same bindings.
     GemmBwdWeightTexel => "gemm_bwd_weight_texel", "gemm/gemm_bwd_weight_texel.wgsl", "main", F32, [T, T, T, W];
-    // d_gated, y, gate, dy, partial
+    /// dy = d_gated * gate and per-chunk partials of d_gate: d_gated, y, gate, dy, partial.
     SeGateBwd => "se_gate_bwd", "se/se_gate_bwd.wgsl", "main", F32, [R, R, R, W, W];
-    // d_gated, y (texels), gate, dy, partial; CPU adapters, C % 4 == 0
+    /// `SeGateBwd` on CPU adapters, C % 4 == 0, d_gated and y as texels; the same bindings.
     SeGateBwdTexel => "se_gate_bwd_texel", "se/se_gate_bwd_texel.wgsl", "main", F32, [T, T, R, W, W];
-    // dy, w, dx
+    /// dx (+)= the input gradient of a depthwise convolution: dy, w, dx.
     DepthwiseConvBwdData => "depthwise_conv_bwd_data", "depthwise_conv/depthwise_conv_bwd_data.wgsl", "main", F32, [R, R, W];
-    // dy, w (texels), dx; CPU adapters, C % 4 == 0
+    /// `DepthwiseConvBwdData` on CPU adapters, C % 4 == 0, dy and w as texels; the same bindings.
     DepthwiseConvBwdDataTexel => "depthwise_conv_bwd_data_texel", "depthwise_conv/depthwise_conv_bwd_data_texel.wgsl", "main", F32, [T, T, W];
-    // x, dy, partial
+    /// Per-chunk partials of a depthwise convolution's weight gradient: x, dy, partial.
     DepthwiseConvBwdWeight => "depthwise_conv_bwd_weight", "depthwise_conv/depthwise_conv_bwd_weight.wgsl", "main", F32, [R, R, W];
-    // x, dy (texels), partial; CPU adapters, C % 4 == 0
+    /// `DepthwiseConvBwdWeight` on CPU adapters, C % 4 == 0, x and dy as texels; the same bindings.
     DepthwiseConvBwdWeightTexel => "depthwise_conv_bwd_weight_texel", "depthwise_conv/depthwise_conv_bwd_weight_texel.wgsl", "main", F32, [T, T, W];
-    // dy, w, dx
+    /// dx (+)= the input gradient of a direct convolution: dy, w, dx.
     Conv2dBwdData => "conv2d_bwd_data", "conv2d/conv2d_bwd_data.wgsl", "main", F32, [R, R, W];
-    // x, dy, partial
+    /// Per-chunk partials of a direct convolution's weight gradient: x, dy, partial.
     Conv2dBwdWeight => "conv2d_bwd_weight", "conv2d/conv2d_bwd_weight.wgsl", "main", F32, [R, R, W];
-    // partial, out
+    /// out (+)= scale * the sum of the partial chunks, in order: partial, out.
     SumPartials => "sum_partials", "reduce/sum_partials.wgsl", "main", F32, [R, W];
-    // x, y (y += x)
+    /// y += x: x, y.
     AddInplace => "add_inplace", "reduce/add_inplace.wgsl", "main", F32, [R, W];
-    // dy, affine, dx
+    /// The input gradient of the plain (not antialiased) bilinear resize: dy, affine, dx.
     BilinearResizeBwd => "bilinear_resize_bwd", "resize/bilinear_resize_bwd.wgsl", "main", F32, [R, R, W];
-    // z, partial
+    /// BatchNorm statistics, first stage: per-chunk (mean, M2) of each channel: z, partial.
     BnStatsPartial => "bn_stats_partial", "bn_act/bn_stats_partial.wgsl", "main", F32, [R, W];
-    // the same on GPUs: 4 row lanes per channel, summed in workgroup memory
+    /// `BnStatsPartial` on GPUs: 4 row lanes per channel, summed in workgroup memory; the same bindings.
     BnStatsPartialTiled => "bn_stats_partial_tiled", "bn_act/bn_stats_partial.wgsl", "tiled", F32, [R, W];
-    // z (texels), partial; CPU adapters, C % 4 == 0
+    /// `BnStatsPartial` on CPU adapters, C % 4 == 0, z as texels; the same bindings.
     BnStatsPartialTexel => "bn_stats_partial_texel", "bn_act/bn_stats_partial_texel.wgsl", "main", F32, [T, W];
-    // partial, merged: groups of chunks merged into one where the partials are many
+    /// Merges each GROUP consecutive chunks of BatchNorm partials into one, where they are many: partial, merged.
     BnStatsMerge => "bn_stats_merge", "bn_act/bn_stats_finish.wgsl", "merge", F32, [R, W];
-    // partial, gamma_beta, running, stats, scale_shift
+    /// BatchNorm statistics, last stage, and the running update: partial, gamma_beta, running, stats, scale_shift.
     BnStatsFinish => "bn_stats_finish", "bn_act/bn_stats_finish.wgsl", "main", F32, [R, R, W, W, W];
-    // dy, dy_pool, z, stats, gamma_beta, seed, partial
+    /// Inference-mode BatchNorm's (scale, shift) from the parameters and running statistics:
+    /// gamma_beta, running, scale_shift.
+    BnEvalScaleShift => "bn_eval_scale_shift", "bn_act/bn_eval_scale_shift.wgsl", "main", F32, [R, R, W];
+    /// BatchNorm + activation backward, first pass: per-chunk partials of (dgamma, dbeta):
+    /// dy, dy_pool, z, stats, gamma_beta, seed, partial.
     BnActBwdReduce => "bn_act_bwd_reduce", "bn_act/bn_act_bwd_reduce.wgsl", "main", F32, [R, R, R, R, R, R, W];
-    // dy, dy_pool, z, stats, gamma_beta, seed, sums, dz
+    /// BatchNorm + activation backward, second pass: dz (+)= from the finished sums:
+    /// dy, dy_pool, z, stats, gamma_beta, seed, sums, dz.
     BnActBwdApply => "bn_act_bwd_apply", "bn_act/bn_act_bwd_apply.wgsl", "main", F32, [R, R, R, R, R, R, R, W];
-    // the reduce on GPUs: 4 row lanes per channel, summed in workgroup memory
+    /// `BnActBwdReduce` on GPUs: 4 row lanes per channel, summed in workgroup memory; the same bindings.
     BnActBwdReduceTiled => "bn_act_bwd_reduce_tiled", "bn_act/bn_act_bwd_reduce.wgsl", "tiled", F32, [R, R, R, R, R, R, W];
-    // the same with dy and z as texels; CPU adapters, C % 4 == 0
+    /// `BnActBwdReduce` on CPU adapters, C % 4 == 0, dy and z as texels; the same bindings.
     BnActBwdReduceTexel => "bn_act_bwd_reduce_texel", "bn_act/bn_act_bwd_texel.wgsl", "reduce", F32, [T, R, T, R, R, R, W];
+    /// `BnActBwdApply` on CPU adapters, C % 4 == 0, dy and z as texels; the same bindings.
     BnActBwdApplyTexel => "bn_act_bwd_apply_texel", "bn_act/bn_act_bwd_texel.wgsl", "apply", F32, [T, R, T, R, R, R, R, W];
-    // x, y
+    /// y = act(x), elementwise: x, y.
     ActivationFwd => "activation_fwd", "activation/activation_fwd.wgsl", "main", F32, [R, W];
-    // x, dy, dx
+    /// dx (+)= dy * act'(x), x the pre-activation: x, dy, dx.
     ActivationBwd => "activation_bwd", "activation/activation_bwd.wgsl", "main", F32, [R, R, W];
-    // x, seed, y
+    /// Inverted dropout with a regenerated mask, also its own backward: x, seed, y.
     DropoutFwd => "dropout_fwd", "dropout/dropout_fwd.wgsl", "main", F32, [R, R, W];
-    // logits, target, losses, dlogits
+    /// Per-row label-smoothed cross-entropy and the gradient of its mean: logits, target, losses, dlogits.
     SoftmaxCrossEntropy => "softmax_cross_entropy", "loss/softmax_cross_entropy.wgsl", "main", F32, [R, R, W, W];
-    // grads, hyper (lr, bc1, bc2, max_norm), norm2, params, ms, mom
+    /// TF-RMSProp step: grads, hyper (lr, bc1, bc2, max_norm), norm2, params, ms, mom.
     RmspropTfStep => "rmsprop_tf_step", "optim/rmsprop_tf_step.wgsl", "main", F32, [R, R, R, W, W, W];
-    // grads, hyper, norm2, params, velocity
+    /// SGD step with (Nesterov) momentum: grads, hyper, norm2, params, velocity.
     SgdStep => "sgd_step", "optim/sgd_step.wgsl", "main", F32, [R, R, R, W, W];
-    // grads, hyper, norm2, params, m, v
+    /// AdamW step: grads, hyper, norm2, params, m, v.
     AdamwStep => "adamw_step", "optim/adamw_step.wgsl", "main", F32, [R, R, R, W, W, W];
-    // params, ema
+    /// ema = decay * ema + (1 - decay) * params: params, ema.
     EmaUpdate => "ema_update", "optim/ema_update.wgsl", "main", F32, [R, W];
-    // x, partial
+    /// Per-chunk sums of x^2, the first stage of the global gradient norm: x, partial.
     SumSquaresPartial => "sum_squares_partial", "optim/sum_squares_partial.wgsl", "main", F32, [R, W];
 
     // The f16 inference path: the forward kernels above compiled with Store = f16 (weights and
     // activations stored as f16, arithmetic in f32), and the casts at its edges.
+    /// `GemmFwd` on f16 tensors.
     GemmFwdF16 => "gemm_fwd_f16", "gemm/gemm_fwd.wgsl", "main", F16, [R, R, R, R, R, W];
+    /// `GemmFwdVec4` on f16 tensors.
     GemmFwdVec4F16 => "gemm_fwd_vec4_f16", "gemm/gemm_fwd_vec4.wgsl", "main", F16, [R, R, R, R, R, W];
+    /// `GemmFwdTiled` on f16 tensors.
     GemmFwdTiledF16 => "gemm_fwd_tiled_f16", "gemm/gemm_tiled.wgsl", "fwd", F16, [R, R, R, R, R, W];
+    /// `Conv2dFwd` on f16 tensors.
     Conv2dFwdF16 => "conv2d_fwd_f16", "conv2d/conv2d_fwd.wgsl", "main", F16, [R, R, R, W];
+    /// `DepthwiseConvFwd` on f16 tensors (in_scale_shift stays f32).
     DepthwiseConvFwdF16 => "depthwise_conv_fwd_f16", "depthwise_conv/depthwise_conv_fwd.wgsl", "main", F16, [R, R, R, W, R];
-    // x (f16), partial sums (f32)
+    /// `GlobalAvgPoolPartial` of an f16 x: x (f16), partial sums (f32).
     GlobalAvgPoolPartialF16 => "global_avg_pool_partial_f16", "pool/global_avg_pool_fwd.wgsl", "partial", F16, [R, W];
-    // partial sums (f32), mean (f16)
+    /// `GlobalAvgPoolFinish` to an f16 mean: partial sums (f32), mean (f16).
     GlobalAvgPoolFinishF16 => "global_avg_pool_finish_f16", "pool/global_avg_pool_fwd.wgsl", "finish", F16, [R, W];
-    // x (f32), y (f16)
+    /// f32 to f16, saturating at ±65504: x (f32), y (f16).
     CastToF16 => "cast_to_f16", "cast/cast.wgsl", "to_f16", F16, [R, W];
-    // x (f16), y (f32)
+    /// f16 to f32 (exact): x (f16), y (f32).
     CastToF32 => "cast_to_f32", "cast/cast.wgsl", "to_f32", F16, [R, W];
 }
 
@@ -312,6 +327,7 @@ const OVERRIDES: &[(&str, &[&str])] = &[
         "bn_act/bn_act_fwd_texel.wgsl",
         &["TOTAL", "C", "ACT", "HAS_RESIDUAL", "DROP_PATH", "ROWS_PER_SAMPLE", "SURVIVAL", "SALT"],
     ),
+    ("bn_act/bn_eval_scale_shift.wgsl", &["C", "EPS"]),
     ("bn_act/bn_stats_finish.wgsl", &["M", "C", "CHUNK", "EPS", "MOMENTUM", "UPDATE_RUNNING", "GROUP"]),
     ("bn_act/bn_stats_partial.wgsl", &["M", "C", "CHUNK"]),
     ("bn_act/bn_stats_partial_texel.wgsl", &["M", "C", "CHUNK"]),

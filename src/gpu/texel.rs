@@ -8,11 +8,14 @@ use super::{Dispatch, GpuBuffer, TEXEL_ROW};
 
 /// A copy of a buffer range into a scratch texture, encoded just before the dispatch that reads it.
 pub struct TexelCopy {
+    /// The range copied: a whole number of vec4s at a 16-byte offset, one per texel.
     pub src: GpuBuffer,
+    /// The scratch `rgba32float` texture it lands in, `TEXEL_ROW` texels a row, row-major.
     pub texture: Arc<wgpu::Texture>,
 }
 
 impl TexelCopy {
+    /// Records the copy on `encoder`: whole rows of `TEXEL_ROW` texels, then the partial last row.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
         let row = TEXEL_ROW as u64;
         let texels = self.src.len as u64 / 4;

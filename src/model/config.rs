@@ -15,18 +15,31 @@ pub use crate::ops::{conv_padding, Padding};
 /// The thirteen published variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Variant {
+    /// EfficientNet-B0, the baseline: width 1.0, depth 1.0, 224 px.
     B0,
+    /// EfficientNet-B1: width 1.0, depth 1.1, 240 px.
     B1,
+    /// EfficientNet-B2: width 1.1, depth 1.2, 260 px.
     B2,
+    /// EfficientNet-B3: width 1.2, depth 1.4, 300 px.
     B3,
+    /// EfficientNet-B4: width 1.4, depth 1.8, 380 px.
     B4,
+    /// EfficientNet-B5: width 1.6, depth 2.2, 456 px.
     B5,
+    /// EfficientNet-B6: width 1.8, depth 2.6, 528 px.
     B6,
+    /// EfficientNet-B7: width 2.0, depth 3.1, 600 px.
     B7,
+    /// EfficientNet-Lite0 (ReLU6, no SE): width 1.0, depth 1.0, 224 px.
     Lite0,
+    /// EfficientNet-Lite1 (ReLU6, no SE): width 1.0, depth 1.1, 240 px.
     Lite1,
+    /// EfficientNet-Lite2 (ReLU6, no SE): width 1.1, depth 1.2, 260 px.
     Lite2,
+    /// EfficientNet-Lite3 (ReLU6, no SE): width 1.2, depth 1.4, 280 px.
     Lite3,
+    /// EfficientNet-Lite4 (ReLU6, no SE): width 1.4, depth 1.8, 300 px.
     Lite4,
 }
 
@@ -67,6 +80,7 @@ impl Variant {
         }
     }
 
+    /// Whether this is a Lite variant (ReLU6, no SE, stem and head widths not scaled).
     pub fn is_lite(self) -> bool {
         matches!(self, Variant::Lite0 | Variant::Lite1 | Variant::Lite2 | Variant::Lite3 | Variant::Lite4)
     }
@@ -115,12 +129,17 @@ impl fmt::Display for Variant {
 /// One row of the B0 stage table; other variants scale `repeats` and the channel counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct StageDef {
+    /// Expansion factor of the blocks' 1x1 expand conv (1: no expand conv).
     pub expand_ratio: usize,
+    /// Side of the depthwise conv's square kernel (3 or 5).
     pub kernel: usize,
     /// Stride of the first block of the stage (later blocks use 1).
     pub stride: usize,
+    /// Number of blocks in the stage for B0, before depth scaling.
     pub repeats: usize,
+    /// Input channels of the stage in B0 (for reference: `Config::blocks` chains the scaled outputs).
     pub in_ch: usize,
+    /// Output channels of the stage in B0, before width scaling.
     pub out_ch: usize,
 }
 
@@ -242,11 +261,15 @@ pub struct BlockSpec {
     pub index_in_stage: usize,
     /// Running index over all blocks, 0-based (lukemelas' `_blocks.{index}`).
     pub index: usize,
+    /// Input channels: the previous block's output, or the stem's for the first block.
     pub in_ch: usize,
+    /// Output channels: the stage's width after scaling.
     pub out_ch: usize,
+    /// Expansion factor of the 1x1 expand conv (1: the block has none).
     pub expand_ratio: usize,
     /// Channels of the depthwise conv: `in_ch · expand_ratio`.
     pub expanded_ch: usize,
+    /// Side of the depthwise conv's square kernel.
     pub kernel: usize,
     /// Stride of the depthwise conv.
     pub stride: usize,
@@ -264,6 +287,7 @@ impl BlockSpec {
         self.expand_ratio != 1
     }
 
+    /// Whether the block has squeeze-and-excitation (`se_ch > 0`).
     pub fn has_se(&self) -> bool {
         self.se_ch > 0
     }
@@ -298,15 +322,21 @@ impl BlockSpec {
 pub struct StageSummary {
     /// `stem`, `stage1` .. `stage7`, `head`, `classifier`.
     pub name: String,
+    /// Input channels (of the stage's first block; 0 if the stage has no blocks).
     pub in_channels: usize,
+    /// Output channels (the number of classes for the classifier).
     pub out_channels: usize,
+    /// Number of blocks (1 for the stem, head and classifier).
     pub blocks: usize,
+    /// Expansion factor of the stage's blocks (1 for the stem, head and classifier).
     pub expand_ratio: usize,
+    /// Kernel side: the depthwise kernel for stages, 3 for the stem, 1 for the head and classifier.
     pub kernel: usize,
     /// Stride of the stage's first block.
     pub stride: usize,
     /// Output resolution of the stage for the input size given to `stage_summary`.
     pub out_h: usize,
+    /// Output width of the stage for the input size given to `stage_summary`.
     pub out_w: usize,
     /// Learnable parameters of the stage.
     pub params: usize,

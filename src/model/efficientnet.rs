@@ -34,6 +34,7 @@ impl GpuLayer {
 
 /// EfficientNet with its weights resident on one GPU, ready for inference.
 pub struct EfficientNet {
+    /// The network's configuration (variant, classes, padding, BN eps), validated at construction.
     pub config: Config,
     /// How weights and activations are stored (inputs, logits and probabilities are f32 always).
     pub store: Dtype,
@@ -476,8 +477,10 @@ pub type Tap = (String, Vec<f32>, [usize; 4]);
 /// A forward pass recorded once for one (batch, h, w): replaying it is one upload, one compute
 /// pass and one readback.
 pub struct ForwardPlan {
+    /// Images per run: the input must hold exactly this many.
     pub batch: usize,
     input: GpuBuffer,
+    /// The recorded compute dispatches of the forward, in execution order; softmax not included.
     pub dispatches: Vec<Dispatch>,
     softmax: Dispatch,
     logits: GpuBuffer,
@@ -497,14 +500,17 @@ impl ForwardPlan {
         &self.input
     }
 
+    /// The logits buffer, (batch, num_classes) f32, written by `encode`.
     pub fn logits(&self) -> &GpuBuffer {
         &self.logits
     }
 
+    /// The pooled-features buffer, (batch, head channels), stored in the model's `store` dtype.
     pub fn features(&self) -> &GpuBuffer {
         &self.features
     }
 
+    /// The probabilities buffer, (batch, num_classes) f32; written only by `encode` with `softmax`.
     pub fn probabilities(&self) -> &GpuBuffer {
         &self.probs
     }
@@ -533,6 +539,7 @@ impl ForwardPlan {
         Ok(())
     }
 
+    /// Runs the plan on `input` ((batch, 3, h, w) NCHW f32), returning logits and pooled features.
     pub fn run(&self, gpu: &Gpu, input: &[f32]) -> Result<ForwardOutput> {
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         self.encode(gpu, Some(input), &mut encoder, false)?;

@@ -30,6 +30,7 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
+    /// Every format: torchvision, timm, timm-tf, lukemelas.
     pub const ALL: [WeightFormat; 4] =
         [WeightFormat::Torchvision, WeightFormat::Timm, WeightFormat::TimmTf, WeightFormat::Lukemelas];
 
@@ -133,7 +134,12 @@ pub enum Layer {
     /// 3x3 stride-2 conv + BN.
     Stem,
     /// A part of MBConv block `index` (the running index of `Config::blocks`).
-    Block { index: usize, part: BlockPart },
+    Block {
+        /// Running index of the block over the whole network (`BlockSpec::index`).
+        index: usize,
+        /// Which conv or SE layer of the block.
+        part: BlockPart,
+    },
     /// 1x1 conv + BN before pooling.
     Head,
     /// Final linear layer.
@@ -177,7 +183,9 @@ pub enum Field {
     BnWeight,
     /// BN shift (beta).
     BnBias,
+    /// BN running mean of the conv's output channels (used at inference).
     RunningMean,
+    /// BN running variance of the conv's output channels; `bn_eps` is added before the square root.
     RunningVar,
     /// PyTorch's BN step counter, an i64 scalar; optional when loading.
     NumBatchesTracked,
@@ -189,6 +197,7 @@ impl Field {
         matches!(self, Field::Weight | Field::Bias | Field::BnWeight | Field::BnBias)
     }
 
+    /// Belongs to a conv's BatchNorm: scale, shift, running statistics or the step counter.
     pub fn is_bn(self) -> bool {
         matches!(
             self,
@@ -215,14 +224,18 @@ impl Field {
 /// One state_dict entry: its name in some format, its PyTorch shape and its role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TensorSpec {
+    /// Full state_dict name in the spec's format, e.g. `features.0.0.weight`.
     pub key: String,
     /// PyTorch layout; `[]` for `num_batches_tracked`.
     pub shape: Vec<usize>,
+    /// The layer the tensor belongs to.
     pub layer: Layer,
+    /// Which of the layer's tensors it is.
     pub field: Field,
 }
 
 impl TensorSpec {
+    /// Number of elements, the product of `shape` (1 for the 0-d counter).
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -231,7 +244,9 @@ impl TensorSpec {
 /// A dense f32 tensor on the host, row-major in PyTorch layout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
+    /// Dimensions in PyTorch layout (`[]` for a scalar).
     pub shape: Vec<usize>,
+    /// The values, row-major; as many as the product of `shape`.
     pub data: Vec<f32>,
 }
 
@@ -245,15 +260,18 @@ impl HostTensor {
         Ok(HostTensor { shape, data })
     }
 
+    /// A tensor of `shape` with every element `value`.
     pub fn full(shape: Vec<usize>, value: f32) -> HostTensor {
         let numel = shape.iter().product();
         HostTensor { shape, data: vec![value; numel] }
     }
 
+    /// A tensor of `shape` filled with zeros.
     pub fn zeros(shape: Vec<usize>) -> HostTensor {
         HostTensor::full(shape, 0.0)
     }
 
+    /// Number of values (`data.len()`).
     pub fn numel(&self) -> usize {
         self.data.len()
     }
@@ -818,6 +836,7 @@ impl Weights {
         self.by_role.get(&(layer, field)).map(|&i| &self.tensors[i])
     }
 
+    /// Tensor by role, mutably; nothing checks its shape afterwards (`set` replaces with a check).
     pub fn get_mut(&mut self, layer: Layer, field: Field) -> Option<&mut HostTensor> {
         self.by_role.get(&(layer, field)).map(|&i| &mut self.tensors[i])
     }
@@ -847,6 +866,7 @@ impl Weights {
         self.specs.iter().zip(&self.tensors)
     }
 
+    /// Every tensor's spec (torchvision key, PyTorch shape, role) in state_dict order.
     pub fn specs(&self) -> &[TensorSpec] {
         &self.specs
     }
@@ -856,6 +876,7 @@ impl Weights {
         self.tensors.len()
     }
 
+    /// Whether there are no tensors.
     pub fn is_empty(&self) -> bool {
         self.tensors.is_empty()
     }

@@ -8,7 +8,9 @@ use crate::ops::Activation;
 /// `y = act(x)` over `total` elements.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActivationParams {
+    /// Elements of x, y (and dy, dx).
     pub total: usize,
+    /// The activation applied (forward) or differentiated (backward).
     pub act: Activation,
     /// [`activation_bwd`] adds into `dx` instead of overwriting it.
     pub accumulate: bool,

@@ -12,7 +12,7 @@
 //! Gamma and beta live in one buffer `gamma_beta` (2C: gamma then beta) and so do their gradients
 //! (2C: dgamma then dbeta); `running` (mean then var), `stats` (mean then invstd) and
 //! `scale_shift` (scale then shift) are 2C buffers too. Inference uses [`bn_act_fwd`] alone with
-//! [`bn_scale_shift`] of the running statistics (or BN folded into the conv).
+//! [`bn_eval_scale_shift`] of the running statistics (or BN folded into the conv).
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
@@ -32,12 +32,13 @@ pub struct DropPath {
 
 /// Training-mode BatchNorm + activation of one layer over (m, c): the parameters of
 /// [`bn_stats`], [`bn_act_fwd`] and [`bn_act_bwd`]. [`bn_act_fwd`] alone with inference-mode
-/// `scale_shift` ([`bn_scale_shift`]) is the unfused inference BN; only `m`, `c`, `act`,
+/// `scale_shift` ([`bn_eval_scale_shift`]) is the unfused inference BN; only `m`, `c`, `act`,
 /// `has_residual` (and `drop_path`, `rows_per_sample`) matter there.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BnParams {
     /// Rows, N*H*W: the statistics are taken over these.
     pub m: usize,
+    /// Channels (columns); the statistics, gamma and beta are per channel.
     pub c: usize,
     /// Rows per sample (H*W): the unit of stochastic depth and of `dy_pool`'s broadcast.
     pub rows_per_sample: usize,
@@ -178,13 +179,26 @@ fn expect_distinct(out: (&str, &GpuBuffer), inputs: &[(&str, &GpuBuffer)]) -> Re
     Ok(())
 }
 
-/// The per-channel (scale, shift) of inference-mode BatchNorm as one 2C vector (scale then
-/// shift, the layout of `scale_shift`): `scale = gamma / sqrt(var + eps)`,
-/// `shift = beta - mean * scale`.
-pub fn bn_scale_shift(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f32) -> Vec<f32> {
-    let scale: Vec<f32> = gamma.iter().zip(var).map(|(g, v)| g / (v + eps).sqrt()).collect();
-    let shift: Vec<f32> = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
-    [scale, shift].concat()
+/// Records inference-mode BatchNorm's per-channel (scale, shift) into `scale_shift` (2C, the layout
+/// `bn_act_fwd` reads) from `gamma_beta` (2C) and `running` (2C: mean then var), with `p.eps`:
+/// `scale = gamma / sqrt(var + eps)`, `shift = beta - mean * scale`. Only `p.c` and `p.eps` matter.
+pub fn bn_eval_scale_shift(
+    gpu: &Gpu,
+    p: &BnParams,
+    gamma_beta: &GpuBuffer,
+    running: &GpuBuffer,
+    scale_shift: &GpuBuffer,
+) -> Result<Dispatch> {
+    expect_len("bn_eval_scale_shift gamma_beta", gamma_beta, 2 * p.c)?;
+    expect_len("bn_eval_scale_shift running", running, 2 * p.c)?;
+    expect_len("bn_eval_scale_shift scale_shift", scale_shift, 2 * p.c)?;
+    if !(p.eps.is_finite() && p.eps > 0.0) {
+        return Err(Error::invalid(format!("bn_eval_scale_shift: eps must be a positive number, got {}", p.eps)));
+    }
+    let c = [("C", p.c as f64), ("EPS", p.eps as f64)];
+    let n = p.c as u64;
+    Ok(Dispatch::new(gpu, Kernel::BnEvalScaleShift, &c, &[gamma_beta, running, scale_shift], n, "bn_eval_scale_shift")?
+        .with_cost(4 * n, 24 * n))
 }
 
 /// Records `y = act(x * scale + shift)` over (m, c), then drop path (`p.drop_path`, reading

@@ -10,22 +10,37 @@ use crate::ops::{kernel_for, store_of, Activation, KernelVariant};
 /// (kh, kw, cin / groups, cout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2dParams {
+    /// Batch size.
     pub n: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Input channels.
     pub cin: usize,
+    /// Output channels.
     pub cout: usize,
+    /// Kernel size along H.
     pub kh: usize,
+    /// Kernel size along W.
     pub kw: usize,
+    /// Stride along both H and W.
     pub stride: usize,
+    /// Zero rows padded above the input (the padding below follows from `oh`).
     pub pad_top: usize,
+    /// Zero columns padded left of the input (the padding on the right follows from `ow`).
     pub pad_left: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
+    /// Channel groups: each output channel sees `cin / groups` input channels. 1 = dense.
     pub groups: usize,
+    /// Activation of the forward's epilogue, after the bias.
     pub act: Activation,
     /// The input is (n, cin, h, w), as the network's input arrives from PyTorch users.
     pub input_nchw: bool,
+    /// The forward's kernel family: `Texel` or `Auto` may pick the texel kernel (see `kernel_variant`).
     pub variant: KernelVariant,
 }
 
@@ -71,15 +86,19 @@ impl Conv2dParams {
         self.variant.texel_or_scalar(gpu, fits)
     }
 
+    /// Elements of the input: n * h * w * cin (either layout).
     pub fn input_len(&self) -> usize {
         self.n * self.h * self.w * self.cin
     }
+    /// Elements of the HWIO weights: kh * kw * (cin / groups) * cout.
     pub fn weight_len(&self) -> usize {
         self.kh * self.kw * (self.cin / self.groups) * self.cout
     }
+    /// Elements of the (n, oh, ow, cout) output.
     pub fn output_len(&self) -> usize {
         self.n * self.oh * self.ow * self.cout
     }
+    /// Multiply-adds of the forward: kh * kw * (cin / groups) per output element.
     pub fn macs(&self) -> u64 {
         (self.output_len() * self.kh * self.kw * (self.cin / self.groups)) as u64
     }

@@ -9,22 +9,36 @@ use crate::ops::{kernel_for, store_of, Activation, KernelVariant};
 /// Input (n, h, w, c), weights (kh, kw, c), output (n, oh, ow, c).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DepthwiseConvParams {
+    /// Batch size.
     pub n: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Channels, of the input and the output alike (one filter each).
     pub c: usize,
+    /// Kernel size along H.
     pub kh: usize,
+    /// Kernel size along W.
     pub kw: usize,
+    /// Stride along both H and W.
     pub stride: usize,
+    /// Zero rows padded above the input (the padding below follows from `oh`).
     pub pad_top: usize,
+    /// Zero columns padded left of the input (the padding on the right follows from `ow`).
     pub pad_left: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
+    /// Activation of the forward's epilogue, after the bias.
     pub act: Activation,
+    /// Kernel family: `Texel` or `Auto` may pick the texel kernels (see `kernel_variant`).
     pub variant: KernelVariant,
 }
 
 impl DepthwiseConvParams {
+    /// A square `k` x `k` filter with padding decided by `padding`; no activation, `Auto` variant.
     pub fn new(n: usize, h: usize, w: usize, c: usize, k: usize, stride: usize, padding: Padding) -> Self {
         let (oh, pad_top) = conv_padding(padding, h, k, stride);
         let (ow, pad_left) = conv_padding(padding, w, k, stride);
@@ -44,15 +58,19 @@ impl DepthwiseConvParams {
             variant: KernelVariant::Auto,
         }
     }
+    /// Elements of the (n, oh, ow, c) output.
     pub fn output_len(&self) -> usize {
         self.n * self.oh * self.ow * self.c
     }
+    /// Multiply-adds of the forward: kh * kw per output element.
     pub fn macs(&self) -> u64 {
         (self.output_len() * self.kh * self.kw) as u64
     }
+    /// Elements of the (n, h, w, c) input.
     pub fn input_len(&self) -> usize {
         self.n * self.h * self.w * self.c
     }
+    /// Elements of the (kh, kw, c) weights.
     pub fn weight_len(&self) -> usize {
         self.kh * self.kw * self.c
     }

@@ -5,8 +5,10 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 
+/// Inverted dropout over `total` elements.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DropoutParams {
+    /// Elements of x and y.
     pub total: usize,
     /// Probability of dropping an element, in [0, 1). 0 passes `x` through unchanged.
     pub rate: f32,

@@ -9,19 +9,26 @@ use crate::ops::{kernel_for, store_of, Activation, GlobalAvgPoolParams, KernelVa
 /// `out (m, n) = act((a * a_scale) (m, k) x b (k, n) + bias (n)) + residual (m, n)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GemmParams {
+    /// Rows of A (and of the output).
     pub m: usize,
+    /// Columns of B (and of the output).
     pub n: usize,
+    /// Columns of A, rows of B: the reduction length.
     pub k: usize,
+    /// Activation of the epilogue, after the bias and before the residual add.
     pub act: Activation,
     /// Rows of A per row of `a_scale` (H*W for a per-image, per-channel gate); 0 = no scale.
     pub a_scale_rows: usize,
+    /// Kernel family; `Auto` picks per adapter and shape (see `kernel_variant`).
     pub variant: KernelVariant,
 }
 
 impl GemmParams {
+    /// A plain `(m, k) x (k, n)` GEMM: no activation, no a_scale, `Auto` variant.
     pub fn new(m: usize, n: usize, k: usize) -> Self {
         GemmParams { m, n, k, act: Activation::None, a_scale_rows: 0, variant: KernelVariant::Auto }
     }
+    /// Multiply-adds: m * n * k.
     pub fn macs(&self) -> u64 {
         (self.m * self.n * self.k) as u64
     }

@@ -8,6 +8,7 @@ use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 pub struct SoftmaxCrossEntropyParams {
     /// Rows (the batch).
     pub rows: usize,
+    /// Classes: logits per row.
     pub classes: usize,
     /// Label smoothing eps in [0, 1): the target distribution is (1 - eps) * onehot + eps / classes.
     pub smoothing: f32,

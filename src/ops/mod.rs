@@ -23,7 +23,7 @@ pub mod se;
 pub mod softmax;
 
 pub use activation::{activation_bwd, activation_fwd, ActivationParams};
-pub use bn_act::{bn_act_bwd, bn_act_fwd, bn_scale_shift, bn_stats, bn_stats_finish, BnParams, DropPath};
+pub use bn_act::{bn_act_bwd, bn_act_fwd, bn_eval_scale_shift, bn_stats, bn_stats_finish, BnParams, DropPath};
 pub use cast::cast;
 pub use conv2d::{conv2d_bwd_data, conv2d_bwd_weight, conv2d_fwd, Conv2dParams};
 pub use depthwise_conv::{
@@ -77,6 +77,7 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// act(x) on the CPU, as the kernels' epilogues compute it.
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Activation::None => x,
@@ -107,6 +108,7 @@ impl Activation {
 /// (tests, the bench), falling back Texel → Vec4 → Scalar where the shape or adapter doesn't fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelVariant {
+    /// Pick the family per adapter and shape (each op's `kernel_variant` says how).
     Auto,
     /// The storage-buffer kernel for any shape (for GEMMs: one output per invocation).
     Scalar,

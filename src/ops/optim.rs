@@ -11,17 +11,27 @@ use crate::ops::reduce::{sum_partials, SumPartialsParams};
 pub enum OptimizerKind {
     /// TensorFlow's RMSProp (the paper's): eps inside the square root, accumulator starting at 1.
     RmspropTf {
+        /// Decay of the mean-square accumulator: ms = decay * ms + (1 - decay) * g^2.
         decay: f32,
+        /// Momentum of the step accumulator: mom = momentum * mom + lr * g / sqrt(ms + eps).
         momentum: f32,
+        /// Added to `ms` inside the square root.
         eps: f32,
     },
+    /// SGD with momentum (PyTorch semantics); weight decay is L2 added to the gradient.
     Sgd {
+        /// Momentum of the velocity: v = momentum * v + g.
         momentum: f32,
+        /// Nesterov momentum: step along g + momentum * v instead of v.
         nesterov: bool,
     },
+    /// AdamW (PyTorch semantics): Adam with decoupled weight decay.
     AdamW {
+        /// Decay of the first-moment average m.
         beta1: f32,
+        /// Decay of the second-moment average v.
         beta2: f32,
+        /// Added to sqrt(v / bc2) in the denominator.
         eps: f32,
     },
 }
@@ -41,6 +51,7 @@ impl OptimizerKind {
             _ => 0.0,
         }
     }
+    /// The rule's name: "rmsprop-tf", "sgd", "sgd-nesterov" or "adamw".
     pub fn name(&self) -> &'static str {
         match self {
             OptimizerKind::RmspropTf { .. } => "rmsprop-tf",
@@ -51,13 +62,16 @@ impl OptimizerKind {
     }
 }
 
+/// One optimizer step over the flat parameter, gradient and state buffers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerParams {
+    /// The update rule and its constants.
     pub kind: OptimizerKind,
     /// Values in the flat buffers.
     pub total: usize,
     /// Weight decay applies to indices below this (conv and linear weights come first).
     pub decay_end: usize,
+    /// Weight decay factor: L2 added to the gradient (RMSProp, SGD) or decoupled (AdamW).
     pub weight_decay: f32,
 }
 

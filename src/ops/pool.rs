@@ -7,8 +7,11 @@ use crate::ops::{kernel_for, store_of, KernelVariant};
 /// Input (n, hw, c), output (n, c).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GlobalAvgPoolParams {
+    /// Images.
     pub n: usize,
+    /// Rows averaged per image (H*W).
     pub hw: usize,
+    /// Channels.
     pub c: usize,
     /// Rows summed by one invocation of the first stage.
     pub chunk: usize,
@@ -17,6 +20,7 @@ pub struct GlobalAvgPoolParams {
 }
 
 impl GlobalAvgPoolParams {
+    /// Chunks of 64 rows, `Auto` variant.
     pub fn new(n: usize, hw: usize, c: usize) -> Self {
         GlobalAvgPoolParams { n, hw, c, chunk: 64, variant: KernelVariant::Auto }
     }
@@ -24,6 +28,7 @@ impl GlobalAvgPoolParams {
     pub fn texel(&self, gpu: &Gpu) -> bool {
         self.variant.texel_or_scalar(gpu, self.c.is_multiple_of(4)) == KernelVariant::Texel
     }
+    /// Partial sums per image and channel: ceil(hw / chunk).
     pub fn chunks(&self) -> usize {
         self.hw.div_ceil(self.chunk)
     }

@@ -23,6 +23,7 @@ impl SumPartialsParams {
     pub fn new(parts: usize, len: usize) -> Self {
         SumPartialsParams { parts, len, scale: 1.0, accumulate: false }
     }
+    /// Elements of `partial`: parts * len.
     pub fn partial_len(&self) -> usize {
         self.parts * self.len
     }

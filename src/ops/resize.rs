@@ -5,20 +5,30 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::ops::reduce::check_len;
 
+/// Input (n, c, ih, iw), output (n, c, oh, ow), both NCHW.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BilinearResizeParams {
+    /// Images.
     pub n: usize,
+    /// Channels.
     pub c: usize,
+    /// Input height.
     pub ih: usize,
+    /// Input width.
     pub iw: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
     /// Top-left corner of the source window, in source pixels.
     pub y0: f32,
+    /// Left edge of the source window, in source pixels (`y0` is its top).
     pub x0: f32,
     /// Source pixels per output pixel.
     pub ratio_h: f32,
+    /// Source pixels per output pixel along W (`ratio_h`: along H).
     pub ratio_w: f32,
+    /// Widen the filter to the ratio when shrinking (PyTorch's `antialias=True`); forward only.
     pub antialias: bool,
 }
 
@@ -48,6 +58,7 @@ impl BilinearResizeParams {
         BilinearResizeParams { ratio_h: 1.0 / scale, ratio_w: 1.0 / scale, ..Self::to_size(n, c, ih, iw, oh, ow) }
     }
 
+    /// Elements of the (n, c, oh, ow) output.
     pub fn output_len(&self) -> usize {
         self.n * self.c * self.oh * self.ow
     }

@@ -10,8 +10,11 @@ use crate::ops::KernelVariant;
 /// Gated tensor (n, hw, c) = y (n, hw, c) * gate (n, c).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeGateParams {
+    /// Images.
     pub n: usize,
+    /// Rows per image (H*W).
     pub hw: usize,
+    /// Channels, of y and of the gate.
     pub c: usize,
     /// Rows of H*W per partial sum of the gate gradient.
     pub rows: usize,
@@ -20,6 +23,7 @@ pub struct SeGateParams {
 }
 
 impl SeGateParams {
+    /// Chunks of 64 rows, `Auto` variant.
     pub fn new(n: usize, hw: usize, c: usize) -> Self {
         SeGateParams { n, hw, c, rows: 64, variant: KernelVariant::Auto }
     }
@@ -28,9 +32,11 @@ impl SeGateParams {
     pub fn kernel_variant(&self, gpu: &Gpu) -> KernelVariant {
         self.variant.texel_or_scalar(gpu, self.c.is_multiple_of(4))
     }
+    /// Partial sums per image and channel: ceil(hw / rows).
     pub fn chunks(&self) -> usize {
         self.hw.div_ceil(self.rows)
     }
+    /// Elements of the (chunks, n, c) partial-sum scratch of the gate gradient.
     pub fn partial_len(&self) -> usize {
         self.chunks() * self.n * self.c
     }

@@ -13,10 +13,15 @@ use crate::train::{TrainConfig, Trainer};
 /// What a checkpoint's metadata records about the run.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
+    /// Steps taken when it was written (the next step's index).
     pub step: u64,
+    /// The epoch in progress (0-based).
     pub epoch: u64,
+    /// Batches of `epoch` already consumed (a resumed run skips them).
     pub batch_in_epoch: usize,
+    /// The model configuration, which a resume must match.
     pub config: Config,
+    /// The run's training configuration (a resume must use the same optimizer).
     pub train_config: TrainConfig,
 }
 

@@ -27,6 +27,7 @@ pub struct TrainOptions {
     pub dropout: bool,
     /// Stochastic depth on residual blocks, at `config.drop_connect`.
     pub drop_path: bool,
+    /// Label-smoothing epsilon: the loss's target is (1 - eps) * one-hot + eps / classes.
     pub label_smoothing: f32,
     /// Also compute the gradient of the loss with respect to the input images.
     pub grad_input: bool,
@@ -64,12 +65,16 @@ impl Default for TrainOptions {
 /// `bench --train` reports, from the same kind of recording).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrainMemory {
+    /// The GPU it was measured on (`Gpu::describe`).
     pub adapter: String,
+    /// Images per training batch.
     pub batch: usize,
     /// Images per recorded step: the batch, or the micro-batch it is split into where it exceeds
     /// the device's binding limit (the trainer does the same).
     pub micro_batch: usize,
+    /// Activation and scratch buffers of one recorded step (after memory planning).
     pub activation_bytes: u64,
+    /// Scratch textures made for the texel kernels (`Gpu::scratch_texture_bytes`).
     pub texel_scratch_bytes: u64,
     /// Parameters, gradients (twice with micro-batches, which accumulate) and BN statistics.
     pub parameter_bytes: u64,
@@ -98,6 +103,7 @@ impl TrainMemory {
         })
     }
 
+    /// The step's whole footprint: activations, texel scratch, parameters and optimizer state.
     pub fn total_bytes(&self) -> u64 {
         self.activation_bytes + self.texel_scratch_bytes + self.parameter_bytes + self.optimizer_bytes
     }
@@ -105,18 +111,24 @@ impl TrainMemory {
 
 /// EfficientNet's parameters on the GPU, ready to record training steps.
 pub struct TrainGraph {
+    /// The model configuration.
     pub config: Config,
+    /// Parameters, gradients and BN running statistics in flat GPU buffers.
     pub params: ParamStore,
 }
 
 /// One recorded training step for a fixed (batch, h, w).
 pub struct TrainStep {
+    /// Images per step.
     pub batch: usize,
+    /// Height of the input images as uploaded, before any resize.
     pub h: usize,
+    /// Width of the input images as uploaded, before any resize.
     pub w: usize,
     input: GpuBuffer,
     targets: GpuBuffer,
     seed: GpuBuffer,
+    /// The forward, loss and backward dispatches, replayed in order (the optimizer update is not among them).
     pub dispatches: Vec<Dispatch>,
     loss: GpuBuffer,
     logits: GpuBuffer,
@@ -172,6 +184,8 @@ enum Saved {
     Se(SeSaved),
     /// The pool's backward is fused into the BN backward of the conv before it (`dy_pool`).
     Pool,
+    /// Nothing: an evaluation keeps no state.
+    Nothing,
     Classifier {
         features: GpuBuffer,
         dropped: GpuBuffer,
@@ -225,6 +239,7 @@ fn drop_path_salt(layer: Layer) -> u32 {
 const DROPOUT_SALT: u32 = 7;
 
 impl TrainGraph {
+    /// Validates `config` and uploads `weights` (PyTorch layout) into a fresh `ParamStore`.
     pub fn new(gpu: &Gpu, config: Config, weights: &Weights) -> Result<TrainGraph> {
         config.validate()?;
         let params = ParamStore::from_weights(gpu, &config, weights)?;
@@ -323,28 +338,15 @@ impl TrainGraph {
             opts: opts.clone(),
             seed: gpu.upload_u32(&[0], "seed")?,
             blocks: self.config.blocks(),
+            eval: None,
         };
         let input = gpu.empty(batch * 3 * h * w, "input")?;
         let targets = gpu.upload_u32(&vec![0; batch], "targets")?;
 
         // ---- forward ----
         let cfg = &self.config;
-        let resize = match (opts.resize_to, cfg.scale) {
-            (Some((oh, ow)), _) if (oh, ow) != (h, w) => {
-                Some(ops::BilinearResizeParams::to_size(batch, 3, h, w, oh, ow))
-            }
-            (Some(_), _) => None,
-            (None, s) => s.map(|s| ops::BilinearResizeParams::by_scale(batch, 3, h, w, s)),
-        };
-        let (x0, h0, w0) = match &resize {
-            Some(p) => {
-                let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
-                let y = b.r.alloc(p.output_len())?;
-                b.r.push(ops::bilinear_resize_fwd(gpu, p, &input, &identity, &y)?, "input resize")?;
-                (y, p.oh, p.ow)
-            }
-            None => (input.clone(), h, w),
-        };
+        let resize = b.resize_params(batch, h, w);
+        let (x0, h0, w0) = b.input_resize(&input, batch, h, w)?;
         let net = Network::new(cfg, h0, w0);
         let (saved, values) = b.forward(&net, batch, x0)?;
         let logits = match values.last() {
@@ -393,6 +395,103 @@ impl TrainGraph {
     }
 }
 
+/// A forward pass of the training parameters in inference mode, recorded once for a (batch, h, w)
+/// and replayed: BatchNorm normalises with the running statistics (their scale and shift taken on
+/// the GPU as it replays), dropout and stochastic depth are off, and the parameters are read where
+/// they live, so evaluating during training neither reads them back nor builds another model.
+pub struct EvalPlan {
+    /// Images per replay.
+    pub batch: usize,
+    /// Height of the images it takes (before its input resize).
+    pub h: usize,
+    /// Width of the images it takes.
+    pub w: usize,
+    input: GpuBuffer,
+    seed: GpuBuffer,
+    logits: GpuBuffer,
+    /// The recorded dispatches, in order.
+    pub dispatches: Vec<Dispatch>,
+}
+
+impl EvalPlan {
+    /// Uploads `input` (batch, 3, h, w) NCHW f32, replays the plan and reads the logits
+    /// (batch, classes).
+    pub fn run(&self, gpu: &Gpu, input: &[f32]) -> Result<Vec<f32>> {
+        if input.len() != self.input.len {
+            return Err(Error::Shape {
+                what: "evaluation input".into(),
+                expected: vec![self.batch, 3, self.h, self.w],
+                got: vec![input.len()],
+            });
+        }
+        gpu.queue.write_buffer(&self.input.buffer, self.input.offset, bytemuck::cast_slice(input));
+        gpu.queue.write_buffer(&self.seed.buffer, self.seed.offset, bytemuck::cast_slice(&[0u32]));
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
+        crate::gpu::encode_dispatches(&mut encoder, "eval", &self.dispatches);
+        gpu.queue.submit([encoder.finish()]);
+        gpu.read(&self.logits)
+    }
+}
+
+impl TrainGraph {
+    /// Records an evaluation of `batch` images of `h` x `w`, resized on the GPU to `resize_to`
+    /// first where given, reading the parameters from `params` (this graph's own by default, or a
+    /// buffer in their layout such as the optimizer's EMA).
+    pub fn record_eval(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        h: usize,
+        w: usize,
+        resize_to: Option<(usize, usize)>,
+        params: Option<&GpuBuffer>,
+    ) -> Result<EvalPlan> {
+        if batch == 0 || h == 0 || w == 0 {
+            return Err(Error::invalid(format!(
+                "an evaluation needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
+            )));
+        }
+        let flat = params.unwrap_or(&self.params.params).clone();
+        if flat.len != self.params.params.len {
+            return Err(Error::Shape {
+                what: "evaluation parameters".into(),
+                expected: vec![self.params.params.len],
+                got: vec![flat.len],
+            });
+        }
+        record_planned(gpu, |r| {
+            let opts = TrainOptions {
+                dropout: false,
+                drop_path: false,
+                recompute: false,
+                update_running_stats: false,
+                resize_to,
+                ..TrainOptions::default()
+            };
+            let mut b = Builder {
+                r,
+                g: self,
+                opts,
+                seed: gpu.upload_u32(&[0], "seed")?,
+                blocks: self.config.blocks(),
+                eval: Some(flat.clone()),
+            };
+            let input = gpu.empty(batch * 3 * h * w, "input")?;
+            let (x0, h0, w0) = b.input_resize(&input, batch, h, w)?;
+            let net = Network::new(&self.config, h0, w0);
+            let (_, values) = b.forward(&net, batch, x0)?;
+            let logits = match values.last() {
+                Some(Some(Val::Ready(l))) => l.clone(),
+                _ => return Err(Error::invalid("the network wrote no logits")),
+            };
+            let mut r = b.r;
+            let plan =
+                EvalPlan { batch, h, w, input, seed: b.seed, logits, dispatches: std::mem::take(&mut r.dispatches) };
+            Ok((plan, r))
+        })
+    }
+}
+
 /// Records the forward and backward units of one step.
 struct Builder<'a> {
     r: Recorder<'a>,
@@ -401,11 +500,18 @@ struct Builder<'a> {
     seed: GpuBuffer,
     /// `g.config.blocks()`, for the dispatches' labels.
     blocks: Vec<BlockSpec>,
+    /// Recording an evaluation: BatchNorm normalises with the running statistics, nothing is
+    /// saved for a backward, and the parameters are read from this flat buffer (the training
+    /// parameters, or their EMA, in the same layout).
+    eval: Option<GpuBuffer>,
 }
 
 impl Builder<'_> {
     fn param(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
-        self.g.params.param(layer, kind)
+        match &self.eval {
+            Some(flat) => self.g.params.param_in(flat, layer, kind),
+            None => self.g.params.param(layer, kind),
+        }
     }
     fn grad(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
         self.g.params.grad(layer, kind)
@@ -588,6 +694,30 @@ impl Builder<'_> {
         Ok(dx)
     }
 
+    /// The bilinear resize of the step's input: to `opts.resize_to` where given (and not the
+    /// size already), else by the config's `scale`, else none.
+    fn resize_params(&self, n: usize, h: usize, w: usize) -> Option<ops::BilinearResizeParams> {
+        match (self.opts.resize_to, self.g.config.scale) {
+            (Some((oh, ow)), _) if (oh, ow) != (h, w) => Some(ops::BilinearResizeParams::to_size(n, 3, h, w, oh, ow)),
+            (Some(_), _) => None,
+            (None, s) => s.map(|s| ops::BilinearResizeParams::by_scale(n, 3, h, w, s)),
+        }
+    }
+
+    /// Records the input resize (`resize_params`) and returns the stem's input and its size.
+    fn input_resize(&mut self, input: &GpuBuffer, n: usize, h: usize, w: usize) -> Result<(GpuBuffer, usize, usize)> {
+        let gpu = self.r.gpu;
+        match self.resize_params(n, h, w) {
+            Some(p) => {
+                let identity = gpu.upload(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "identity affine")?;
+                let y = self.r.alloc(p.output_len())?;
+                self.r.push(ops::bilinear_resize_fwd(gpu, &p, input, &identity, &y)?, "input resize")?;
+                Ok((y, p.oh, p.ow))
+            }
+            None => Ok((input.clone(), h, w)),
+        }
+    }
+
     /// Records every unit's forward in order. Returns what each unit saved for its backward and
     /// the values still held (the logits last).
     fn forward(&mut self, net: &Network, n: usize, x0: GpuBuffer) -> Result<(Vec<Saved>, Vec<Option<Val>>)> {
@@ -596,7 +726,9 @@ impl Builder<'_> {
         let last_reads = net.last_reads();
         let backward_read: Vec<bool> = {
             let mut b = vec![false; net.units.len() + 1];
-            net.units.iter().flat_map(backward_reads).for_each(|v| b[v.0] = true);
+            if self.eval.is_none() {
+                net.units.iter().flat_map(backward_reads).for_each(|v| b[v.0] = true);
+            }
             b
         };
         let mut values: Vec<Option<Val>> = vec![None; net.units.len() + 1];
@@ -639,6 +771,13 @@ impl Builder<'_> {
                     let residual = residual.map(ready).transpose()?;
                     let drop_path = drop_path.filter(|_| self.opts.drop_path).map(|p| (drop_path_salt(*layer), p));
                     let x_bn = x_bn.as_ref().map(|(b, a)| (b, *a));
+                    if self.eval.is_some() {
+                        let y = self.conv_bn_eval(&conv, &x, gate.as_ref(), *layer, *act, residual.as_ref())?;
+                        saved.push(Saved::Nothing);
+                        values[i + 1] = Some(Val::Ready(y));
+                        self.release_after(net, &last_reads, &backward_read, &mut values, i);
+                        continue;
+                    }
                     let s =
                         self.conv_bn_stats(conv, &x, x_bn, gate.as_ref(), *layer, *act, residual.is_some(), drop_path)?;
                     let pending = self.opts.recompute
@@ -693,27 +832,85 @@ impl Builder<'_> {
                 }
             };
             values[i + 1] = Some(out);
-            // After its last forward reader a value goes, unless a backward reads it; then it is
-            // kept, or released and rebuilt when the backward comes (recomputation).
-            for v in u.reads() {
-                if last_reads[v.0] != Some(i) || v == ValueId::INPUT {
-                    continue;
-                }
-                let Some(Val::Ready(b)) = values[v.0].clone() else { continue };
-                let producer = v.producer().and_then(|p| match &net.units[p].op {
-                    Op::ConvBn { layer, residual: None, .. } => Some((p, *layer)),
-                    _ => None,
-                });
-                if !backward_read[v.0] {
-                    self.r.release(b);
-                    values[v.0] = None;
-                } else if let Some((p, _)) = producer.filter(|(_, l)| self.opts.recompute && recomputed(*l)) {
-                    self.r.release(b);
-                    values[v.0] = Some(Val::Recompute(p));
-                }
-            }
+            self.release_after(net, &last_reads, &backward_read, &mut values, i);
         }
         Ok((saved, values))
+    }
+
+    /// After unit `i`, the values it was the last forward reader of go, unless a backward reads
+    /// them; then they are kept, or released and rebuilt when the backward comes (recomputation).
+    fn release_after(
+        &mut self,
+        net: &Network,
+        last_reads: &[Option<usize>],
+        backward_read: &[bool],
+        values: &mut [Option<Val>],
+        i: usize,
+    ) {
+        for v in net.units[i].reads() {
+            if last_reads[v.0] != Some(i) || v == ValueId::INPUT {
+                continue;
+            }
+            let Some(Val::Ready(b)) = values[v.0].clone() else { continue };
+            let producer = v.producer().and_then(|p| match &net.units[p].op {
+                Op::ConvBn { layer, residual: None, .. } => Some((p, *layer)),
+                _ => None,
+            });
+            if !backward_read[v.0] {
+                self.r.release(b);
+                values[v.0] = None;
+            } else if let Some((p, _)) = producer.filter(|(_, l)| self.opts.recompute && recomputed(*l)) {
+                self.r.release(b);
+                values[v.0] = Some(Val::Recompute(p));
+            }
+        }
+    }
+
+    /// conv → BatchNorm with the running statistics → activation [→ + residual]: a conv unit in
+    /// evaluation. The BN's scale and shift are taken on the GPU from the parameters and running
+    /// statistics as they are when the evaluation replays.
+    fn conv_bn_eval(
+        &mut self,
+        conv: &Conv,
+        x: &GpuBuffer,
+        gate: Option<&GpuBuffer>,
+        layer: Layer,
+        act: Activation,
+        residual: Option<&GpuBuffer>,
+    ) -> Result<GpuBuffer> {
+        let gpu = self.r.gpu;
+        let label = layer.describe(&self.blocks);
+        let w = self.param(layer, ParamKind::Weight)?;
+        let (z, rows, c) = match conv {
+            Conv::Stem(p) => {
+                let z = self.r.alloc(p.output_len())?;
+                self.r.push(ops::conv2d_fwd(gpu, p, x, &w, None, &z)?, &label)?;
+                (z, p.n * p.oh * p.ow, p.cout)
+            }
+            Conv::Pointwise(p, _) => {
+                let z = self.r.alloc(p.m * p.n)?;
+                self.r.push(ops::gemm_fwd(gpu, p, x, &w, None, None, gate, &z)?, &label)?;
+                (z, p.m, p.n)
+            }
+            Conv::Depthwise(p) => {
+                let z = self.r.alloc(p.output_len())?;
+                self.r.push(ops::depthwise_conv_fwd(gpu, p, x, &w, None, &z)?, &label)?;
+                (z, p.n * p.oh * p.ow, p.c)
+            }
+        };
+        let mut bp = ops::BnParams::new(rows, c, rows);
+        bp.eps = self.g.config.bn_eps;
+        bp.act = act;
+        bp.has_residual = residual.is_some();
+        let scale_shift = self.r.alloc(2 * c)?;
+        let gb = self.param(layer, ParamKind::GammaBeta)?;
+        let running = self.g.params.running(layer)?;
+        self.r.push(ops::bn_eval_scale_shift(gpu, &bp, &gb, &running, &scale_shift)?, &label)?;
+        let y = self.r.alloc(rows * c)?;
+        self.r.push(ops::bn_act_fwd(gpu, &bp, &z, &scale_shift, residual, &self.seed, &y)?, &label)?;
+        self.r.release(z);
+        self.r.release(scale_shift);
+        Ok(y)
     }
 
     /// `values[v]` as a buffer, rebuilding it from its producer's saved BN input where the forward
@@ -987,12 +1184,15 @@ impl TrainStep {
         Ok(())
     }
 
+    /// The step's loss, 1 value: the mean over the batch.
     pub fn loss(&self) -> &GpuBuffer {
         &self.loss
     }
+    /// The step's logits, (batch, classes).
     pub fn logits(&self) -> &GpuBuffer {
         &self.logits
     }
+    /// The loss's gradient with respect to the input images, (batch, 3, h, w), when recorded with `grad_input`.
     pub fn grad_input(&self) -> Option<&GpuBuffer> {
         self.grad_input.as_ref()
     }
@@ -1001,6 +1201,7 @@ impl TrainStep {
 /// What one reported step produced (read back to the host).
 #[derive(Clone, Debug)]
 pub struct StepReport {
+    /// Mean loss over the batch.
     pub loss: f32,
     /// (batch, classes)
     pub logits: Vec<f32>,

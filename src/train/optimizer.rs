@@ -7,11 +7,15 @@ use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::ops::{self, OptimizerKind, OptimizerParams};
 use crate::train::params::ParamStore;
 
+/// The GPU optimizer of one `ParamStore`: per-parameter state, optional EMA, update dispatches recorded once.
 pub struct Optimizer {
+    /// The update rule and its hyper-parameters.
     pub kind: OptimizerKind,
+    /// Weight-decay coefficient on the decayed range only (L2 for RMSProp and SGD, decoupled for AdamW).
     pub weight_decay: f32,
     /// Clip gradients to this global L2 norm (0 = off).
     pub max_norm: f32,
+    /// `kind.slots()` flat buffers in the parameters' layout: RMSProp (ms from 1, mom), AdamW (m, v), SGD (velocity).
     pub state: Vec<GpuBuffer>,
     /// Exponential moving average of the parameters, when on.
     pub ema: Option<(f32, GpuBuffer)>,
@@ -20,6 +24,7 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// Allocates the state (and, with `ema_decay`, an EMA copy of the parameters) and records all dispatches.
     pub fn new(
         gpu: &Gpu,
         store: &ParamStore,
@@ -63,12 +68,14 @@ impl Optimizer {
         gpu.queue.write_buffer(&self.hyper.buffer, self.hyper.offset, bytemuck::cast_slice(&h));
     }
 
+    /// Encodes the recorded dispatches (global norm, update, EMA) into `pass`, in order.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {
             d.encode(pass);
         }
     }
 
+    /// The recorded dispatches, in the order `encode` runs them.
     pub fn dispatches(&self) -> &[Dispatch] {
         &self.dispatches
     }

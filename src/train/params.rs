@@ -25,12 +25,15 @@ pub enum ParamKind {
 /// One parameter's place in the flat buffers.
 #[derive(Clone, Debug)]
 pub struct ParamEntry {
+    /// The network layer the parameter belongs to.
     pub layer: Layer,
+    /// Which of the layer's parameters it is, and so its GPU layout.
     pub kind: ParamKind,
     /// PyTorch shape of the weight (or `[C]` for BN / bias).
     pub torch_shape: Vec<usize>,
     /// Element offset in the flat buffers (aligned for binding).
     pub offset: usize,
+    /// Number of values (2C for `GammaBeta`), without the alignment padding that follows.
     pub len: usize,
     /// Weight decay applies (conv and linear weights); BN parameters and biases are exempt.
     pub decay: bool,
@@ -39,18 +42,27 @@ pub struct ParamEntry {
 /// Where one BN layer's running statistics are (mean then var, 2C, from `offset`).
 #[derive(Clone, Debug)]
 pub struct RunningEntry {
+    /// The conv + BN layer whose statistics these are.
     pub layer: Layer,
+    /// Element offset of the running mean in the flat running-statistics buffer; the variance follows at `offset + c`.
     pub offset: usize,
+    /// Channels: the length of the mean and of the variance.
     pub c: usize,
 }
 
+/// A network's learnable tensors in one flat buffer, their gradients in a second, BN running statistics in a third.
 pub struct ParamStore {
+    /// Where each parameter lies in `params` and `grads`: conv and linear weights first, then biases and BN gamma/beta.
     pub entries: Vec<ParamEntry>,
+    /// Where each BN layer's running statistics lie in `running`, in network order.
     pub running_entries: Vec<RunningEntry>,
     /// All parameters; decayed ones first, ending at `decay_len`.
     pub params: GpuBuffer,
+    /// Gradients, in the same layout and length as `params`.
     pub grads: GpuBuffer,
+    /// BN running statistics: mean then var per BN layer, each layer's pair padded to the alignment.
     pub running: GpuBuffer,
+    /// Elements of `params` under weight decay: the range `0..decay_len` (padding included).
     pub decay_len: usize,
 }
 
@@ -132,6 +144,19 @@ impl ParamStore {
     pub fn param(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
         let e = self.find(layer, kind)?;
         Ok(self.params.slice(e.offset, e.len))
+    }
+
+    /// The parameter's range of `flat`, another buffer in the parameters' layout (the EMA's).
+    pub fn param_in(&self, flat: &GpuBuffer, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
+        let e = self.find(layer, kind)?;
+        if flat.len != self.params.len {
+            return Err(Error::Shape {
+                what: "flat parameters".into(),
+                expected: vec![self.params.len],
+                got: vec![flat.len],
+            });
+        }
+        Ok(flat.slice(e.offset, e.len))
     }
 
     /// The parameter's range of the flat gradient buffer.

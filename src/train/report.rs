@@ -10,13 +10,19 @@ use crate::error::{Error, Result};
 /// One logged point of a run.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct MetricsRow {
+    /// Steps taken when the row was logged.
     pub step: u64,
+    /// Position in the run in epochs, fractional (the plot's x axis).
     pub epoch: f64,
+    /// Learning rate of the logged step.
     pub lr: f32,
+    /// Mean loss of the logged training batch (not plotted for evaluation rows).
     pub train_loss: f32,
+    /// Fraction of the logged training batch classified right, 0..1 (not plotted for evaluation rows).
     pub train_accuracy: f64,
     /// Set on evaluation rows.
     pub test_accuracy: Option<f64>,
+    /// Training throughput, in images per second.
     pub images_per_second: f64,
 }
 

@@ -4,22 +4,31 @@
 /// The shape after warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Schedule {
+    /// The base learning rate throughout.
     Constant,
     /// lr * rate^floor(epoch / every_epochs).
     ExponentialStaircase {
+        /// Factor applied at each stair (0.97 in the paper).
         rate: f32,
+        /// Epochs per stair, counted from step 0 with the warm-up included (2.4 in the paper).
         every_epochs: f32,
     },
     /// Half a cosine from lr down to 0 at the last step.
     Cosine,
 }
 
+/// The learning rate as a function of the step: linear warm-up to `base_lr`, then `schedule`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LrSchedule {
+    /// Peak learning rate, reached at the end of the warm-up.
     pub base_lr: f32,
+    /// Steps of linear warm-up: step s (0-based) gets base_lr * (s + 1) / warmup_steps (0 = none).
     pub warmup_steps: u64,
+    /// Steps of the whole run: the cosine schedule reaches 0 there (the other shapes ignore it).
     pub total_steps: u64,
+    /// Optimizer steps per epoch, which turn the staircase's epochs into steps.
     pub steps_per_epoch: u64,
+    /// The shape after warm-up.
     pub schedule: Schedule,
 }
 

@@ -6,22 +6,28 @@ use std::sync::Arc;
 use crate::data::{Augment, Batch, Dataset, Loader, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::model::{Config, EfficientNet, Weights};
+use crate::model::{Config, Weights};
 use crate::ops::rng::hash_u32;
 use crate::ops::{sum_partials, OptimizerKind, SumPartialsParams};
-use crate::train::graph::{TrainGraph, TrainOptions, TrainStep};
+use crate::train::graph::{EvalPlan, TrainGraph, TrainOptions, TrainStep};
 use crate::train::{LrSchedule, Optimizer};
 
 /// Everything about a run that is not the model or the data.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
+    /// Epochs the run lasts (or fewer when `max_steps` ends it first).
     pub epochs: u64,
     /// Stop after this many steps (all epochs otherwise).
     pub max_steps: Option<u64>,
+    /// Images per optimizer step (at least 2, for BatchNorm).
     pub batch_size: usize,
+    /// Peak learning rate, reached at the end of the warm-up.
     pub lr: f32,
+    /// The learning-rate shape after the warm-up.
     pub schedule: crate::train::Schedule,
+    /// Epochs of linear learning-rate warm-up (may be fractional).
     pub warmup_epochs: f32,
+    /// The update rule and its hyper-parameters.
     pub optimizer: OptimizerKind,
     /// L2 (RMSProp, SGD) or decoupled (AdamW) weight decay on conv and linear weights.
     pub weight_decay: f32,
@@ -29,12 +35,17 @@ pub struct TrainConfig {
     pub max_norm: f32,
     /// Evaluate with an exponential moving average of the weights (decay), when set.
     pub ema: Option<f32>,
+    /// Label-smoothing epsilon of the cross-entropy loss (0 = off).
     pub label_smoothing: f32,
+    /// PyTorch-semantics BatchNorm momentum: running = (1 - m) * running + m * batch statistic.
     pub bn_momentum: f32,
+    /// Dropout before the classifier, at the model config's `dropout` rate.
     pub dropout: bool,
+    /// Stochastic depth on residual blocks, at the model config's `drop_connect` rate.
     pub drop_path: bool,
     /// Training resolution: inputs are resized to it on the GPU.
     pub resolution: usize,
+    /// Seed of the dropout and stochastic-depth masks (training loops also seed data order and augmentation).
     pub seed: u64,
     /// Run each batch as micro-batches of at most this many images, accumulating their gradients
     /// into one update (BatchNorm then normalises each micro-batch on its own, and running
@@ -47,8 +58,11 @@ pub struct TrainConfig {
 /// Accuracy on a data set.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Evaluation {
+    /// Fraction of all examples classified right, 0..1.
     pub accuracy: f64,
+    /// Accuracy of each class, indexed by label (0 for a class with no examples).
     pub per_class: Vec<f64>,
+    /// Examples evaluated.
     pub examples: usize,
 }
 
@@ -102,12 +116,19 @@ impl Accumulators {
     }
 }
 
+/// Runs training on one GPU: parameters, optimizer, schedule, recorded steps, and the step and epoch counters.
 pub struct Trainer {
+    /// The device everything runs on.
     pub gpu: Arc<Gpu>,
+    /// The model configuration.
     pub config: Config,
+    /// The run's training configuration.
     pub tc: TrainConfig,
+    /// The parameters, gradients and BN statistics, and the recorder of training steps.
     pub graph: TrainGraph,
+    /// The optimizer state (and EMA) with its recorded update.
     pub optimizer: Optimizer,
+    /// The learning-rate schedule, built from `tc` and the steps per epoch.
     pub schedule: LrSchedule,
     /// Recorded steps by batch size: one, or two when a batch runs as micro-batches of two sizes.
     steps: Vec<TrainStep>,
@@ -121,12 +142,16 @@ pub struct Trainer {
     pub step: u64,
     /// Use this learning rate instead of the schedule's (e.g. 0 to only refresh BN statistics).
     pub lr_override: Option<f32>,
+    /// The epoch in progress (0-based); `next_epoch` advances it.
     pub epoch: u64,
     /// Batches of `epoch` already consumed (for resuming mid-epoch).
     pub batch_in_epoch: usize,
+    /// Recorded evaluations by (batch, h, w), replayed by every `evaluate`.
+    evals: std::sync::Mutex<Vec<EvalPlan>>,
 }
 
 impl Trainer {
+    /// Uploads `weights` and builds the optimizer and schedule (`steps_per_epoch` steps an epoch); needs batch ≥ 2.
     pub fn new(
         gpu: Arc<Gpu>,
         config: Config,
@@ -163,6 +188,7 @@ impl Trainer {
             lr_override: None,
             epoch: 0,
             batch_in_epoch: 0,
+            evals: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -298,21 +324,29 @@ impl Trainer {
         Ok(w)
     }
 
-    /// Accuracy on `ds` (inference graph: BN folded, dropout off), images resized on the GPU to
-    /// the training resolution.
+    /// Accuracy on `ds`, evaluated on the GPU from the training parameters (the EMA's when on)
+    /// as they are now: BatchNorm with the running statistics, dropout off, images resized on the
+    /// GPU to the training resolution. Nothing is read back but the logits.
     pub fn evaluate(&self, ds: &Dataset, norm: Normalize, batch: usize) -> Result<Evaluation> {
-        let weights = self.weights()?;
         let r = self.tc.resolution;
-        let model = EfficientNet::new(&self.gpu, self.config.clone(), &weights)?.with_input_size(Some((r, r)));
         let k = self.config.num_classes;
         if ds.num_classes() > k {
             return Err(Error::invalid(format!("{} has {} classes but the model has {k}", ds.name, ds.num_classes())));
         }
+        let params = self.optimizer.ema.as_ref().map(|(_, e)| e);
+        let mut evals = self.evals.lock().unwrap_or_else(|e| e.into_inner());
         let (mut right, mut seen) = (vec![0usize; k], vec![0usize; k]);
         for b in Loader::start(ds, batch, 0, 0, self.tc.seed, false, false, Augment::None, norm, r)? {
             let b = b?;
-            let out = model.forward(&self.gpu, &b.input, b.len(), b.h, b.w)?;
-            for (row, &t) in out.logits.chunks(k).zip(&b.targets) {
+            let at = match evals.iter().position(|p| (p.batch, p.h, p.w) == (b.len(), b.h, b.w)) {
+                Some(i) => i,
+                None => {
+                    evals.push(self.graph.record_eval(&self.gpu, b.len(), b.h, b.w, Some((r, r)), params)?);
+                    evals.len() - 1
+                }
+            };
+            let logits = evals[at].run(&self.gpu, &b.input)?;
+            for (row, &t) in logits.chunks(k).zip(&b.targets) {
                 if t as usize >= k {
                     return Err(Error::invalid(format!("{}: label {t} is out of range for {k} classes", ds.name)));
                 }
@@ -329,6 +363,7 @@ impl Trainer {
     }
 }
 
+/// Index of the largest value in `row`: the first on ties, never a NaN, 0 for an empty row.
 pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
 }

@@ -3,7 +3,7 @@ use efficientnet_wgpu::cpu_ref;
 use efficientnet_wgpu::gpu::GpuBuffer;
 use efficientnet_wgpu::gpu::Kernel;
 use efficientnet_wgpu::ops::rng::uniform01;
-use efficientnet_wgpu::ops::{bn_act_fwd, bn_scale_shift, Activation, BnParams, DropPath, KernelVariant};
+use efficientnet_wgpu::ops::{bn_act_fwd, bn_eval_scale_shift, Activation, BnParams, DropPath, KernelVariant};
 
 const ALL_ACTS: [Activation; 4] = [Activation::None, Activation::Swish, Activation::Relu6, Activation::Sigmoid];
 
@@ -16,7 +16,31 @@ fn scale_shift(c: usize) -> Vec<f32> {
     let beta = rand_vec(c, 51);
     let mean = rand_vec(c, 52);
     let var: Vec<f32> = rand_vec(c, 53).iter().map(|v| v.abs() + 0.1).collect();
-    bn_scale_shift(&gamma, &beta, &mean, &var, 1e-3)
+    cpu_ref::bn_eval_scale_shift(c, 1e-3, &[gamma, beta].concat(), &[mean, var].concat())
+}
+
+#[test]
+fn eval_scale_shift_from_running_statistics() {
+    // C = 7 and 300 (several workgroups); variances from 0 (the eps alone) to 4.
+    // Tolerance: atol 1e-6, rtol 1e-6 (one f32 sqrt and division, then a multiply-add).
+    for c in [7, 300] {
+        let gamma_beta = rand_vec(2 * c, 60);
+        let mut running = rand_vec(2 * c, 61);
+        for (i, v) in running[c..].iter_mut().enumerate() {
+            *v = if i == 0 { 0.0 } else { 4.0 * v.abs() };
+        }
+        let mut p = BnParams::new(1, c, 1);
+        p.eps = 1e-3;
+        let (gb, run, out) = (upload(&gamma_beta), upload(&running), empty(2 * c));
+        let d = bn_eval_scale_shift(gpu(), &p, &gb, &run, &out).unwrap();
+        let want = cpu_ref::bn_eval_scale_shift(c, 1e-3, &gamma_beta, &running);
+        assert_close(&format!("bn_eval_scale_shift C={c}"), &run_and_read(&[d], &out), &want, 1e-6, 1e-6);
+    }
+    let mut p = BnParams::new(1, 4, 1);
+    p.eps = 0.0;
+    let b = upload(&[1.0; 8]);
+    let err = bn_eval_scale_shift(gpu(), &p, &b, &b, &empty(8)).err().expect("eps 0");
+    assert!(err.to_string().contains("eps"), "{err}");
 }
 
 fn run(p: &BnParams, x: &[f32], ss: &[f32], residual: Option<&[f32]>, seed: u32) -> Vec<f32> {
