@@ -609,7 +609,11 @@ fn run_train(args: Args) -> Result<()> {
     let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
     let n = args.batch.max(1);
     let t = Instant::now();
-    let opts = TrainOptions { fused_bn_stats: !args.separate_bn_stats, ..TrainOptions::default() };
+    let opts = {
+        let mut o = TrainOptions::default();
+        o.fused_bn_stats = !args.separate_bn_stats;
+        o
+    };
     let step = TrainTiming::record(&gpu, &graph, n, res, args.classes, args.micro_batch, &opts)?;
     let build_s = t.elapsed().as_secs_f64();
     let (s, encode_s) = step.time(&gpu, args.iters)?;

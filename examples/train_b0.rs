@@ -153,24 +153,26 @@ fn run(args: Args) -> Result<()> {
     if steps_per_epoch == 0 {
         return Err(Error::invalid(format!("{} training images make no batch of {}", train.len(), args.batch_size)));
     }
-    let tc = TrainConfig {
-        epochs: args.epochs,
-        max_steps: args.max_steps,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        schedule: schedule(&args.schedule)?,
-        warmup_epochs: args.warmup_epochs,
-        optimizer: optimizer(&args.optimizer)?,
-        weight_decay: args.weight_decay,
-        max_norm: args.clip_norm,
-        ema: args.ema,
-        label_smoothing: args.label_smoothing,
-        bn_momentum: args.bn_momentum,
-        dropout: true,
-        drop_path: true,
-        resolution: args.resolution,
-        seed: args.seed,
-        micro_batch: args.micro_batch,
+    let tc = {
+        let mut c = TrainConfig::default();
+        c.epochs = args.epochs;
+        c.max_steps = args.max_steps;
+        c.batch_size = args.batch_size;
+        c.lr = args.lr;
+        c.schedule = schedule(&args.schedule)?;
+        c.warmup_epochs = args.warmup_epochs;
+        c.optimizer = optimizer(&args.optimizer)?;
+        c.weight_decay = args.weight_decay;
+        c.max_norm = args.clip_norm;
+        c.ema = args.ema;
+        c.label_smoothing = args.label_smoothing;
+        c.bn_momentum = args.bn_momentum;
+        c.dropout = true;
+        c.drop_path = true;
+        c.resolution = args.resolution;
+        c.seed = args.seed;
+        c.micro_batch = args.micro_batch;
+        c
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let gpu = Arc::new(Gpu::new()?);

@@ -14,6 +14,7 @@ use crate::ops::{bilinear_resize_fwd, BilinearResizeParams};
 /// center crop covers 87.5% of the short side, resized to the variant's resolution, normalised
 /// with ImageNet's mean and std.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Preprocess {
     /// Output side in pixels (the network's resolution).
     pub resolution: usize,

@@ -45,16 +45,18 @@ fn check_step(
     let (shape, input) = &refs[&format!("{prefix}input")];
     let t = targets(io, &format!("{prefix}target"));
     let graph = TrainGraph::new(gpu, config, weights).unwrap();
-    let opts = TrainOptions {
-        bn_momentum: momentum,
-        update_running_stats: true,
-        dropout: false,
-        drop_path: false,
-        label_smoothing: 0.0,
-        grad_input: true,
-        resize_to: None,
-        recompute: true,
-        fused_bn_stats,
+    let opts = {
+        let mut o = TrainOptions::default();
+        o.bn_momentum = momentum;
+        o.update_running_stats = true;
+        o.dropout = false;
+        o.drop_path = false;
+        o.label_smoothing = 0.0;
+        o.grad_input = true;
+        o.resize_to = None;
+        o.recompute = true;
+        o.fused_bn_stats = fused_bn_stats;
+        o
     };
     let shape = [shape[0], shape[1], shape[2], shape[3]];
     let report = graph.step_once(gpu, input, &t, shape, 0, &opts).unwrap();
@@ -112,7 +114,11 @@ fn torchvision_b0_training_step_matches_pytorch_with_bn_statistics_in_their_own_
     let config = Config::b0(1000);
     let graph = TrainGraph::new(gpu(), config.clone(), &Weights::zeros(&config)).unwrap();
     let dispatches = [true, false].map(|fused_bn_stats| {
-        let opts = TrainOptions { fused_bn_stats, ..TrainOptions::default() };
+        let opts = {
+            let mut o = TrainOptions::default();
+            o.fused_bn_stats = fused_bn_stats;
+            o
+        };
         graph.record_step(gpu(), 2, 64, 64, &opts).unwrap().dispatches.len()
     });
     assert_eq!(dispatches[0] + 32, dispatches[1], "dispatches fused, separate: {dispatches:?}");
@@ -168,7 +174,13 @@ fn two_identical_steps_give_bit_identical_gradients() {
     let config = Config::b0(10);
     let weights = Weights::init_random(&config, 3);
     let graph = TrainGraph::new(gpu, config, &weights).unwrap();
-    let opts = TrainOptions { dropout: true, drop_path: true, grad_input: true, ..TrainOptions::default() };
+    let opts = {
+        let mut o = TrainOptions::default();
+        o.dropout = true;
+        o.drop_path = true;
+        o.grad_input = true;
+        o
+    };
     let input = rand_vec(2 * 3 * 32 * 32, 5);
     let step = graph.record_step(gpu, 2, 32, 32, &opts).unwrap();
     let mut runs = Vec::new();
@@ -199,7 +211,12 @@ fn recomputed_activations_give_the_same_bits_in_less_memory() {
     let mut memory = Vec::new();
     for recompute in [false, true] {
         let graph = TrainGraph::new(gpu, config.clone(), &weights).unwrap();
-        let opts = TrainOptions { grad_input: true, recompute, ..TrainOptions::default() };
+        let opts = {
+            let mut o = TrainOptions::default();
+            o.grad_input = true;
+            o.recompute = recompute;
+            o
+        };
         let step = graph.record_step(gpu, 2, 112, 96, &opts).unwrap();
         step.run(gpu, &input, &[1, 8], 9).unwrap();
         let read = [&graph.params.grads, &graph.params.running, step.grad_input().unwrap(), step.loss()];

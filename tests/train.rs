@@ -21,24 +21,26 @@ fn shared_gpu() -> Arc<Gpu> {
 }
 
 fn tc(optimizer: OptimizerKind, batch: usize, lr: f32) -> TrainConfig {
-    TrainConfig {
-        epochs: 100,
-        max_steps: None,
-        batch_size: batch,
-        lr,
-        schedule: Schedule::Constant,
-        warmup_epochs: 0.0,
-        optimizer,
-        weight_decay: 0.0,
-        max_norm: 0.0,
-        ema: None,
-        label_smoothing: 0.0,
-        bn_momentum: 0.1,
-        dropout: false,
-        drop_path: false,
-        resolution: 16,
-        seed: 5,
-        micro_batch: None,
+    {
+        let mut c = TrainConfig::default();
+        c.epochs = 100;
+        c.max_steps = None;
+        c.batch_size = batch;
+        c.lr = lr;
+        c.schedule = Schedule::Constant;
+        c.warmup_epochs = 0.0;
+        c.optimizer = optimizer;
+        c.weight_decay = 0.0;
+        c.max_norm = 0.0;
+        c.ema = None;
+        c.label_smoothing = 0.0;
+        c.bn_momentum = 0.1;
+        c.dropout = false;
+        c.drop_path = false;
+        c.resolution = 16;
+        c.seed = 5;
+        c.micro_batch = None;
+        c
     }
 }
 
@@ -212,12 +214,13 @@ fn micro_batches_average_their_gradients_into_one_update() {
     let got = t.graph.gradients(&gpu).unwrap();
 
     let graph = TrainGraph::new(&gpu, config.clone(), &weights).unwrap();
-    let step_opts = TrainOptions {
-        bn_momentum: 0.1,
-        dropout: false,
-        drop_path: false,
-        resize_to: Some((16, 16)),
-        ..Default::default()
+    let step_opts = {
+        let mut o = TrainOptions::default();
+        o.bn_momentum = 0.1;
+        o.dropout = false;
+        o.drop_path = false;
+        o.resize_to = Some((16, 16));
+        o
     };
     let per = 3 * batch.h * batch.w;
     let mut halves = Vec::new();
@@ -265,7 +268,11 @@ fn batches_over_the_binding_limit_train_in_micro_batches() {
     let gpu = shared_gpu();
     let config = Config::b0(10);
     let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 0)).unwrap();
-    let opts = TrainOptions { resize_to: Some((224, 224)), ..Default::default() };
+    let opts = {
+        let mut o = TrainOptions::default();
+        o.resize_to = Some((224, 224));
+        o
+    };
     let fits = graph.max_batch(&gpu, 224, 224, &opts).unwrap();
     assert_eq!(fits as u64, gpu.max_binding_bytes() / (112 * 112 * 96 * 4));
     assert!(graph.record_step(&gpu, fits + 1, 224, 224, &opts).is_err(), "one more image exceeds the limit");
@@ -374,7 +381,13 @@ fn evaluation_from_the_training_parameters_matches_the_inference_model() {
     let gpu = shared_gpu();
     let config = Config::b0(10);
     let graph = TrainGraph::new(&gpu, config.clone(), &Weights::init_random(&config, 11)).unwrap();
-    let opts = TrainOptions { dropout: false, drop_path: false, bn_momentum: 0.5, ..TrainOptions::default() };
+    let opts = {
+        let mut o = TrainOptions::default();
+        o.dropout = false;
+        o.drop_path = false;
+        o.bn_momentum = 0.5;
+        o
+    };
     for seed in [12, 13] {
         graph.step_once(&gpu, &rand_vec(4 * 3 * 24 * 24, seed), &[1, 2, 3, 4], [4, 3, 24, 24], 0, &opts).unwrap();
     }

@@ -418,16 +418,17 @@ fn grad(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path, bn_moment
     let (cfg, weights, format) = load_weights(args, w)?;
     let gpu = Gpu::new()?;
     let graph = TrainGraph::new(&gpu, cfg, &weights)?;
-    let opts = TrainOptions {
-        bn_momentum: bn_momentum.unwrap_or(format.default_bn_momentum()),
-        update_running_stats: true,
-        dropout: false,
-        drop_path: false,
-        label_smoothing: 0.0,
-        grad_input: true,
-        resize_to: None,
-        recompute: true,
-        ..TrainOptions::default()
+    let opts = {
+        let mut o = TrainOptions::default();
+        o.bn_momentum = bn_momentum.unwrap_or(format.default_bn_momentum());
+        o.update_running_stats = true;
+        o.dropout = false;
+        o.drop_path = false;
+        o.label_smoothing = 0.0;
+        o.grad_input = true;
+        o.resize_to = None;
+        o.recompute = true;
+        o
     };
     let [n, c, h, wd] = [shape[0], shape[1], shape[2], shape[3]];
     let report = graph.step_once(&gpu, &data, &targets, [n, c, h, wd], 0, &opts)?;

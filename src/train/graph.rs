@@ -16,8 +16,10 @@ use crate::model::{
 use crate::ops::{self, Activation};
 use crate::train::params::{ParamKind, ParamStore};
 
-/// What a training step does besides forward + backward.
+/// What a training step does besides forward + backward. Start from `Default` and set the fields
+/// that differ.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct TrainOptions {
     /// PyTorch-semantics BN momentum: running = (1 - m) * running + m * batch statistic.
     pub bn_momentum: f32,

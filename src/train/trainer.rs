@@ -12,8 +12,10 @@ use crate::ops::{sum_partials, OptimizerKind, SumPartialsParams};
 use crate::train::graph::{EvalPlan, TrainGraph, TrainOptions, TrainStep};
 use crate::train::{LrSchedule, Optimizer};
 
-/// Everything about a run that is not the model or the data.
+/// Everything about a run that is not the model or the data. `Default` is `train_b0`'s recipe;
+/// set the fields that differ.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct TrainConfig {
     /// Epochs the run lasts (or fewer when `max_steps` ends it first).
     pub epochs: u64,
@@ -53,6 +55,32 @@ pub struct TrainConfig {
     /// binding limit are split this way whatever this says.
     #[serde(default)]
     pub micro_batch: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    /// `train_b0`'s defaults: 2 epochs of AdamW (lr 0.003, weight decay 0.01) at batch 64 with a
+    /// 0.1-epoch warm-up and cosine decay, BN momentum 0.1, dropout and stochastic depth on, 32 px.
+    fn default() -> TrainConfig {
+        TrainConfig {
+            epochs: 2,
+            max_steps: None,
+            batch_size: 64,
+            lr: 0.003,
+            schedule: crate::train::Schedule::Cosine,
+            warmup_epochs: 0.1,
+            optimizer: OptimizerKind::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+            weight_decay: 0.01,
+            max_norm: 0.0,
+            ema: None,
+            label_smoothing: 0.0,
+            bn_momentum: 0.1,
+            dropout: true,
+            drop_path: true,
+            resolution: 32,
+            seed: 0,
+            micro_batch: None,
+        }
+    }
 }
 
 /// Accuracy on a data set.
