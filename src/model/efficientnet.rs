@@ -347,22 +347,23 @@ impl EfficientNet {
                         (self.layer(part(BlockPart::SeReduce))?, self.layer(part(BlockPart::SeExpand))?);
                     let pp = GlobalAvgPoolParams::new(n, ih * iw, ic);
                     let (partial, pooled) = (r.alloc(pp.partial_len())?, r.alloc_typed(n * ic, store)?);
-                    for d in global_avg_pool_fwd(gpu, &pp, &x, &partial, &pooled)? {
-                        r.push(d, &u.label)?;
-                    }
+                    r.push_all(global_avg_pool_fwd(gpu, &pp, &x, &partial, &pooled)?, &format!("{} pool", u.label))?;
                     r.release(partial);
                     let mut p1 = GemmParams::new(n, *hidden, ic);
                     p1.act = *act;
                     let hid = r.alloc_typed(n * hidden, store)?;
                     r.push(
                         gemm_fwd(gpu, &p1, &pooled, &reduce.weight, Some(&reduce.bias), None, None, &hid)?,
-                        &u.label,
+                        &format!("{} reduce", u.label),
                     )?;
                     r.release(pooled);
                     let mut p2 = GemmParams::new(n, ic, *hidden);
                     p2.act = Activation::Sigmoid;
                     let gate = r.alloc_typed(n * ic, store)?;
-                    r.push(gemm_fwd(gpu, &p2, &hid, &expand.weight, Some(&expand.bias), None, None, &gate)?, &u.label)?;
+                    r.push(
+                        gemm_fwd(gpu, &p2, &hid, &expand.weight, Some(&expand.bias), None, None, &gate)?,
+                        &format!("{} expand", u.label),
+                    )?;
                     r.release(hid);
                     gate
                 }
