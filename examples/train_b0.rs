@@ -18,7 +18,7 @@ use efficientnet_wgpu::model::{Config, InitOptions, Variant, Weights};
 use efficientnet_wgpu::ops::OptimizerKind;
 use efficientnet_wgpu::train::report::{append_metrics, read_metrics, write_plot, MetricsRow};
 use efficientnet_wgpu::train::{load_checkpoint, Schedule, TrainConfig, Trainer};
-use efficientnet_wgpu::{Error, Gpu, Result};
+use efficientnet_wgpu::{fsio, Error, Gpu, Result};
 
 #[derive(Parser)]
 #[command(about = "Train EfficientNet on Fashion-MNIST, CIFAR-10 or an image folder")]
@@ -90,7 +90,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Read the loss back for the progress bar every N steps (each read waits for the GPU).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     log_every: u64,
 }
 
@@ -224,6 +224,12 @@ fn run(args: Args) -> Result<()> {
     );
     bar.set_position(trainer.step);
     let checkpoint = args.out.join("checkpoint.safetensors");
+    // What a killed run left half-written beside its outputs.
+    for path in [&checkpoint, &args.out.join("final.safetensors")] {
+        for stale in fsio::remove_stale_temporaries(path)? {
+            eprintln!("removed {}, left by an interrupted write", stale.display());
+        }
+    }
     let started = Instant::now();
     let (mut images, mut window_start, mut window_images) = (0u64, Instant::now(), 0u64);
     let mut last_ips = 0.0;
@@ -242,6 +248,7 @@ fn run(args: Args) -> Result<()> {
             norm,
             args.resolution,
         )?;
+        let mut epoch_done = true;
         for batch in loader {
             let batch = batch?;
             trainer.train_batch(&batch)?;
@@ -275,11 +282,20 @@ fn run(args: Args) -> Result<()> {
                 break 'epochs;
             }
             if trainer.step >= total {
+                // Stopped inside the epoch (--max-steps): the checkpoint records where, so that
+                // --resume takes the epoch's remaining batches.
+                epoch_done = trainer.batch_in_epoch as u64 >= steps_per_epoch;
                 break;
             }
         }
-        trainer.next_epoch();
-        let eval = trainer.evaluate(&test, norm, 256)?;
+        if epoch_done {
+            trainer.next_epoch();
+        }
+        let eval = trainer.evaluate_until(&test, norm, 256, &stop)?;
+        let Some(eval) = eval else {
+            interrupted = true;
+            break 'epochs;
+        };
         bar.println(format!(
             "epoch {}: test accuracy {:.2}% ({} images)",
             trainer.epoch,
@@ -298,16 +314,21 @@ fn run(args: Args) -> Result<()> {
                 images_per_second: last_ips,
             },
         )?;
+        // A run that diverged since the last logged step stops here, before it overwrites the
+        // last good checkpoint.
+        trainer.check_finite()?;
         trainer.save_checkpoint(&checkpoint)?;
         write_plot(&args.out.join("plot.png"), &read_metrics(&metrics_path)?, &config.name)?;
     }
     bar.finish_and_clear();
     if interrupted {
+        trainer.check_finite()?;
         trainer.save_checkpoint(&checkpoint)?;
         eprintln!("interrupted at step {}: saved {} (resume with --resume)", trainer.step, checkpoint.display());
         return Ok(());
     }
     let train_seconds = started.elapsed().as_secs_f64();
+    trainer.check_finite()?;
     let eval = trainer.evaluate(&test, norm, 256)?;
     trainer.weights()?.save(args.out.join("final.safetensors"), &config, Default::default())?;
     write_plot(&args.out.join("plot.png"), &read_metrics(&metrics_path)?, &config.name)?;
@@ -333,8 +354,7 @@ fn run(args: Args) -> Result<()> {
         "train_config": tc,
     });
     let path = args.out.join("final.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&final_json).map_err(|e| Error::invalid(e.to_string()))?)
-        .map_err(|e| Error::io(&path, e))?;
+    fsio::write_atomic(&path, serde_json::to_string_pretty(&final_json).map_err(|e| Error::invalid(e.to_string()))?)?;
     println!("wrote {}", args.out.display());
     Ok(())
 }

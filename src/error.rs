@@ -179,6 +179,27 @@ impl Error {
     pub fn gpu(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Gpu { context: context.into(), source: Box::new(source) }
     }
+    /// `Error::InvalidArgument` unless `value` is a finite number in `range`: the error names the
+    /// option, the value and the range.
+    pub fn check_number(
+        option: &str,
+        value: f64,
+        range: impl std::ops::RangeBounds<f64> + std::fmt::Debug,
+    ) -> Result<()> {
+        if value.is_finite() && range.contains(&value) {
+            return Ok(());
+        }
+        let bound = |b: std::ops::Bound<&f64>, open: &str, closed: &str| match b {
+            std::ops::Bound::Included(v) => format!("{closed}{v}"),
+            std::ops::Bound::Excluded(v) => format!("{open}{v}"),
+            std::ops::Bound::Unbounded => String::new(),
+        };
+        let lo = bound(range.start_bound(), "> ", "≥ ");
+        let hi = bound(range.end_bound(), "< ", "≤ ");
+        let want = [lo, hi].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" and ");
+        Err(Error::invalid(format!("{option} is {value}; it must be a finite number {want}")))
+    }
+
     /// `Error::Safetensors` for `path`, with the parser's error or a description of what is wrong.
     pub fn safetensors(path: impl Into<PathBuf>, source: impl Into<Source>) -> Self {
         Error::Safetensors { path: path.into(), source: source.into() }

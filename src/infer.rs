@@ -91,6 +91,35 @@ pub struct RgbPlanes {
 }
 
 impl RgbPlanes {
+    /// This image box-filtered down by the smallest whole factor that leaves at most `max_values`
+    /// values (3 per pixel), or `None` when it already fits. Each output pixel averages a factor x
+    /// factor block, so nothing aliases; edge blocks average the pixels they have.
+    pub fn downscaled_to_fit(&self, max_values: usize) -> Option<RgbPlanes> {
+        if self.data.len() <= max_values {
+            return None;
+        }
+        let mut k = 2;
+        while 3 * self.h.div_ceil(k) * self.w.div_ceil(k) > max_values.max(3) {
+            k += 1;
+        }
+        let (h, w) = (self.h.div_ceil(k), self.w.div_ceil(k));
+        let mut data = vec![0f32; 3 * h * w];
+        for c in 0..3 {
+            let plane = &self.data[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for y in 0..h {
+                for x in 0..w {
+                    let (y1, x1) = ((y * k + k).min(self.h), (x * k + k).min(self.w));
+                    let mut sum = 0f64;
+                    for sy in y * k..y1 {
+                        sum += plane[sy * self.w + x * k..sy * self.w + x1].iter().map(|&v| v as f64).sum::<f64>();
+                    }
+                    data[(c * h + y) * w + x] = (sum / ((y1 - y * k) * (x1 - x * k)) as f64) as f32;
+                }
+            }
+        }
+        Some(RgbPlanes { h, w, data })
+    }
+
     /// Converts a decoded image to RGB (alpha dropped, gray replicated) with 8-bit values scaled to [0, 1].
     pub fn from_image(img: &image::DynamicImage) -> RgbPlanes {
         let rgb = img.to_rgb8();
@@ -147,6 +176,19 @@ impl Classifier {
                         got: vec![img.data.len()],
                     });
                 }
+                if !self.model.allows_non_finite() {
+                    crate::model::efficientnet::check_finite("image values", &img.data, img.data.len())?;
+                }
+                // A photo larger than one storage binding is box-filtered down on the CPU first:
+                // the GPU resize then samples a picture that still has all its detail.
+                let fitted;
+                let img = match img.downscaled_to_fit(self.gpu.max_binding_bytes() as usize / 4) {
+                    Some(small) => {
+                        fitted = small;
+                        &fitted
+                    }
+                    None => img,
+                };
                 let p = self.preprocess.params(img.h, img.w);
                 let src = self.gpu.upload(&img.data, "image")?;
                 let dst = self.gpu.empty(p.output_len(), "preprocessed")?;
@@ -167,6 +209,9 @@ impl Classifier {
             plan.encode(&self.gpu, None, &mut encoder, true)?;
             self.gpu.queue.submit([encoder.finish()]);
             let probs = self.gpu.read(plan.probabilities())?;
+            if !self.model.allows_non_finite() {
+                crate::model::efficientnet::check_finite("probabilities", &probs, classes)?;
+            }
             out.extend(probs.chunks(classes).map(<[f32]>::to_vec));
         }
         Ok(out)

@@ -14,6 +14,7 @@
 pub mod cpu_ref;
 pub mod data;
 pub mod error;
+pub mod fsio;
 pub mod gpu;
 pub mod graph;
 pub mod infer;

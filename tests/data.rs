@@ -178,3 +178,324 @@ fn loader_is_reproducible_and_resumable() {
         a.iter().map(|b| b.targets.clone()).collect::<Vec<_>>()
     );
 }
+
+// ---- Hostile input: every bad file is a typed error naming the file, never a panic. ----
+
+/// Runs `f`, turning a panic into a test failure that says what panicked.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(p) => {
+            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+            panic!("{what} panicked: {}", msg.unwrap_or_default())
+        }
+    }
+}
+
+fn idx_header(magic: u8, dims: &[u32]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, magic];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b
+}
+
+#[test]
+fn idx_headers_that_overflow_or_are_empty_are_errors_naming_the_file() {
+    let d = tmp("idx-hostile");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        // n·h·w = 2^16 · 2^24 · 2^24 = 2^64 wraps to 0: a 16-byte file must not pass as 65,536 images.
+        ("wrap-images-idx3-ubyte", idx_header(3, &[1 << 16, 1 << 24, 1 << 24]), "overflow"),
+        ("max-images-idx3-ubyte", idx_header(3, &[u32::MAX, u32::MAX, u32::MAX]), "overflow"),
+        // 10^12 bytes claimed by a 16-byte file: an error before any allocation of that size.
+        ("huge-images-idx3-ubyte", idx_header(3, &[1_000_000, 1000, 1000]), "truncated"),
+        ("zero-side-images-idx3-ubyte", idx_header(3, &[2, 0, 0]), "0x0"),
+        ("zero-count-images-idx3-ubyte", idx_header(3, &[0, 28, 28]), "no images"),
+        ("trailing-images-idx3-ubyte", [idx_header(3, &[1, 2, 2]), vec![7; 4 + 3]].concat(), "longer"),
+        ("short-header-images-idx3-ubyte", idx_header(3, &[1]), "truncated"),
+    ];
+    for (name, bytes, what) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let e = no_panic(name, || read_idx_images(&p)).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains(what), "{name}: expected {what:?}: {e}");
+    }
+    let p = d.join("zero-labels-idx1-ubyte");
+    std::fs::write(&p, idx_header(1, &[0])).unwrap();
+    let e = no_panic("zero labels", || read_idx_labels(&p)).unwrap_err().to_string();
+    assert!(e.contains("zero-labels-idx1-ubyte") && e.contains("no labels"), "{e}");
+    let p = d.join("huge-labels-idx1-ubyte.gz");
+    std::fs::write(&p, gz(&idx_header(1, &[u32::MAX]))).unwrap();
+    let e = no_panic("huge gz labels", || read_idx_labels(&p)).unwrap_err().to_string();
+    assert!(e.contains("huge-labels-idx1-ubyte.gz") && e.contains("truncated"), "{e}");
+
+    // Images and labels that disagree in number: the error names both files.
+    let fm = tmp("idx-count");
+    write_fashion(&fm, &[0, 1, 2], false);
+    std::fs::write(fm.join("train-labels-idx1-ubyte"), idx_labels(&[0, 1])).unwrap();
+    let e = no_panic("count mismatch", || load_fashion_mnist(&fm)).unwrap_err().to_string();
+    assert!(e.contains("train-labels-idx1-ubyte") && e.contains("train-images-idx3-ubyte"), "{e}");
+}
+
+#[test]
+fn cifar10_bad_files_are_errors_naming_the_file_and_split() {
+    let d = tmp("cifar-hostile");
+    let rec = |label: u8| -> Vec<u8> { std::iter::once(label).chain(std::iter::repeat_n(9, 3072)).collect() };
+    std::fs::write(d.join("data_batch_1.bin"), [rec(1), rec(2)].concat()).unwrap();
+    std::fs::write(d.join("test_batch.bin"), rec(0)).unwrap();
+    let (train, test) = load_cifar10(&d).unwrap();
+    assert!(train.name.contains("train") && test.name.contains("test"), "{} / {}", train.name, test.name);
+
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("data_batch_1.bin", [rec(1), rec(200)].concat(), "label 200"),
+        ("data_batch_1.bin", [rec(1), rec(10)].concat(), "label 10"),
+        ("data_batch_1.bin", Vec::new(), "0 bytes"),
+        ("data_batch_1.bin", [rec(1), vec![3; 100]].concat(), "truncated"),
+    ];
+    cases.push(("test_batch.bin", rec(0)[..3000].to_vec(), "truncated"));
+    for (file, bytes, what) in cases {
+        std::fs::write(d.join("data_batch_1.bin"), [rec(1), rec(2)].concat()).unwrap();
+        std::fs::write(d.join("test_batch.bin"), rec(0)).unwrap();
+        std::fs::write(d.join(file), &bytes).unwrap();
+        let e = no_panic(file, || load_cifar10(&d)).unwrap_err().to_string();
+        assert!(e.contains(file) && e.contains(what), "{file}: expected {what:?}: {e}");
+    }
+    // A missing test split names the file it looked for.
+    std::fs::write(d.join("data_batch_1.bin"), rec(1)).unwrap();
+    std::fs::remove_file(d.join("test_batch.bin")).unwrap();
+    let e = load_cifar10(&d).unwrap_err().to_string();
+    assert!(e.contains("test_batch.bin"), "{e}");
+    // A class-name file that lists no classes is named, not taken for zero classes.
+    std::fs::write(d.join("test_batch.bin"), rec(0)).unwrap();
+    std::fs::write(d.join("batches.meta.txt"), "\n\n").unwrap();
+    let e = load_cifar10(&d).unwrap_err().to_string();
+    assert!(e.contains("batches.meta.txt"), "{e}");
+    // An empty folder says what it expected.
+    let e = load_cifar10(&tmp("cifar-none")).unwrap_err().to_string();
+    assert!(e.contains("data_batch_1.bin"), "{e}");
+}
+
+/// Every batch of a loader, or the first error; a loader that ends early without an error fails.
+fn drain(loader: Result<Loader, efficientnet_wgpu::Error>) -> Result<usize, String> {
+    let loader = loader.map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for b in loader {
+        b.map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[test]
+fn a_loader_whose_data_is_inconsistent_fails_instead_of_ending_the_epoch_early() {
+    // Pixels shorter than (n, channels, h, w) claim: the worker would index past the end.
+    let short = Dataset {
+        name: "short-pixels".into(),
+        source: Source::Memory(InMemory { channels: 1, h: 4, w: 4, pixels: vec![0; 16 * 5], labels: vec![0; 8] }),
+        class_names: vec!["a".into()],
+    };
+    let start = || Loader::start(&short, 2, 0, 0, 1, false, false, Augment::None, Normalize::FASHION_MNIST, 0);
+    let e = no_panic("short pixels", || drain(start())).unwrap_err();
+    assert!(e.contains("short-pixels") && e.contains("pixels"), "{e}");
+
+    // Two channels: neither grayscale nor RGB.
+    let two = Dataset {
+        name: "two-channels".into(),
+        source: Source::Memory(InMemory { channels: 2, h: 2, w: 2, pixels: vec![0; 8 * 3], labels: vec![0; 3] }),
+        class_names: vec!["a".into()],
+    };
+    let e =
+        drain(Loader::start(&two, 2, 0, 0, 1, false, false, Augment::None, Normalize::FASHION_MNIST, 0)).unwrap_err();
+    assert!(e.contains("two-channels") && e.contains("channels"), "{e}");
+
+    // Fewer files than labels.
+    let files = Dataset {
+        name: "few-files".into(),
+        source: Source::Files { paths: vec![PathBuf::from("a.png")], labels: vec![0, 0, 0] },
+        class_names: vec!["a".into()],
+    };
+    let e = drain(Loader::start(&files, 2, 0, 0, 1, false, false, Augment::None, Normalize::IMAGENET, 8)).unwrap_err();
+    assert!(e.contains("few-files"), "{e}");
+
+    // A file that turns unreadable after the folder was listed fails the run, naming the file.
+    let d = tmp("vanish");
+    std::fs::create_dir_all(d.join("c")).unwrap();
+    for i in 0..6 {
+        image::RgbImage::from_pixel(9, 7, image::Rgb([i * 20, 3, 4]))
+            .save(d.join("c").join(format!("{i}.png")))
+            .unwrap();
+    }
+    let (all, _) = load_image_folder(&d, FolderSplit { held_out: 0.0 }).unwrap();
+    std::fs::write(d.join("c").join("4.png"), b"\x89PNG\r\n\x1a\n cut").unwrap();
+    std::fs::remove_file(d.join("c").join("5.png")).unwrap();
+    let e = drain(Loader::start(&all, 2, 0, 0, 1, false, false, Augment::None, Normalize::IMAGENET, 8)).unwrap_err();
+    assert!(e.contains("4.png"), "{e}");
+}
+
+/// A JPEG of `w` x `h` with smooth content, encoded by the `image` crate.
+fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) / 2) as u8]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&img).unwrap();
+    out
+}
+
+#[test]
+fn large_photos_are_downscaled_by_the_smallest_integer_factor_that_fits() {
+    // A phone photo: 4032 x 3024 = 12.2 MP.
+    assert_eq!(downscale_factor(4032, 3024, DEFAULT_MAX_PIXELS), 3); // 1344 x 1008 = 1.35 MP
+    assert_eq!(downscale_factor(4032, 3024, 1_000_000), 4); // 1008 x 756; 3 gives 1.35 MP
+    assert_eq!(downscale_factor(4032, 3024, u64::MAX), 1);
+    assert_eq!(downscale_factor(640, 480, 640 * 480), 1);
+    assert_eq!(downscale_factor(640, 480, 640 * 480 - 1), 2);
+    assert_eq!(downscale_factor(u32::MAX, u32::MAX, 1), u32::MAX);
+    for (w, h, max) in [(4032, 3024, 2_000_000), (1001, 3, 100), (7, 7000, 999), (1, 1, 1), (5000, 5000, 7)] {
+        let k = downscale_factor(w, h, max) as u64;
+        let px = |k: u64| (w as u64).div_ceil(k) * (h as u64).div_ceil(k);
+        assert!(px(k) <= max && (k == 1 || px(k - 1) > max), "{w}x{h} max {max}: k {k}");
+    }
+
+    let d = tmp("bounded");
+    let p = d.join("photo.jpg");
+    std::fs::write(&p, jpeg_bytes(1000, 750)).unwrap();
+    let l = load_image_bounded(&p, 200_000).unwrap();
+    assert_eq!((l.file_size, l.downscale, l.image.width(), l.image.height()), ((1000, 750), 2, 500, 375));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    // The triangle filter averages: a downscaled pixel is near the mean of the block it covers.
+    let full = load_image(&p).unwrap().to_rgb8();
+    let small = l.image.to_rgb8();
+    let block_mean = (0..2)
+        .flat_map(|dy| (0..2).map(move |dx| (dx, dy)))
+        .map(|(dx, dy)| full.get_pixel(200 + dx, 100 + dy)[0] as f32)
+        .sum::<f32>()
+        / 4.0;
+    assert!((small.get_pixel(100, 50)[0] as f32 - block_mean).abs() <= 3.0);
+    let same = load_image_bounded(&p, u64::MAX).unwrap();
+    assert_eq!((same.downscale, same.image.width()), (1, 1000));
+    let e = load_image_bounded(&p, 0).unwrap_err().to_string();
+    assert!(e.contains("photo.jpg") && e.contains("max_pixels"), "{e}");
+}
+
+#[test]
+fn a_truncated_jpeg_decodes_with_a_warning_and_a_sound_one_without() {
+    let d = tmp("jpeg-trunc");
+    let jpeg = jpeg_bytes(64, 48);
+    let sound = d.join("sound.jpg");
+    std::fs::write(&sound, &jpeg).unwrap();
+    assert!(image_warnings(&sound).unwrap().is_empty());
+    // Bytes after the end-of-image marker (camera trailers, a Motion Photo's video) are no reason to warn,
+    // even when they hold what looks like JPEG markers.
+    let trailer = d.join("trailer.jpg");
+    std::fs::write(&trailer, [&jpeg[..], b"\xFF\xD8\xFF\xDA\x00\x08 MP4 ftyp..."].concat()).unwrap();
+    assert!(image_warnings(&trailer).unwrap().is_empty());
+    assert!(load_image_bounded(&trailer, u64::MAX).unwrap().warnings.is_empty());
+
+    // Cut anywhere after the first bytes: an error, or an image and a warning naming the file — never
+    // an image without a word.
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let cut = d.join("cut.jpg");
+    for len in (4..jpeg.len() - 1).step_by(7).chain([sos + 20, jpeg.len() - 2, jpeg.len() - 1]) {
+        std::fs::write(&cut, &jpeg[..len]).unwrap();
+        match no_panic(&format!("cut at {len}"), || load_image_bounded(&cut, u64::MAX)) {
+            Ok(l) => {
+                assert_eq!(l.warnings.len(), 1, "cut at {len} of {}: decoded without a warning", jpeg.len());
+                let w = l.warnings[0].to_string();
+                assert!(w.contains("cut.jpg") && w.contains("truncated"), "{w}");
+                assert_eq!(image_warnings(&cut).unwrap(), l.warnings);
+            }
+            Err(e) => assert!(e.to_string().contains("cut.jpg"), "{e}"),
+        }
+    }
+    // The loader decodes such a file, and hands its warning to the caller; a data set can leave it out.
+    std::fs::create_dir_all(d.join("c")).unwrap();
+    std::fs::write(d.join("c").join("a.jpg"), &jpeg).unwrap();
+    std::fs::write(d.join("c").join("b.jpg"), &jpeg[..sos + (jpeg.len() - sos) / 2]).unwrap();
+    let (mut all, _) = load_image_folder(&d, FolderSplit { held_out: 0.0 }).unwrap();
+    let loader = Loader::start(&all, 2, 0, 0, 1, false, false, Augment::None, Normalize::IMAGENET, 8).unwrap();
+    let warnings = loader.warnings();
+    assert_eq!(drain(Ok(loader)), Ok(1));
+    assert_eq!(warnings.total(), 1);
+    let taken = warnings.take();
+    assert!(taken.len() == 1 && taken[0].path.ends_with("b.jpg"), "{taken:?}");
+    assert!(warnings.take().is_empty() && warnings.total() == 1);
+    let removed = all.remove_images_with_warnings().unwrap();
+    assert_eq!((removed.len(), all.len()), (1, 1));
+    match &all.source {
+        Source::Files { paths, .. } => assert!(paths[0].ends_with("a.jpg")),
+        _ => panic!("files"),
+    }
+}
+
+/// Every file of tests/corpus/data through its loader (see its README): a typed error naming the
+/// file (or a warning, for `warn-` images), and no panic. Failures are collected, so one run lists
+/// every file that misbehaves.
+#[test]
+fn corpus_of_malformed_data_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/data");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for kind in ["idx", "fashion-mnist", "cifar", "image"] {
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(root.join(kind)).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        assert!(!entries.is_empty(), "no corpus files in {kind}/");
+        for p in entries {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let run = || -> Result<(), String> {
+                let err = |r: Result<String, efficientnet_wgpu::Error>| match r {
+                    Ok(what) => Err(format!("loaded without an error: {what}")),
+                    Err(e) if e.to_string().contains(&name) => {
+                        println!("{kind}/{name}: {e}");
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("the error does not name the file: {e}")),
+                };
+                match kind {
+                    "idx" if name.contains("labels") => err(read_idx_labels(&p).map(|l| format!("{} labels", l.len()))),
+                    "idx" => err(read_idx_images(&p).map(|(n, h, w, _)| format!("{n} images of {h}x{w}"))),
+                    "fashion-mnist" => err(load_fashion_mnist(&p).map(|(a, b)| format!("{} + {}", a.len(), b.len()))),
+                    "cifar" => err(load_cifar10(&p).map(|(a, b)| format!("{} + {}", a.len(), b.len()))),
+                    _ => {
+                        let one = Dataset {
+                            name: name.clone(),
+                            source: Source::Files { paths: vec![p.clone()], labels: vec![0] },
+                            class_names: vec!["x".into()],
+                        };
+                        let loader =
+                            Loader::start(&one, 1, 0, 0, 1, false, false, Augment::None, Normalize::IMAGENET, 8)
+                                .map_err(|e| e.to_string())?;
+                        let loader_warnings = loader.warnings();
+                        let from_loader = drain(Ok(loader));
+                        let plain = load_image(&p).map(|_| String::new());
+                        if name.starts_with("warn-") || name.starts_with("ok-") {
+                            let l = load_image_bounded(&p, DEFAULT_MAX_PIXELS).map_err(|e| e.to_string())?;
+                            let want = usize::from(name.starts_with("warn-"));
+                            let got = (l.warnings.len(), loader_warnings.total(), from_loader.clone());
+                            if got != (want, want, Ok(1)) || plain.is_err() {
+                                return Err(format!("expected {want} warning(s): got {:?}, {plain:?}", got));
+                            }
+                            l.warnings.iter().for_each(|w| println!("{kind}/{name}: warning: {w}"));
+                            Ok(())
+                        } else {
+                            match from_loader {
+                                Err(e) if e.contains(&name) => {}
+                                other => return Err(format!("the loader gave {other:?}")),
+                            }
+                            err(plain)?;
+                            err(load_image_bounded(&p, DEFAULT_MAX_PIXELS).map(|_| String::new()))
+                        }
+                    }
+                }
+            };
+            checked += 1;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => failures.push(format!("{kind}/{name}: {why}")),
+                Err(_) => failures.push(format!("{kind}/{name}: PANICKED")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} corpus files misbehave:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked >= 25, "only {checked} corpus files");
+}

@@ -1,12 +1,12 @@
-//! Imports point one way: error → gpu → ops → graph → model → data → infer / train. Reads every
-//! file under src/ and fails on any `crate::<module>` path that names a module of the same or a
-//! higher layer than the file's own (a module may use itself). Needs no GPU.
+//! Imports point one way: error → fsio → gpu → ops → graph → model → data → infer / train. Reads
+//! every file under src/ and fails on any `crate::<module>` path that names a module of the same or
+//! a higher layer than the file's own (a module may use itself). Needs no GPU.
 
 use std::path::Path;
 
 /// Layers from the bottom. Modules of one layer may not import each other either.
 const LAYERS: &[&[&str]] =
-    &[&["error"], &["gpu"], &["ops"], &["cpu_ref", "graph"], &["model"], &["data"], &["infer", "train"]];
+    &[&["error"], &["fsio"], &["gpu"], &["ops"], &["cpu_ref", "graph"], &["model"], &["data"], &["infer", "train"]];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&module))

@@ -70,7 +70,8 @@ enum Command {
         model: ModelArgs,
         #[command(flatten)]
         weights: WeightArgs,
-        #[arg(long, default_value_t = 5)]
+        /// How many classes to print per image (at least 1).
+        #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = at_least_one)]
         top: usize,
         /// Store weights and activations as f16 (arithmetic stays f32): half the memory traffic,
         /// for adapters with SHADER_F16 (`effnet devices` shows it).
@@ -177,12 +178,26 @@ fn devices(json: bool) -> Result<()> {
 }
 
 fn config(args: &ModelArgs, classes: usize) -> Result<Config> {
-    Ok(Config::new(Variant::parse(&args.model)?, classes))
+    let cfg = Config::new(Variant::parse(&args.model)?, classes);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// A whole number of at least 1, for counts such as `--top`.
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<i128>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{s} is too large")),
+        Ok(n) => Err(format!("{n} is not allowed: it must be at least 1")),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 fn info(args: &ModelArgs, resolution: Option<usize>, json: bool, train_batch: Option<usize>) -> Result<()> {
     let cfg = config(args, args.classes.unwrap_or(1000))?;
     let res = resolution.unwrap_or(cfg.resolution as usize);
+    if res == 0 {
+        return Err(Error::invalid("--resolution is 0; it must be at least 1 pixel"));
+    }
     let stages = cfg.stage_summary(res, res);
     let (params, macs) = (cfg.param_count(), cfg.macs(res, res));
     let memory = match train_batch {
@@ -302,6 +317,10 @@ fn classify(args: &ModelArgs, w: &WeightArgs, store: Dtype, top: usize, json: bo
     let classifier = Classifier::new(gpu, model);
     let mut failed = 0;
     for path in images {
+        // A truncated JPEG still decodes (its missing part gray): classified, with a warning.
+        for w in efficientnet_wgpu::data::image_warnings(path).unwrap_or_default() {
+            eprintln!("warning: {w}");
+        }
         // One image at a time so that an undecodable file is reported and the rest still run.
         match classifier.classify_files(std::slice::from_ref(path), top) {
             Ok(mut preds) => {
@@ -331,6 +350,41 @@ fn classify(args: &ModelArgs, w: &WeightArgs, store: Dtype, top: usize, json: bo
     Ok(())
 }
 
+/// `model.forward` in the slices the device holds, with a progress bar on stderr where there is
+/// more than one: a large batch on a CPU adapter can take minutes.
+fn forward_with_progress(
+    gpu: &Gpu,
+    model: &EfficientNet,
+    data: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+) -> Result<efficientnet_wgpu::model::ForwardOutput> {
+    let slice = model.max_batch(gpu, h, w)?.clamp(1, n.max(1));
+    if slice >= n {
+        return model.forward(gpu, data, n, h, w);
+    }
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {pos}/{len} images | {elapsed_precise} ETA {eta_precise}",
+        )
+        .map_err(|e| Error::invalid(e.to_string()))?
+        .progress_chars("=> "),
+    );
+    let per_image = 3 * h * w;
+    let (mut logits, mut features) = (Vec::new(), Vec::new());
+    for start in (0..n).step_by(slice) {
+        let m = slice.min(n - start);
+        let out = model.forward(gpu, &data[start * per_image..(start + m) * per_image], m, h, w)?;
+        logits.extend(out.logits);
+        features.extend(out.features);
+        bar.inc(m as u64);
+    }
+    bar.finish_and_clear();
+    Ok(efficientnet_wgpu::model::ForwardOutput { logits, features })
+}
+
 /// Reads tensor `input` [N, 3, H, W] (NCHW f32) and, when `with_target`, `target` [N] (i64 or i32).
 fn read_input(input: &Path, with_target: bool) -> Result<(Vec<usize>, Vec<f32>, Vec<u32>)> {
     let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
@@ -340,18 +394,20 @@ fn read_input(input: &Path, with_target: bool) -> Result<(Vec<usize>, Vec<f32>, 
             .map_err(|_| Error::file(input, format!("no tensor named {name:?} (found: {})", st.names().join(", "))))
     };
     let t = named("input")?;
-    if t.dtype() != safetensors::Dtype::F32 {
-        return Err(Error::DType {
-            path: input.to_path_buf(),
-            name: "input".into(),
-            dtype: format!("{:?}", t.dtype()),
-        });
-    }
     let shape = t.shape().to_vec();
     if shape.len() != 4 || shape[1] != 3 {
         return Err(Error::file(input, format!("tensor \"input\" must be [N, 3, H, W] (NCHW), got {shape:?}")));
     }
-    let data: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+    let data: Vec<f32> = match t.dtype() {
+        safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(t.data()),
+        safetensors::Dtype::F16 => {
+            t.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+        }
+        safetensors::Dtype::BF16 => {
+            t.data().chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+        }
+        d => return Err(Error::file(input, format!("tensor \"input\" has dtype {d:?}; it must be F32, F16 or BF16"))),
+    };
     let mut targets = Vec::new();
     if with_target {
         let t = named("target")?;
@@ -391,7 +447,7 @@ fn run_tensor(
     let (shape, data, _) = read_input(input, false)?;
     let gpu = Gpu::new()?;
     let model = load_model(&gpu, args, w, store)?;
-    let out = model.forward(&gpu, &data, shape[0], shape[2], shape[3])?;
+    let out = forward_with_progress(&gpu, &model, &data, shape[0], shape[2], shape[3])?;
     let n = shape[0];
     let mut tensors = vec![
         ("logits".to_string(), (vec![n, model.config.num_classes], out.logits)),
@@ -412,7 +468,8 @@ fn run_tensor(
     write_f32_safetensors(output, tensors, meta)
 }
 
-/// Writes f32 tensors atomically (temp file in the same folder, then rename).
+/// One training-mode step on the file's `input` and `target`; writes the loss, logits and every
+/// gradient and running statistic in the names of the weights' format.
 fn grad(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path, bn_momentum: Option<f32>) -> Result<()> {
     let (shape, data, targets) = read_input(input, true)?;
     let (cfg, weights, format) = load_weights(args, w)?;
@@ -448,6 +505,8 @@ fn grad(args: &ModelArgs, w: &WeightArgs, input: &Path, output: &Path, bn_moment
 /// A named f32 tensor: (name, (shape, values)).
 type NamedTensor = (String, (Vec<usize>, Vec<f32>));
 
+/// Writes f32 tensors atomically where `path` is a regular file, through it where it is a device
+/// (`efficientnet_wgpu::fsio`).
 fn write_f32_safetensors(path: &Path, tensors: Vec<NamedTensor>, meta: HashMap<String, String>) -> Result<()> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
@@ -458,7 +517,5 @@ fn write_f32_safetensors(path: &Path, tensors: Vec<NamedTensor>, meta: HashMap<S
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| Error::invalid(e.to_string()))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    efficientnet_wgpu::fsio::write_atomic(path, bytes)
 }

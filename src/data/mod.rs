@@ -13,8 +13,10 @@ pub use augment::{Augment, Normalize};
 pub use cifar::load_cifar10;
 pub use folder::{load_image_folder, FolderSplit};
 pub use idx::{load_fashion_mnist, read_idx_images, read_idx_labels, FASHION_MNIST_CLASSES};
-pub use image::load_image;
-pub use loader::{batch_image_size, Batch, Loader};
+pub use image::{
+    downscale_factor, image_warnings, load_image, load_image_bounded, ImageWarning, LoadedImage, DEFAULT_MAX_PIXELS,
+};
+pub use loader::{batch_image_size, Batch, Loader, LoaderWarnings};
 
 use crate::error::{Error, Result};
 
@@ -98,8 +100,53 @@ impl Dataset {
         }
     }
 
-    /// Checks that every label names a class, naming the data set and the offending index.
+    /// Checks that the source is consistent with itself: in-memory pixels of 1 or 3 channels and
+    /// non-empty images, exactly (n, channels, h, w) of them; one file per label. Errors name the
+    /// data set. The loader thread relies on this instead of indexing past the end.
+    pub fn check_source(&self) -> Result<()> {
+        match &self.source {
+            Source::Memory(m) => {
+                if m.channels != 1 && m.channels != 3 {
+                    return Err(Error::invalid(format!(
+                        "{}: images of {} channels; expected 1 (grayscale) or 3 (RGB)",
+                        self.name, m.channels
+                    )));
+                }
+                if m.h == 0 || m.w == 0 {
+                    return Err(Error::invalid(format!("{}: images of {}x{} pixels are empty", self.name, m.h, m.w)));
+                }
+                let need = [m.labels.len(), m.channels, m.h, m.w].iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+                if need != Some(m.pixels.len()) {
+                    return Err(Error::invalid(format!(
+                        "{}: {} pixels for {} images of {}x{}x{} (need {}); the pixels and labels do not match",
+                        self.name,
+                        m.pixels.len(),
+                        m.labels.len(),
+                        m.channels,
+                        m.h,
+                        m.w,
+                        need.map_or("more than memory holds".to_string(), |n| n.to_string())
+                    )));
+                }
+            }
+            Source::Files { paths, labels } => {
+                if paths.len() != labels.len() {
+                    return Err(Error::invalid(format!(
+                        "{}: {} image files for {} labels; there must be one file per label",
+                        self.name,
+                        paths.len(),
+                        labels.len()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the source ([`Dataset::check_source`]) and that every label names a class, naming
+    /// the data set and the offending index.
     pub fn validate(&self) -> Result<()> {
+        self.check_source()?;
         let k = self.num_classes();
         for i in 0..self.len() {
             let l = self.label(i);
@@ -114,6 +161,26 @@ impl Dataset {
             return Err(Error::invalid(format!("{}: the data set is empty", self.name)));
         }
         Ok(())
+    }
+
+    /// Leaves out the image files that would decode only with a warning (a truncated JPEG) and
+    /// returns their warnings, so a training run can skip them and say which. Reads every file
+    /// once, without decoding it; an unreadable file is an error naming it. In-memory data sets
+    /// have no files and stay as they are.
+    pub fn remove_images_with_warnings(&mut self) -> Result<Vec<ImageWarning>> {
+        let Source::Files { paths, labels } = &mut self.source else { return Ok(Vec::new()) };
+        let mut all = Vec::new();
+        let mut keep = Vec::with_capacity(paths.len());
+        for p in paths.iter() {
+            let w = image_warnings(p)?;
+            keep.push(w.is_empty());
+            all.extend(w);
+        }
+        let mut flags = keep.iter();
+        paths.retain(|_| *flags.next().unwrap_or(&true));
+        let mut flags = keep.iter();
+        labels.retain(|_| *flags.next().unwrap_or(&true));
+        Ok(all)
     }
 
     /// The first `n` examples (for quick runs and tests).

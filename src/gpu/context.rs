@@ -208,20 +208,26 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         };
         let (device, queue) = adapter.request_device(&desc).await.map_err(|source| Error::RequestDevice { source })?;
-        Ok(Self::from_device(device, queue))
+        Self::from_device(device, queue)
     }
 
     /// Adopts a host application's device and queue (desktop embedding). The kernels use whatever
-    /// features and limits that device was created with.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+    /// features and limits that device was created with. An error only where `EFFNET_KERNELS`
+    /// holds something other than `cpu` or `gpu`.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
         let info = device.adapter_info();
         let limits = device.limits();
         let features = device.features();
         let kernel_class = match std::env::var("EFFNET_KERNELS").as_deref() {
             Ok("gpu") => KernelClass::Gpu,
             Ok("cpu") => KernelClass::Cpu,
-            _ if info.device_type == wgpu::DeviceType::Cpu => KernelClass::Cpu,
-            _ => KernelClass::Gpu,
+            Ok(other) => {
+                return Err(Error::invalid(format!(
+                    "EFFNET_KERNELS is {other:?}; it must be cpu or gpu (or unset: chosen by the adapter)"
+                )))
+            }
+            Err(_) if info.device_type == wgpu::DeviceType::Cpu => KernelClass::Cpu,
+            Err(_) => KernelClass::Gpu,
         };
         let caps = Capabilities {
             kernel_class,
@@ -232,7 +238,7 @@ impl Gpu {
             fixed_subgroup_size: (info.subgroup_min_size == info.subgroup_max_size).then_some(info.subgroup_min_size),
             immediates: features.contains(wgpu::Features::IMMEDIATES),
         };
-        Gpu {
+        Ok(Gpu {
             device,
             queue,
             info,
@@ -243,7 +249,7 @@ impl Gpu {
             layouts: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             textures: Mutex::new(Default::default()),
-        }
+        })
     }
 
     /// This GPU choosing the kernel families of `class` (what `EFFNET_KERNELS` does from the

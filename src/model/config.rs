@@ -175,6 +175,10 @@ pub fn round_repeats(repeats: usize, depth: f64) -> usize {
     (repeats as f64 * depth).ceil() as usize
 }
 
+/// The most classes a config may have: far beyond any data set, and small enough that every size
+/// derived from it fits the index types of the kernels.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 /// Everything that defines a network. Built-in variants come from [`Config::new`]; fields are
 /// public so that a caller can change, say, the padding rule for TF-trained weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -400,8 +404,11 @@ impl Config {
         if !(self.depth.is_finite() && self.depth > 0.0) {
             return bad(&format!("depth must be a positive number, got {}", self.depth));
         }
-        if self.num_classes == 0 {
-            return bad("num_classes must be at least 1");
+        if !(1..=MAX_CLASSES).contains(&self.num_classes) {
+            return bad(&format!("num_classes is {}; it must be from 1 to {MAX_CLASSES}", self.num_classes));
+        }
+        if self.resolution == 0 {
+            return bad("resolution is 0; it must be at least 1 pixel");
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(&format!("dropout must be in [0, 1), got {}", self.dropout));

@@ -42,6 +42,8 @@ pub struct EfficientNet {
     layers: HashMap<Layer, GpuLayer>,
     /// Resize inputs to this (h, w) first (see `with_input_size`).
     input_size: Option<(usize, usize)>,
+    /// Return non-finite inputs and logits as they are instead of an error (`allow_non_finite`).
+    allow_non_finite: bool,
     plans: Mutex<HashMap<(usize, usize, usize), std::sync::Arc<ForwardPlan>>>,
 }
 
@@ -132,7 +134,14 @@ impl EfficientNet {
             // Uploads are staged until a submit: flush per layer to bound staging memory.
             gpu.queue.submit([]);
         }
-        Ok(EfficientNet { layers, config, store, input_size: None, plans: Mutex::new(HashMap::new()) })
+        Ok(EfficientNet {
+            layers,
+            config,
+            store,
+            input_size: None,
+            allow_non_finite: false,
+            plans: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Runs `input` (batch, 3, h, w), NCHW f32, through the network as is (no preprocessing; with
@@ -151,6 +160,9 @@ impl EfficientNet {
             logits.extend(out.logits);
             features.extend(out.features);
             start += n;
+        }
+        if !self.allow_non_finite {
+            check_finite("logits", &logits, self.config.num_classes)?;
         }
         Ok(ForwardOutput { logits, features })
     }
@@ -184,6 +196,14 @@ impl EfficientNet {
     }
 
     fn check_input(&self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<()> {
+        self.check_shape(input, batch, h, w)?;
+        if !self.allow_non_finite {
+            check_finite("input", input, 3 * h * w)?;
+        }
+        Ok(())
+    }
+
+    fn check_shape(&self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<()> {
         if batch == 0 || h == 0 || w == 0 {
             return Err(Error::invalid(format!(
                 "input must have batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
@@ -213,6 +233,19 @@ impl EfficientNet {
             Some(_) => None,
             None => self.config.scale.map(|s| BilinearResizeParams::by_scale(n, 3, h, w, s)),
         }
+    }
+
+    /// Return NaN or infinite inputs and logits as they are. By default `forward`, `features` and
+    /// `Classifier` refuse them with an error naming the batch item: a non-finite answer is never
+    /// a prediction.
+    pub fn allow_non_finite(mut self, allow: bool) -> Self {
+        self.allow_non_finite = allow;
+        self
+    }
+
+    /// Whether non-finite inputs and logits are returned as they are (`allow_non_finite`).
+    pub fn allows_non_finite(&self) -> bool {
+        self.allow_non_finite
     }
 
     /// Resize every input to `size` (h, w) on the GPU before the stem (bilinear), e.g. 28x28
@@ -457,6 +490,21 @@ pub struct FeatureMap {
     pub shape: [usize; 4],
     /// NCHW values.
     pub data: Vec<f32>,
+}
+
+/// An error naming the first batch item of `values` (rows of `per_item`) that holds a NaN or an
+/// infinity.
+pub(crate) fn check_finite(what: &str, values: &[f32], per_item: usize) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::invalid(format!(
+            "{what} of batch item {} hold {} (at {}): not finite. The weights or the input hold numbers the \
+             network cannot use; allow_non_finite(true) returns them as they are",
+            i / per_item.max(1),
+            values[i],
+            i % per_item.max(1)
+        ))),
+    }
 }
 
 /// (n, h, w, c) → (n, c, h, w).

@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView, View};
+use safetensors::tensor::{Dtype, Metadata, SafeTensors, TensorInfo, TensorView, View};
 use serde::{Deserialize, Serialize};
 
 use super::config::{BlockSpec, Config, Padding, Variant, B0_STAGES};
@@ -413,6 +413,27 @@ impl Config {
     }
 }
 
+/// Weights a network cannot compute with are refused where they load, naming the tensor: NaN or
+/// infinite values anywhere, and negative running variances (BatchNorm would take their square
+/// root). Otherwise they surface, if at all, as NaN logits far from their cause.
+fn check_values(path: &Path, key: &str, field: Field, data: &[f32]) -> Result<()> {
+    if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::file(
+            path,
+            format!("tensor {key:?} holds {v} at index {i}: weights must be finite numbers"),
+        ));
+    }
+    if field == Field::RunningVar {
+        if let Some((i, v)) = data.iter().enumerate().find(|(_, &v)| v < 0.0) {
+            return Err(Error::file(
+                path,
+                format!("tensor {key:?} (a BatchNorm running variance) holds {v} at index {i}: variances cannot be negative"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// splitmix64: tiny, fast, statistically fine for weight init, and the same on every platform.
 struct SplitMix64(u64);
 
@@ -516,7 +537,7 @@ fn read_values(path: &Path, name: &str, view: &TensorView<'_>, integer_ok: bool)
     Ok(values)
 }
 
-/// A tensor ready for `safetensors::serialize_to_file`.
+/// A tensor ready for `write_safetensors`.
 struct OutTensor<'a> {
     dtype: Dtype,
     shape: Vec<usize>,
@@ -671,6 +692,7 @@ impl Weights {
                 // Only num_batches_tracked may be absent here (checked above): start it at 0.
                 Err(_) => vec![0.0; t.numel()],
             };
+            check_values(path, &t.key, t.field, &data)?;
             tensors.push(HostTensor { shape: t.shape.clone(), data });
         }
         Ok((Weights::from_parts(canonical, tensors), format))
@@ -759,15 +781,18 @@ impl Weights {
     }
 
     /// Writes the weights as safetensors with torchvision names: F32 tensors, num_batches_tracked
-    /// as 0-d I64. Written to `<path>.tmp`, fsynced and renamed, so a crash never leaves a
-    /// half-written file under `path`. `metadata` goes into the header (plus `format: pt` unless
-    /// given, which PyTorch tooling expects).
+    /// as 0-d I64. Written through [`crate::fsio::write_atomic_with`]: streamed into a temporary
+    /// beside the file, synced and renamed over it, so a crash or a failed write leaves the old
+    /// file intact (a link is followed, a device such as `/dev/null` written through).
+    /// `metadata` goes into the header (plus `format: pt` unless given, which PyTorch tooling
+    /// expects).
     pub fn save(&self, path: impl AsRef<Path>, config: &Config, metadata: HashMap<String, String>) -> Result<()> {
         self.save_with(path, config, metadata, &[])
     }
 
     /// `save` plus `extra` f32 tensors (name, shape, values) — a training checkpoint's state under
-    /// `train.`, which `load` skips.
+    /// `train.`, which `load` skips. Each name must start with `train.` and appear once, and each
+    /// shape must hold exactly its values.
     pub fn save_with(
         &self,
         path: impl AsRef<Path>,
@@ -793,6 +818,19 @@ impl Weights {
                 ),
             });
         }
+        let mut names = HashSet::new();
+        for (name, shape, data) in extra {
+            if !name.starts_with(TRAIN_PREFIX) || !names.insert(name.as_str()) {
+                return Err(Error::invalid(format!(
+                    "{}: extra tensor {name:?} must be named {TRAIN_PREFIX}... and appear once",
+                    path.display()
+                )));
+            }
+            let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            if numel != Some(data.len()) {
+                return Err(Error::Shape { what: name.clone(), expected: shape.clone(), got: vec![data.len()] });
+            }
+        }
         metadata.entry("format".to_string()).or_insert_with(|| "pt".to_string());
 
         let counters: Vec<[u8; 8]> =
@@ -813,22 +851,7 @@ impl Weights {
             views.push((name.as_str(), OutTensor { dtype: Dtype::F32, shape: shape.clone(), data: f32_bytes(data) }));
         }
 
-        let tmp = tmp_path(path)?;
-        let result = write_synced(views, metadata, &tmp).and_then(|()| {
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-            // Make the rename itself durable; not every platform can open a directory, so this is
-            // best effort.
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
-            Ok(())
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        crate::fsio::write_atomic_with(path, |w| write_safetensors(w, views, metadata, path))
     }
 
     /// Tensor by role, e.g. `get(Layer::Stem, Field::Weight)`.
@@ -894,20 +917,34 @@ fn counter_bytes(t: &HostTensor) -> [u8; 8] {
     v.to_le_bytes()
 }
 
-fn tmp_path(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| Error::invalid(format!("{}: not a file path", path.display())))?;
-    let mut tmp = name.to_os_string();
-    tmp.push(".tmp");
-    Ok(path.with_file_name(tmp))
-}
-
-fn write_synced(views: Vec<(&str, OutTensor<'_>)>, metadata: HashMap<String, String>, tmp: &Path) -> Result<()> {
-    safetensors::serialize_to_file(views, Some(metadata), tmp).map_err(|e| match e {
-        SafeTensorError::IoError(io) => Error::io(tmp, io),
-        other => Error::safetensors(tmp, other),
-    })?;
-    let file = std::fs::OpenOptions::new().write(true).open(tmp).map_err(|e| Error::io(tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(tmp, e))
+/// Streams `views` as a safetensors file into `w`, byte for byte what `safetensors::serialize`
+/// makes (tensors sorted by dtype alignment, then name; header padded to 8 bytes), without
+/// holding a second copy of a checkpoint that may be gigabytes.
+fn write_safetensors(
+    w: &mut dyn std::io::Write,
+    mut views: Vec<(&str, OutTensor<'_>)>,
+    metadata: HashMap<String, String>,
+    path: &Path,
+) -> Result<()> {
+    views.sort_by(|(a_name, a), (b_name, b)| b.dtype.cmp(&a.dtype).then(a_name.cmp(b_name)));
+    let mut offset = 0;
+    let mut infos = Vec::with_capacity(views.len());
+    for (name, t) in &views {
+        let len = t.data.len();
+        let info = TensorInfo { dtype: t.dtype, shape: t.shape.clone(), data_offsets: (offset, offset + len) };
+        infos.push((name.to_string(), info));
+        offset += len;
+    }
+    let header = Metadata::new(Some(metadata), infos).map_err(|e| Error::safetensors(path, e))?;
+    let mut header = serde_json::to_vec(&header).map_err(|e| Error::safetensors(path, e))?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let io = |e| Error::io(path, e);
+    w.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;
+    w.write_all(&header).map_err(io)?;
+    for (_, t) in &views {
+        w.write_all(&t.data).map_err(io)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

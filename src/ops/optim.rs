@@ -1,7 +1,7 @@
 //! Optimizer kernels over the flat parameter buffer (one dispatch per step for all parameters),
 //! the global gradient norm for clipping, and the weight EMA.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Kernel};
 use crate::ops::reduce::{sum_partials, SumPartialsParams};
 
@@ -37,6 +37,25 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
+    /// Rejects hyper-parameters outside their range (decays and momenta in [0, 1), eps > 0), naming
+    /// the one that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let positive = (std::ops::Bound::Excluded(0.0), std::ops::Bound::Unbounded);
+        match *self {
+            OptimizerKind::RmspropTf { decay, momentum, eps } => {
+                Error::check_number("rmsprop decay", decay as f64, 0.0..1.0)?;
+                Error::check_number("rmsprop momentum", momentum as f64, 0.0..1.0)?;
+                Error::check_number("rmsprop eps", eps as f64, positive)
+            }
+            OptimizerKind::Sgd { momentum, .. } => Error::check_number("sgd momentum", momentum as f64, 0.0..1.0),
+            OptimizerKind::AdamW { beta1, beta2, eps } => {
+                Error::check_number("adamw beta1", beta1 as f64, 0.0..1.0)?;
+                Error::check_number("adamw beta2", beta2 as f64, 0.0..1.0)?;
+                Error::check_number("adamw eps", eps as f64, positive)
+            }
+        }
+    }
+
     /// Per-parameter state buffers the rule keeps.
     pub fn slots(&self) -> usize {
         match self {

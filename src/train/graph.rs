@@ -47,6 +47,20 @@ pub struct TrainOptions {
     pub fused_bn_stats: bool,
 }
 
+impl TrainOptions {
+    /// Rejects values a step cannot use, naming the option, the value and the range.
+    pub fn validate(&self) -> Result<()> {
+        Error::check_number("bn_momentum", self.bn_momentum as f64, 0.0..=1.0)?;
+        Error::check_number("label_smoothing", self.label_smoothing as f64, 0.0..1.0)?;
+        if let Some((h, w)) = self.resize_to {
+            if h == 0 || w == 0 {
+                return Err(Error::invalid(format!("resize_to is {h}x{w}; both sides must be at least 1 pixel")));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
@@ -322,6 +336,7 @@ impl TrainGraph {
                 "a training step needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
             )));
         }
+        opts.validate()?;
         record_planned(gpu, |r| self.record_step_with(r, batch, h, w, opts))
     }
 

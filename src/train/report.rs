@@ -2,7 +2,6 @@
 //! loss and accuracy curves (drawn as SVG by plotters, rasterised by resvg; text uses whatever
 //! system font is installed and is left out where there is none).
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -26,10 +25,15 @@ pub struct MetricsRow {
     pub images_per_second: f64,
 }
 
-/// Appends `row` to the CSV at `path`, writing the header first when the file is new.
+/// Appends `row` to the CSV at `path`, writing the header first when the file is new or empty.
+/// Every write is checked (through [`crate::fsio::append`]): a failed append leaves the rows
+/// before it as they were.
 pub fn append_metrics(path: &Path, row: &MetricsRow) -> Result<()> {
-    let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+    let new = match std::fs::metadata(path) {
+        Ok(m) => m.is_file() && m.len() == 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::io(path, e)),
+    };
     let mut line = String::new();
     if new {
         line.push_str("step,epoch,lr,train_loss,train_accuracy,test_accuracy,images_per_second\n");
@@ -39,7 +43,7 @@ pub fn append_metrics(path: &Path, row: &MetricsRow) -> Result<()> {
         "{},{:.4},{:.6},{:.5},{:.5},{},{:.2}\n",
         row.step, row.epoch, row.lr, row.train_loss, row.train_accuracy, test, row.images_per_second
     ));
-    f.write_all(line.as_bytes()).map_err(|e| Error::io(path, e))
+    crate::fsio::append(path, line.as_bytes()).map(|_| ())
 }
 
 /// Reads `metrics.csv` back (for the plot and for resumed runs).
@@ -113,10 +117,11 @@ fn plot_svg(rows: &[MetricsRow], title: &str) -> Result<String> {
     Ok(svg)
 }
 
-/// Writes the loss/accuracy plot as `path` (PNG) and the same plot beside it as SVG.
+/// Writes the loss/accuracy plot as `path` (PNG) and the same plot beside it as SVG, each
+/// replaced atomically (through [`crate::fsio::write_atomic`]).
 pub fn write_plot(path: &Path, rows: &[MetricsRow], title: &str) -> Result<()> {
     let svg = plot_svg(rows, title)?;
-    std::fs::write(path.with_extension("svg"), &svg).map_err(|e| Error::io(path.with_extension("svg"), e))?;
+    crate::fsio::write_atomic(path.with_extension("svg"), &svg)?;
     let mut opt = resvg::usvg::Options::default();
     let db = opt.fontdb_mut();
     db.load_system_fonts();
@@ -136,7 +141,5 @@ pub fn write_plot(path: &Path, rows: &[MetricsRow], title: &str) -> Result<()> {
         .ok_or_else(|| Error::invalid("plot: empty canvas"))?;
     resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
     let png = pixmap.encode_png().map_err(|e| Error::invalid(format!("plot: {e}")))?;
-    let tmp = path.with_extension("png.tmp");
-    std::fs::write(&tmp, png).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::fsio::write_atomic(path, png)
 }

@@ -19,7 +19,8 @@ use crate::train::{LrSchedule, Optimizer};
 pub struct TrainConfig {
     /// Epochs the run lasts (or fewer when `max_steps` ends it first).
     pub epochs: u64,
-    /// Stop after this many steps (all epochs otherwise).
+    /// Stop after this many steps (all epochs otherwise). The learning-rate schedule still spans
+    /// every epoch, so a run stopped here and resumed takes the same steps as one that was not.
     pub max_steps: Option<u64>,
     /// Images per optimizer step (at least 2, for BatchNorm).
     pub batch_size: usize,
@@ -55,6 +56,54 @@ pub struct TrainConfig {
     /// binding limit are split this way whatever this says.
     #[serde(default)]
     pub micro_batch: Option<usize>,
+}
+
+impl TrainConfig {
+    /// Rejects values no run can use, naming the option, the value and the range, so that nothing
+    /// unchecked reaches a kernel as an override constant.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::invalid("epochs is 0; a run needs at least 1 epoch"));
+        }
+        if self.max_steps == Some(0) {
+            return Err(Error::invalid("max_steps is 0; a run needs at least 1 step"));
+        }
+        if self.batch_size < 2 {
+            return Err(Error::invalid(format!(
+                "batch_size is {}; training needs at least 2 images per batch (BatchNorm statistics)",
+                self.batch_size
+            )));
+        }
+        if self.micro_batch == Some(0) {
+            return Err(Error::invalid("micro_batch is 0; it must be at least 1 image"));
+        }
+        if self.resolution == 0 {
+            return Err(Error::invalid("resolution is 0; it must be at least 1 pixel"));
+        }
+        Error::check_number("lr", self.lr as f64, 0.0..)?;
+        Error::check_number("warmup_epochs", self.warmup_epochs as f64, 0.0..)?;
+        Error::check_number("weight_decay", self.weight_decay as f64, 0.0..)?;
+        Error::check_number("max_norm (--clip-norm)", self.max_norm as f64, 0.0..)?;
+        Error::check_number("label_smoothing", self.label_smoothing as f64, 0.0..1.0)?;
+        Error::check_number("bn_momentum", self.bn_momentum as f64, 0.0..=1.0)?;
+        if let Some(d) = self.ema {
+            Error::check_number("ema (decay)", d as f64, 0.0..1.0)?;
+        }
+        self.optimizer.validate()?;
+        if let crate::train::Schedule::ExponentialStaircase { rate, every_epochs } = self.schedule {
+            Error::check_number(
+                "schedule rate",
+                rate as f64,
+                (std::ops::Bound::Excluded(0.0), std::ops::Bound::Unbounded),
+            )?;
+            Error::check_number(
+                "schedule every_epochs",
+                every_epochs as f64,
+                (std::ops::Bound::Excluded(0.0), std::ops::Bound::Unbounded),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrainConfig {
@@ -187,12 +236,15 @@ impl Trainer {
         tc: TrainConfig,
         steps_per_epoch: u64,
     ) -> Result<Trainer> {
-        if tc.batch_size < 2 {
-            return Err(Error::invalid("training needs a batch size of at least 2 (BatchNorm statistics)"));
+        tc.validate()?;
+        if steps_per_epoch == 0 {
+            return Err(Error::invalid("steps_per_epoch is 0: the data set makes no batch"));
         }
         let graph = TrainGraph::new(&gpu, config.clone(), weights)?;
         let optimizer = Optimizer::new(&gpu, &graph.params, tc.optimizer, tc.weight_decay, tc.max_norm, tc.ema)?;
-        let total = tc.max_steps.unwrap_or(u64::MAX).min(tc.epochs * steps_per_epoch);
+        // The schedule spans every epoch whatever `max_steps` says, so that a run stopped early
+        // and resumed takes the steps an uninterrupted one takes.
+        let total = tc.epochs.saturating_mul(steps_per_epoch);
         let warmup = (tc.warmup_epochs as f64 * steps_per_epoch as f64) as u64;
         let schedule = LrSchedule {
             base_lr: tc.lr,
@@ -220,9 +272,9 @@ impl Trainer {
         })
     }
 
-    /// Steps the whole run takes.
+    /// Steps the run takes: every epoch's, or `max_steps` where that is fewer.
     pub fn total_steps(&self) -> u64 {
-        self.schedule.total_steps
+        self.tc.max_steps.map_or(self.schedule.total_steps, |m| m.min(self.schedule.total_steps))
     }
 
     fn options(&self) -> TrainOptions {
@@ -336,6 +388,25 @@ impl Trainer {
         Ok((v[0][0], right as f64 / targets.len().max(1) as f64))
     }
 
+    /// An error naming the step where the last step's loss is NaN or infinite (training diverged),
+    /// so that a loop stops before it saves such weights over a good checkpoint. Waits for the GPU.
+    pub fn check_finite(&self) -> Result<()> {
+        let loss = match (&self.accum, self.last_step.and_then(|i| self.steps.get(i))) {
+            (Some(a), _) if self.last_micro => &a.loss,
+            (_, Some(s)) => s.loss(),
+            _ => return Ok(()),
+        };
+        let loss = self.gpu.read(loss)?.first().copied().unwrap_or(f32::NAN);
+        if loss.is_finite() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "the loss is {loss} at step {}: training diverged (lower the learning rate); the last checkpoint saved \
+             before this step is kept",
+            self.step
+        )))
+    }
+
     /// Marks the start of the next epoch.
     pub fn next_epoch(&mut self) {
         self.epoch += 1;
@@ -356,6 +427,19 @@ impl Trainer {
     /// as they are now: BatchNorm with the running statistics, dropout off, images resized on the
     /// GPU to the training resolution. Nothing is read back but the logits.
     pub fn evaluate(&self, ds: &Dataset, norm: Normalize, batch: usize) -> Result<Evaluation> {
+        let never = std::sync::atomic::AtomicBool::new(false);
+        self.evaluate_until(ds, norm, batch, &never)?.ok_or_else(|| Error::invalid("evaluation stopped"))
+    }
+
+    /// `evaluate`, checking `stop` between batches: `None` as soon as it is set (Ctrl-C), so an
+    /// interrupted run stops within one batch instead of finishing the evaluation.
+    pub fn evaluate_until(
+        &self,
+        ds: &Dataset,
+        norm: Normalize,
+        batch: usize,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<Evaluation>> {
         let r = self.tc.resolution;
         let k = self.config.num_classes;
         if ds.num_classes() > k {
@@ -366,6 +450,9 @@ impl Trainer {
         let (mut right, mut seen) = (vec![0usize; k], vec![0usize; k]);
         for b in Loader::start(ds, batch, 0, 0, self.tc.seed, false, false, Augment::None, norm, r)? {
             let b = b?;
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(None);
+            }
             let at = match evals.iter().position(|p| (p.batch, p.h, p.w) == (b.len(), b.h, b.w)) {
                 Some(i) => i,
                 None => {
@@ -383,11 +470,11 @@ impl Trainer {
             }
         }
         let examples: usize = seen.iter().sum();
-        Ok(Evaluation {
+        Ok(Some(Evaluation {
             accuracy: right.iter().sum::<usize>() as f64 / examples.max(1) as f64,
             per_class: right.iter().zip(&seen).map(|(&r, &s)| r as f64 / s.max(1) as f64).collect(),
             examples,
-        })
+        }))
     }
 }
 

@@ -41,7 +41,7 @@ pub fn small_binding_gpu(max_binding: u64) -> Gpu {
         ..Default::default()
     }))
     .expect("device");
-    Gpu::from_device(device, queue)
+    Gpu::from_device(device, queue).expect("a device")
 }
 
 /// Deterministic values in [-1, 1) (xorshift), so failures reproduce.
