@@ -411,3 +411,59 @@ fn train_b0_resumes_exactly_after_max_steps_and_refuses_nonsense_flags() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_f16_path_refuses_non_finite_input_too() {
+    // f16 storage saturates at ±65504, which turned an all-NaN input into finite logits: the input
+    // is checked before it is stored.
+    let gpu = shared_gpu();
+    let config = tiny();
+    let weights = Weights::init_random(&config, 4);
+    match EfficientNet::new_with_store(&gpu, config, &weights, efficientnet_wgpu::gpu::Dtype::F16) {
+        Ok(model) => {
+            let err = message(model.forward(&gpu, &vec![f32::NAN; 3 * 32 * 32], 1, 32, 32));
+            assert!(err.contains("input of batch item 0"), "{err}");
+        }
+        Err(e) => assert!(matches!(e, Error::Unsupported { .. }), "{e}"),
+    }
+}
+
+#[test]
+fn cli_grad_refuses_a_nan_momentum_and_run_reads_f16_inputs() {
+    let dir = tmp("cli-grad");
+    let config = Config::b0(10);
+    let weights = dir.join("b0.safetensors");
+    Weights::init_random(&config, 1).save(&weights, &config, Default::default()).unwrap();
+    let (h, w) = (32usize, 32usize);
+    let values = rand_vec(3 * h * w, 2);
+    let write = |name: &str, dtype: safetensors::Dtype, bytes: Vec<u8>, target: bool| {
+        let path = dir.join(name);
+        let mut tensors =
+            vec![("input".to_string(), safetensors::tensor::TensorView::new(dtype, vec![1, 3, h, w], &bytes).unwrap())];
+        let t = 3i64.to_le_bytes();
+        if target {
+            tensors.push((
+                "target".into(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &t).unwrap(),
+            ));
+        }
+        std::fs::write(&path, safetensors::tensor::serialize(tensors, None).unwrap()).unwrap();
+        path
+    };
+    let f32_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let f16_bytes: Vec<u8> = values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+    let step = write("step.safetensors", safetensors::Dtype::F32, f32_bytes, true);
+    let (wp, sp, out) = (weights.to_str().unwrap(), step.to_str().unwrap(), dir.join("out.safetensors"));
+    let (ok, text) = effnet(
+        &["grad", "--weights", wp, "--input", sp, "--output", out.to_str().unwrap(), "--bn-momentum", "NaN"],
+        &[],
+    );
+    assert!(!ok && text.contains("bn_momentum is NaN") && !text.contains("panicked"), "{text}");
+    let half_input = write("half.safetensors", safetensors::Dtype::F16, f16_bytes, false);
+    let (ok, text) = effnet(
+        &["run", "--weights", wp, "--input", half_input.to_str().unwrap(), "--output", out.to_str().unwrap()],
+        &[],
+    );
+    assert!(ok, "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}

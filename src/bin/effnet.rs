@@ -283,8 +283,15 @@ fn classes_in_file(path: &Path) -> Option<usize> {
 /// The config and weights a user named, with the format's numerics applied.
 fn load_weights(args: &ModelArgs, w: &WeightArgs) -> Result<(Config, Weights, WeightFormat)> {
     let format = w.weights_format.as_deref().map(str::parse::<WeightFormat>).transpose()?;
-    let classes = args.classes.or_else(|| classes_in_file(&w.weights)).unwrap_or(1000);
-    let mut cfg = config(args, classes)?;
+    let from_file = classes_in_file(&w.weights);
+    let classes = args.classes.or(from_file).unwrap_or(1000);
+    let mut cfg = match config(args, classes) {
+        // A class count read from the file is the file's fault: name it.
+        Err(e) if args.classes.is_none() && from_file.is_some() => {
+            return Err(Error::file(&w.weights, format!("its classifier does not fit: {e}")))
+        }
+        r => r?,
+    };
     if let Some(f) = format {
         f.adjust_config(&mut cfg);
     }
@@ -395,8 +402,11 @@ fn read_input(input: &Path, with_target: bool) -> Result<(Vec<usize>, Vec<f32>, 
     };
     let t = named("input")?;
     let shape = t.shape().to_vec();
-    if shape.len() != 4 || shape[1] != 3 {
-        return Err(Error::file(input, format!("tensor \"input\" must be [N, 3, H, W] (NCHW), got {shape:?}")));
+    if shape.len() != 4 || shape[1] != 3 || shape.contains(&0) {
+        return Err(Error::file(
+            input,
+            format!("tensor \"input\" must be [N, 3, H, W] (NCHW) with N, H and W at least 1, got {shape:?}"),
+        ));
     }
     let data: Vec<f32> = match t.dtype() {
         safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(t.data()),

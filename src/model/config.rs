@@ -398,11 +398,13 @@ impl Config {
     /// Rejects values that would make a degenerate network, so builders can trust the numbers.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::invalid(format!("config {}: {what}", self.name)));
-        if !(self.width.is_finite() && self.width > 0.0) {
-            return bad(&format!("width must be a positive number, got {}", self.width));
+        // B7 scales width by 2.0 and depth by 3.1; 10 leaves room for larger networks while
+        // keeping every count the sizes are derived from far from overflow.
+        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 10.0) {
+            return bad(&format!("width must be a number in (0, 10], got {}", self.width));
         }
-        if !(self.depth.is_finite() && self.depth > 0.0) {
-            return bad(&format!("depth must be a positive number, got {}", self.depth));
+        if !(self.depth.is_finite() && self.depth > 0.0 && self.depth <= 10.0) {
+            return bad(&format!("depth must be a number in (0, 10], got {}", self.depth));
         }
         if !(1..=MAX_CLASSES).contains(&self.num_classes) {
             return bad(&format!("num_classes is {}; it must be from 1 to {MAX_CLASSES}", self.num_classes));
