@@ -2,6 +2,11 @@
 //! timestamps.
 //!
 //!     cargo run --release --example bench -- --model b0 --batch 8 [--resolution 224] [--iters 5] [--json]
+//!
+//! With `--loader`, the data loader alone (no GPU): images/s of one epoch over an image folder,
+//! decoded, random-resized-cropped and flipped as for training.
+//!
+//!     cargo run --release --example bench -- --loader --data DIR [--resolution 224] [--workers N] [--batch 64] [--json]
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -64,6 +69,19 @@ struct Args {
     /// the best one.
     #[arg(long)]
     gemm_sweep: bool,
+    /// Time the data loader alone over the image folder `--data` (DIR/<class>/<image>.jpg): one
+    /// epoch of random-resized crops at `--resolution` (default 224) in batches of `--batch`.
+    #[arg(long)]
+    loader: bool,
+    /// With --loader: the image folder.
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// With --loader: decoding threads (default: the machine's available parallelism).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// With --loader: batches in flight (default: `LoaderOptions`' default).
+    #[arg(long)]
+    prefetch: Option<usize>,
 }
 
 fn main() {
@@ -203,6 +221,9 @@ impl Profile {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.loader {
+        return run_loader(args);
+    }
     if args.targets {
         return run_targets(args);
     }
@@ -302,6 +323,71 @@ fn run(args: Args) -> Result<()> {
     print_sweep(&sweep);
     println!("\nper kernel (GPU timestamps, one pass per dispatch; total {:.1} ms):", profile.total_ns / 1e6);
     profile.print(12);
+    Ok(())
+}
+
+/// `--loader`: one epoch of the loader over the folder `--data`, timed from start to the last
+/// batch. The files are read once before, so the figure is decoding and augmentation, not the disk.
+fn run_loader(args: Args) -> Result<()> {
+    use efficientnet_wgpu::data::{load_image_folder, Augment, FolderSplit, Loader, LoaderOptions, Normalize, Source};
+    let dir = args.data.as_deref().ok_or_else(|| {
+        efficientnet_wgpu::Error::invalid("--loader needs --data DIR, an image folder (DIR/<class>/<image>.jpg)")
+    })?;
+    let res = args.resolution.unwrap_or(224);
+    let batch = args.batch.max(1);
+    let mut options = LoaderOptions::default();
+    options.workers = args.workers.unwrap_or(options.workers);
+    options.prefetch = args.prefetch.unwrap_or(options.prefetch);
+    let (ds, _) = load_image_folder(dir, FolderSplit { held_out: 0.0 })?;
+    let Source::Files { paths, .. } = &ds.source else { unreachable!("an image folder is files") };
+    let t = Instant::now();
+    let (mut bytes, mut pixels) = (0u64, 0u64);
+    for p in paths {
+        bytes += std::fs::read(p).map_err(|e| efficientnet_wgpu::Error::io(p, e))?.len() as u64;
+        pixels += image::image_dimensions(p).map_or(0, |(w, h)| w as u64 * h as u64);
+    }
+    let read_s = t.elapsed().as_secs_f64();
+    let augment = Augment::RandomResizedCrop { size: res };
+    let t = Instant::now();
+    let loader = Loader::start_with(&ds, batch, 0, 0, 0, true, false, augment, Normalize::IMAGENET, res, options)?;
+    let meter = loader.meter();
+    let mut images = 0;
+    for b in loader {
+        images += b?.len();
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    let stats = meter.stats();
+    let images_per_s = images as f64 / seconds;
+    let mean_mp = pixels as f64 / paths.len().max(1) as f64 / 1e6;
+    let cores = LoaderOptions::available_workers();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "mode": "loader", "data": dir.display().to_string(), "images": images,
+                "mean_megapixels": mean_mp, "file_bytes": bytes, "resolution": res, "batch": batch,
+                "workers": stats.workers, "prefetch": options.prefetch, "available_parallelism": cores,
+                "seconds": seconds, "images_per_s": images_per_s,
+                "worker_seconds": stats.worker_seconds, "capacity_images_per_s": stats.capacity_images_per_s(),
+                "consumer_wait_seconds": stats.wait_seconds, "files_read_s": read_s,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{images} images of {} ({mean_mp:.1} MP on average, {:.0} MB; read once first in {read_s:.1} s)",
+        dir.display(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "loader at {res}x{res}, batch {batch}, {} workers, prefetch {} ({cores} cores available):",
+        stats.workers, options.prefetch
+    );
+    println!(
+        "  {images_per_s:.2} images/s ({seconds:.2} s); {:.2} images/s per worker-second; consumer waited {:.2} s",
+        stats.images as f64 / stats.worker_seconds.max(1e-9),
+        stats.wait_seconds
+    );
     Ok(())
 }
 

@@ -1,63 +1,328 @@
-//! Image classification: decoded images → preprocessing on the GPU (resize + center crop +
-//! normalisation in one kernel) → the network → probabilities → top-k.
+//! Image classification: decoded images → preprocessing (the resize and center crop of the
+//! weights' source library on the CPU, normalisation on the GPU) → the network → probabilities →
+//! top-k.
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use crate::data::load_image;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::model::{imagenet_label, EfficientNet};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::model::{imagenet_label, Config, EfficientNet, Variant, WeightFormat};
 use crate::ops::{bilinear_resize_fwd, BilinearResizeParams};
 
-/// How images are turned into network input. The defaults are ImageNet's (REFERENCE.md): the
-/// center crop covers 87.5% of the short side, resized to the variant's resolution, normalised
-/// with ImageNet's mean and std.
+/// ImageNet's per-channel mean (R, G, B) on the 0–1 scale.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation (R, G, B) on the 0–1 scale.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// The mean and std of TF's "inception" preprocessing, `x * 2 - 1` (timm `tf_efficientnet_lite*`).
+const HALF: [f32; 3] = [0.5, 0.5, 0.5];
+/// Largest `resize_size` (and so `resolution`) [`Preprocess::validate`] accepts.
+const MAX_SIDE: usize = 4096;
+
+/// The resampling filter of the resize, as PIL and torch's antialiased resize define them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interpolation {
+    /// Triangle filter, support 1 (PIL `BILINEAR`, torch `bilinear`).
+    Bilinear,
+    /// Keys cubic with a = -0.5, support 2 (PIL `BICUBIC`, torch `bicubic` with `antialias=True`).
+    Bicubic,
+}
+
+impl Interpolation {
+    /// Half-width of the filter in source pixels at scale 1.
+    fn support(self) -> f64 {
+        match self {
+            Interpolation::Bilinear => 1.0,
+            Interpolation::Bicubic => 2.0,
+        }
+    }
+
+    /// The filter at distance `x` (source pixels at scale 1), as PIL's `Resample.c` computes it.
+    fn weight(self, x: f64) -> f64 {
+        let x = x.abs();
+        match self {
+            Interpolation::Bilinear => (1.0 - x).max(0.0),
+            Interpolation::Bicubic => {
+                const A: f64 = -0.5;
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+/// How images are turned into network input, the way torchvision's `ImageClassification` and
+/// timm's eval transform do it: resize (short side to `resize_size`, or both sides when
+/// `keep_aspect` is off), center crop `resolution` x `resolution`, scale 8-bit values to [0, 1],
+/// subtract `mean` and divide by `std`. [`Preprocess::preset`] gives the numbers each weight
+/// source was evaluated with; [`Preprocess::imagenet`] is REFERENCE.md's rule.
+///
+/// The resize and crop run on the CPU ([`Preprocess::resample`], any image size, only the crop's
+/// source pixels touched): the GPU resize kernel has no bicubic filter, and the libraries' 8-bit
+/// rounding is easiest to reproduce exactly in a plain loop (tests/preprocess.rs: within one
+/// level of PIL and torch on the same pixels). The normalisation runs on the GPU, writing the
+/// network's input.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Preprocess {
-    /// Output side in pixels (the network's resolution).
+    /// Output side in pixels: the center crop the network sees.
     pub resolution: usize,
-    /// Fraction of the short side the center crop covers (0.875 = torchvision's 224 of 256).
-    pub crop_fraction: f32,
+    /// Size the image is resized to before the crop: its short side when `keep_aspect` (the long
+    /// side follows, truncated as torchvision does), both sides otherwise. At least `resolution`.
+    pub resize_size: usize,
+    /// Keep the aspect ratio (torchvision's `Resize(int)`); off squashes the image to
+    /// `resize_size` x `resize_size` (timm's `crop_mode="squash"`).
+    pub keep_aspect: bool,
+    /// The resampling filter.
+    pub interpolation: Interpolation,
+    /// Widen the filter by the downscale factor when shrinking, as PIL always does and torch does
+    /// with `antialias=True`; off aliases on large photos.
+    pub antialias: bool,
+    /// Round and clip to 8 bits between the two resize passes, as PIL does (torchvision and timm
+    /// on PIL images); off keeps the first pass exact and rounds only the result, as torch's
+    /// resize of a uint8 tensor does (torchvision's transforms on `read_image` tensors). The two
+    /// differ by a few levels next to sharp dark or bright edges, where the bicubic pass
+    /// overshoots [0, 255] (up to 7 levels on tests/fixtures/photos/coffee.jpg).
+    pub round_between_passes: bool,
     /// Per-channel mean (R, G, B) on the 0–1 scale, subtracted before dividing by `std`.
     pub mean: [f32; 3],
     /// Per-channel standard deviation (R, G, B) on the 0–1 scale.
     pub std: [f32; 3],
-    /// Widen the filter when shrinking, as torchvision and PIL do; off aliases on large photos.
-    pub antialias: bool,
 }
 
 impl Preprocess {
-    /// ImageNet preprocessing at `resolution`: 87.5% center crop, ImageNet mean and std, antialiasing on.
+    /// REFERENCE.md's ImageNet preprocessing at `resolution`: bicubic (antialiased) resize of the
+    /// short side to `floor(resolution / 0.875)` (256 for 224), center crop, ImageNet mean and std,
+    /// rounded between the passes like PIL.
     pub fn imagenet(resolution: usize) -> Self {
         Preprocess {
             resolution,
-            crop_fraction: 0.875,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
+            resize_size: (resolution as f64 / 0.875).floor() as usize,
+            keep_aspect: true,
+            interpolation: Interpolation::Bicubic,
             antialias: true,
+            round_between_passes: true,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
         }
     }
 
-    /// The resize of a `h` x `w` image: a centered square window of `crop_fraction` of the short
-    /// side, mapped onto `resolution` x `resolution`.
-    pub fn params(&self, h: usize, w: usize) -> BilinearResizeParams {
-        let side = h.min(w) as f32 * self.crop_fraction;
-        let ratio = side / self.resolution as f32;
-        BilinearResizeParams {
-            n: 1,
-            c: 3,
-            ih: h,
-            iw: w,
-            oh: self.resolution,
-            ow: self.resolution,
-            y0: (h as f32 - side) / 2.0,
-            x0: (w as f32 - side) / 2.0,
-            ratio_h: ratio,
-            ratio_w: ratio,
-            antialias: self.antialias,
+    /// The evaluation preprocessing of the weights `format` publishes for `variant`, read from the
+    /// libraries (baselines/make_preprocess_fixtures.py prints them; tests/preprocess.rs checks
+    /// this table against the copy in the fixtures' metadata):
+    ///
+    /// - torchvision 0.29: `EfficientNet_B*_Weights.IMAGENET1K_V1.transforms()`, bicubic with
+    ///   `antialias=True`, ImageNet mean/std; resize → crop B0 256 → 224, B1 256 → 240, B2 288 → 288,
+    ///   B3 320 → 300, B4 384 → 380, B5–B7 equal to the crop (456, 528, 600), run on uint8
+    ///   tensors (`round_between_passes` off; turn it on to match the transform on PIL images).
+    ///   No Lite weights: Lite gets [`Preprocess::imagenet`] at its resolution.
+    /// - timm 1.0 (`efficientnet_*`, `efficientnet_lite*`) and timm-tf (`tf_efficientnet_*`,
+    ///   `tf_efficientnet_lite*`): `resolve_data_config` of the default pretrained tag, resize to
+    ///   `floor(input_size / crop_pct)` then crop `input_size`. The sizes are the tags' own and can
+    ///   differ from the variant's (timm B2 256, B3 288, B4 320, B5 448 squashed; tf Lite3 300,
+    ///   Lite4 380). timm B1 (`ra4_e3600_r240_in1k`) and every tf Lite use mean = std = 0.5;
+    ///   tf Lite3/4 are bilinear, the rest bicubic. timm B6, B7 and Lite1–4 have no weights: their
+    ///   default config is used. (Other tags differ: `tf_efficientnet_*.ap_in1k` (AdvProp) uses
+    ///   mean = std = 0.5; set the fields for those.)
+    /// - lukemelas (`efficientnet_pytorch`, which ships no transform): its examples/imagenet
+    ///   evaluation, `Resize(image_size, BICUBIC)` + `CenterCrop(image_size)` with ImageNet mean/std,
+    ///   i.e. the short side resized straight to the variant's resolution (crop fraction 1). No Lite
+    ///   weights: Lite gets [`Preprocess::imagenet`].
+    pub fn preset(format: WeightFormat, variant: Variant) -> Self {
+        use Variant::*;
+        // (resolution, resize_size) per variant; squash, filter and normalisation set below.
+        let (resolution, resize_size) = match (format, variant) {
+            (WeightFormat::Torchvision, B0) => (224, 256),
+            (WeightFormat::Torchvision, B1) => (240, 256),
+            (WeightFormat::Torchvision, B2) => (288, 288),
+            (WeightFormat::Torchvision, B3) => (300, 320),
+            (WeightFormat::Torchvision, B4) => (380, 384),
+            (WeightFormat::Torchvision, B5) => (456, 456),
+            (WeightFormat::Torchvision, B6) => (528, 528),
+            (WeightFormat::Torchvision, B7) => (600, 600),
+            (WeightFormat::Timm, B0) => (224, 256),    // ra_in1k, crop_pct 0.875
+            (WeightFormat::Timm, B1) => (240, 266),    // ra4_e3600_r240_in1k, 0.9
+            (WeightFormat::Timm, B2) => (256, 292),    // ra_in1k, 0.875
+            (WeightFormat::Timm, B3) => (288, 329),    // ra2_in1k, 0.875
+            (WeightFormat::Timm, B4) => (320, 365),    // ra2_in1k, 0.875
+            (WeightFormat::Timm, B5) => (448, 448),    // sw_in12k_ft_in1k, 1.0, squash
+            (WeightFormat::Timm, B6) => (528, 560),    // no weights, 0.942
+            (WeightFormat::Timm, B7) => (600, 632),    // no weights, 0.949
+            (WeightFormat::Timm, Lite0) => (224, 256), // ra_in1k, 0.875
+            (WeightFormat::Timm, Lite1) => (240, 272), // no weights, 0.882
+            (WeightFormat::Timm, Lite2) => (260, 292), // no weights, 0.89
+            (WeightFormat::Timm, Lite3) => (300, 331), // no weights, 0.904
+            (WeightFormat::Timm, Lite4) => (380, 412), // no weights, 0.922
+            (WeightFormat::TimmTf, B0) => (224, 256),  // ns_jft_in1k, 0.875
+            (WeightFormat::TimmTf, B1) => (240, 272),  // 0.882
+            (WeightFormat::TimmTf, B2) => (260, 292),  // 0.89
+            (WeightFormat::TimmTf, B3) => (300, 331),  // 0.904
+            (WeightFormat::TimmTf, B4) => (380, 412),  // 0.922
+            (WeightFormat::TimmTf, B5) => (456, 488),  // 0.934
+            (WeightFormat::TimmTf, B6) => (528, 560),  // 0.942
+            (WeightFormat::TimmTf, B7) => (600, 632),  // 0.949
+            (WeightFormat::TimmTf, Lite0) => (224, 256), // in1k, 0.875
+            (WeightFormat::TimmTf, Lite1) => (240, 272), // 0.882
+            (WeightFormat::TimmTf, Lite2) => (260, 292), // 0.89
+            (WeightFormat::TimmTf, Lite3) => (300, 331), // 0.904
+            (WeightFormat::TimmTf, Lite4) => (380, 413), // 0.92
+            (WeightFormat::Lukemelas, B0 | B1 | B2 | B3 | B4 | B5 | B6 | B7) => {
+                let r = variant.coefficients().2 as usize;
+                (r, r)
+            }
+            (WeightFormat::Torchvision | WeightFormat::Lukemelas, Lite0 | Lite1 | Lite2 | Lite3 | Lite4) => {
+                return Preprocess::imagenet(variant.coefficients().2 as usize);
+            }
+        };
+        let half = matches!((format, variant), (WeightFormat::Timm, B1))
+            || matches!((format, variant), (WeightFormat::TimmTf, Lite0 | Lite1 | Lite2 | Lite3 | Lite4));
+        let bilinear = matches!((format, variant), (WeightFormat::TimmTf, Lite3 | Lite4));
+        Preprocess {
+            resolution,
+            resize_size,
+            keep_aspect: !matches!((format, variant), (WeightFormat::Timm, B5)),
+            interpolation: if bilinear { Interpolation::Bilinear } else { Interpolation::Bicubic },
+            antialias: true,
+            // The fixtures check torchvision's transform on uint8 tensors and timm's on PIL images.
+            round_between_passes: format != WeightFormat::Torchvision,
+            mean: if half { HALF } else { IMAGENET_MEAN },
+            std: if half { HALF } else { IMAGENET_STD },
         }
+    }
+
+    /// The preset for weights in `format` for `config`: [`Preprocess::preset`] of its built-in
+    /// variant, or [`Preprocess::imagenet`] at `config.resolution` for a custom config.
+    pub fn for_weights(format: WeightFormat, config: &Config) -> Self {
+        match config.variant() {
+            Some(v) => Preprocess::preset(format, v),
+            None => Preprocess::imagenet(config.resolution as usize),
+        }
+    }
+
+    /// Fraction of the resized short side the crop covers (`input_size / resize_size`, timm's
+    /// `crop_pct`): 0.875 for 224 of 256.
+    pub fn crop_fraction(&self) -> f32 {
+        self.resolution as f32 / self.resize_size as f32
+    }
+
+    /// Refuses sizes that cannot give a `resolution` x `resolution` crop, and a mean or std that
+    /// would make the input non-finite.
+    pub fn validate(&self) -> Result<()> {
+        if self.resolution == 0 || self.resize_size < self.resolution {
+            return Err(Error::invalid(format!(
+                "preprocess: resize_size ({}) must be at least resolution ({}), which must be at least 1",
+                self.resize_size, self.resolution
+            )));
+        }
+        // The largest published input is 600 px; the bound keeps a typo from allocating gigabytes.
+        if self.resize_size > MAX_SIDE {
+            return Err(Error::invalid(format!("preprocess: resize_size {} is over {MAX_SIDE}", self.resize_size)));
+        }
+        if !self.mean.iter().chain(&self.std).all(|v| v.is_finite()) || self.std.contains(&0.0) {
+            return Err(Error::invalid(format!(
+                "preprocess: mean {:?} and std {:?} must be finite, std non-zero",
+                self.mean, self.std
+            )));
+        }
+        Ok(())
+    }
+
+    /// (height, width) of an `h` x `w` image after the resize: the short side becomes
+    /// `resize_size` and the long side `trunc(resize_size * long / short)` (torchvision's
+    /// `_compute_resized_output_size`), or both sides `resize_size` when `keep_aspect` is off.
+    pub fn resized_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let s = self.resize_size;
+        if !self.keep_aspect {
+            return (s, s);
+        }
+        let long = |long: usize, short: usize| ((s as f64 * long as f64 / short as f64) as usize).max(s);
+        if h <= w {
+            (s, long(w, h))
+        } else {
+            (long(h, w), s)
+        }
+    }
+
+    /// Resizes and center-crops `img` as the libraries do, on the CPU: (3, resolution,
+    /// resolution) values in [0, 1] on the 8-bit grid, not yet normalised.
+    ///
+    /// Two separable passes over only the source pixels the crop needs, W first and then H as PIL
+    /// does; the result is rounded to 8 bits as both libraries round (inputs that are not 8-bit
+    /// are quantised the same way), the intermediate too when `round_between_passes`. Filter
+    /// weights: PIL's `precompute_coeffs`, the filter scaled by the shrink factor when
+    /// `antialias`, normalised over the taps inside the image. The crop's offset rounds half to
+    /// even (torchvision's `center_crop`). Without `antialias` the filters keep their natural
+    /// width: bilinear then equals torch's `antialias=False`; bicubic keeps PIL's a = -0.5 where
+    /// torch's plain bicubic uses -0.75.
+    pub fn resample(&self, img: &RgbPlanes) -> Result<RgbPlanes> {
+        self.validate()?;
+        img.check_shape()?;
+        let res = self.resolution;
+        let (rh, rw) = self.resized_size(img.h, img.w);
+        let top = ((rh - res) as f64 / 2.0).round_ties_even() as usize;
+        let left = ((rw - res) as f64 / 2.0).round_ties_even() as usize;
+        // One (first source index, weights) per output row and per output column of the crop.
+        let rows = self.taps(img.h, rh, top, res);
+        let cols = self.taps(img.w, rw, left, res);
+        // Source rows the vertical pass reads: the horizontal pass resamples only those.
+        let y_lo = rows.iter().map(|t| t.0).min().unwrap_or(0);
+        let y_hi = rows.iter().map(|t| t.0 + t.1.len()).max().unwrap_or(0);
+        let round8 = |v: f64| (v + 0.5).floor().clamp(0.0, 255.0);
+        let (h, w, n_rows) = (img.h, img.w, y_hi - y_lo);
+        let mut across = vec![0f64; 3 * n_rows * res]; // (3, y_hi - y_lo, res), 0–255 scale
+        for c in 0..3 {
+            for y in y_lo..y_hi {
+                let src = &img.data[(c * h + y) * w..(c * h + y + 1) * w];
+                let dst = &mut across[(c * n_rows + y - y_lo) * res..(c * n_rows + y - y_lo + 1) * res];
+                for (d, (start, weights)) in dst.iter_mut().zip(&cols) {
+                    let sum: f64 = weights.iter().zip(&src[*start..]).map(|(&k, &v)| k * v as f64).sum();
+                    *d = if self.round_between_passes { round8(255.0 * sum) } else { 255.0 * sum };
+                }
+            }
+        }
+        let mut data = vec![0f32; 3 * res * res]; // (3, res, res)
+        for c in 0..3 {
+            for (oy, (start, weights)) in rows.iter().enumerate() {
+                for ox in 0..res {
+                    let sum: f64 = weights
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &wk)| wk * across[(c * n_rows + start + k - y_lo) * res + ox])
+                        .sum();
+                    data[(c * res + oy) * res + ox] = (round8(sum) / 255.0) as f32;
+                }
+            }
+        }
+        Ok(RgbPlanes { h: res, w: res, data })
+    }
+
+    /// Taps of outputs `first..first + count` of a resize of `in_size` to `out_size` samples along
+    /// one axis: (first source index, normalised weights), as PIL's `precompute_coeffs`.
+    fn taps(&self, in_size: usize, out_size: usize, first: usize, count: usize) -> Vec<(usize, Vec<f64>)> {
+        let scale = in_size as f64 / out_size as f64;
+        let filter_scale = if self.antialias { scale.max(1.0) } else { 1.0 };
+        let support = self.interpolation.support() * filter_scale;
+        (first..first + count)
+            .map(|i| {
+                let center = (i as f64 + 0.5) * scale;
+                // `as usize` saturates a negative start at 0, as PIL clamps it.
+                let lo = ((center - support + 0.5) as usize).min(in_size - 1);
+                let hi = ((center + support + 0.5) as usize).clamp(lo + 1, in_size);
+                let mut weights: Vec<f64> =
+                    (lo..hi).map(|j| self.interpolation.weight((j as f64 - center + 0.5) / filter_scale)).collect();
+                let total: f64 = weights.iter().sum();
+                if total != 0.0 {
+                    weights.iter_mut().for_each(|k| *k /= total);
+                }
+                (lo, weights)
+            })
+            .collect()
     }
 
     /// The kernel's per-channel affine: `(x - mean) / std` as `x * (1/std) + (-mean/std)`.
@@ -66,6 +331,33 @@ impl Preprocess {
         let [s0, s1, s2] = self.std;
         [1.0 / s0, 1.0 / s1, 1.0 / s2, -m0 / s0, -m1 / s1, -m2 / s2]
     }
+
+    /// Resamples `img` on the CPU and records its normalisation on the GPU: the resize kernel at
+    /// ratio 1 (an exact copy) with the affine. Returns the dispatch, and the buffers it reads and
+    /// writes (`dst`: (3, resolution, resolution)), which must live until it is submitted.
+    fn record(&self, gpu: &Gpu, img: &RgbPlanes, affine: &GpuBuffer) -> Result<(Dispatch, GpuBuffer, GpuBuffer)> {
+        let crop = self.resample(img)?;
+        let res = self.resolution;
+        let p = BilinearResizeParams::to_size(1, 3, res, res, res, res);
+        let src = gpu.upload(&crop.data, "image")?;
+        let dst = gpu.empty(p.output_len(), "preprocessed")?;
+        Ok((bilinear_resize_fwd(gpu, &p, &src, affine, &dst)?, src, dst))
+    }
+
+    /// The network input for `images`: (n, 3, resolution, resolution), NCHW, normalised, made
+    /// exactly as [`Classifier`] makes it (CPU resample, GPU normalisation).
+    pub fn apply(&self, gpu: &Gpu, images: &[RgbPlanes]) -> Result<Vec<f32>> {
+        let affine = gpu.upload(&self.affine(), "normalisation")?;
+        let mut out = Vec::with_capacity(images.len() * 3 * self.resolution * self.resolution);
+        for img in images {
+            let (dispatch, _src, dst) = self.record(gpu, img, &affine)?;
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            crate::gpu::encode_dispatches(&mut encoder, "preprocess", [&dispatch]);
+            gpu.queue.submit([encoder.finish()]);
+            out.extend(gpu.read(&dst)?);
+        }
+        Ok(out)
+    }
 }
 
 /// One class of a top-k answer.
@@ -73,8 +365,8 @@ impl Preprocess {
 pub struct Prediction {
     /// Class index: the column of the model's output.
     pub class: usize,
-    /// The ImageNet name for 1000-class models; `None` for other class counts.
-    pub label: Option<&'static str>,
+    /// The class's name, where the classifier has names (`Classifier::labels`).
+    pub label: Option<String>,
     /// Softmax probability of the class, in [0, 1].
     pub prob: f32,
 }
@@ -120,6 +412,18 @@ impl RgbPlanes {
         Some(RgbPlanes { h, w, data })
     }
 
+    /// An error unless `data` holds 3 x h x w values and the image has at least one pixel.
+    fn check_shape(&self) -> Result<()> {
+        if self.data.len() != 3 * self.h * self.w || self.h == 0 || self.w == 0 {
+            return Err(Error::Shape {
+                what: "image planes".into(),
+                expected: vec![3, self.h, self.w],
+                got: vec![self.data.len()],
+            });
+        }
+        Ok(())
+    }
+
     /// Converts a decoded image to RGB (alpha dropped, gray replicated) with 8-bit values scaled to [0, 1].
     pub fn from_image(img: &image::DynamicImage) -> RgbPlanes {
         let rgb = img.to_rgb8();
@@ -137,25 +441,44 @@ impl RgbPlanes {
 /// EfficientNet as an image classifier on one GPU. Usable from any thread; desktop apps can build
 /// the `Gpu` from their own device with `Gpu::from_device`.
 pub struct Classifier {
-    /// The GPU the model lives on; preprocessing runs there too.
+    /// The GPU the model lives on; the preprocessing's normalisation runs there too.
     pub gpu: Arc<Gpu>,
     /// The network with its weights on `gpu`; `config.num_classes` is the width of each output row.
     pub model: EfficientNet,
     /// How images become network input; ImageNet's at the model's resolution unless changed.
+    /// Set it to `Preprocess::for_weights(format, &model.config)` to match where the weights came from.
     pub preprocess: Preprocess,
     /// Images per GPU batch.
     pub batch_size: usize,
+    /// The class names predictions carry: one per class. ImageNet's for 1000-class models unless
+    /// set (`with_labels`), none otherwise.
+    pub labels: Option<Vec<String>>,
 }
 
 impl Classifier {
-    /// A classifier with ImageNet preprocessing at the model's `config.resolution` and batches of 8.
+    /// A classifier with ImageNet preprocessing at the model's `config.resolution` and batches of
+    /// 8; 1000-class models name their classes with ImageNet's names.
     pub fn new(gpu: Arc<Gpu>, model: EfficientNet) -> Classifier {
         let preprocess = Preprocess::imagenet(model.config.resolution as usize);
-        Classifier { gpu, model, preprocess, batch_size: 8 }
+        let labels = (model.config.num_classes == 1000)
+            .then(|| (0..1000).map(|c| imagenet_label(c).unwrap_or_default().to_string()).collect());
+        Classifier { gpu, model, preprocess, batch_size: 8, labels }
+    }
+
+    /// Names the classes with `labels` (one per class, in class order): the names a trained model
+    /// carries (`Weights::class_names_in_file`) or a labels file.
+    pub fn with_labels(mut self, labels: Vec<String>) -> Result<Classifier> {
+        let classes = self.model.config.num_classes;
+        if labels.len() != classes {
+            return Err(Error::invalid(format!("{} class names given for a model of {classes} classes", labels.len())));
+        }
+        self.labels = Some(labels);
+        Ok(self)
     }
 
     /// Class probabilities (one row of `num_classes` per image).
     pub fn probabilities(&self, images: &[RgbPlanes]) -> Result<Vec<Vec<f32>>> {
+        self.preprocess.validate()?;
         let res = self.preprocess.resolution;
         let classes = self.model.config.num_classes;
         let slice = self.batch_size.max(1).min(self.model.max_batch(&self.gpu, res, res)?.max(1));
@@ -179,20 +502,10 @@ impl Classifier {
                 if !self.model.allows_non_finite() {
                     crate::model::efficientnet::check_finite("image values", &img.data, img.data.len())?;
                 }
-                // A photo larger than one storage binding is box-filtered down on the CPU first:
-                // the GPU resize then samples a picture that still has all its detail.
-                let fitted;
-                let img = match img.downscaled_to_fit(self.gpu.max_binding_bytes() as usize / 4) {
-                    Some(small) => {
-                        fitted = small;
-                        &fitted
-                    }
-                    None => img,
-                };
-                let p = self.preprocess.params(img.h, img.w);
-                let src = self.gpu.upload(&img.data, "image")?;
-                let dst = self.gpu.empty(p.output_len(), "preprocessed")?;
-                pre.push(bilinear_resize_fwd(&self.gpu, &p, &src, &affine, &dst)?);
+                // Resized and cropped on the CPU (any size: only the crop is uploaded), normalised
+                // on the GPU.
+                let (dispatch, src, dst) = self.preprocess.record(&self.gpu, img, &affine)?;
+                pre.push(dispatch);
                 keep.push((src, dst));
             }
             crate::gpu::encode_dispatches(&mut encoder, "preprocess", &pre);
@@ -219,7 +532,6 @@ impl Classifier {
 
     /// The `k` most probable classes of each image, most probable first.
     pub fn classify(&self, images: &[RgbPlanes], k: usize) -> Result<Vec<Vec<Prediction>>> {
-        let with_labels = self.model.config.num_classes == 1000;
         Ok(self
             .probabilities(images)?
             .into_iter()
@@ -228,7 +540,7 @@ impl Classifier {
                     .into_iter()
                     .map(|(class, prob)| Prediction {
                         class,
-                        label: with_labels.then(|| imagenet_label(class)).flatten(),
+                        label: self.labels.as_ref().and_then(|l| l.get(class).cloned()),
                         prob,
                     })
                     .collect()

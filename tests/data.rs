@@ -499,3 +499,214 @@ fn corpus_of_malformed_data_files() {
     assert!(failures.is_empty(), "{} of {checked} corpus files misbehave:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= 25, "only {checked} corpus files");
 }
+
+// ---- The parallel loader: the same batches whatever the workers, errors in order, figures. ----
+
+/// Every item of an epoch with `options`: the batches (input and targets) up to the first error,
+/// that error's message, and the warnings in the order the loader handed them out.
+type Epoch = (Vec<(Vec<f32>, Vec<u32>)>, Option<String>, Vec<String>);
+
+#[allow(clippy::too_many_arguments)]
+fn epoch_with(
+    ds: &Dataset,
+    batch: usize,
+    epoch: u64,
+    skip: usize,
+    augment: Augment,
+    norm: Normalize,
+    size: usize,
+    options: LoaderOptions,
+) -> Epoch {
+    let loader = Loader::start_with(ds, batch, epoch, skip, 7, true, false, augment, norm, size, options).unwrap();
+    let warnings = loader.warnings();
+    let (mut batches, mut error) = (Vec::new(), None);
+    for b in loader {
+        match b {
+            Ok(b) => {
+                assert_eq!(b.input.len(), b.len() * 3 * b.h * b.w);
+                batches.push((b.input, b.targets));
+            }
+            Err(e) => {
+                assert!(error.is_none(), "a second Err after {e}");
+                error = Some(e.to_string());
+            }
+        }
+    }
+    (batches, error, warnings.take().iter().map(|w| w.to_string()).collect())
+}
+
+/// `root/<class>/` with `n` small images of different sizes, JPEG and PNG alternately.
+fn small_image_folder(name: &str, n: u32) -> PathBuf {
+    let d = tmp(name);
+    for i in 0..n {
+        let class = d.join(["apple", "pear", "plum"][i as usize % 3]);
+        std::fs::create_dir_all(&class).unwrap();
+        let (w, h) = (23 + 9 * i, 61 - 2 * i);
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 11 + i * 7) as u8, (y * 5 + x * x) as u8, ((x ^ y) * 3 + i) as u8])
+        });
+        if i % 2 == 0 {
+            img.save(class.join(format!("{i:02}.png"))).unwrap();
+        } else {
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+            std::fs::write(class.join(format!("{i:02}.jpg")), jpeg).unwrap();
+        }
+    }
+    d
+}
+
+fn options(workers: usize, prefetch: usize) -> LoaderOptions {
+    LoaderOptions::default().with_workers(workers).with_prefetch(prefetch)
+}
+
+#[test]
+fn loader_batches_are_bit_identical_for_any_workers_and_prefetch() {
+    // Image files: random-resized crops and flips, with one truncated JPEG (its warning must come
+    // out in the same place too) and a partial last batch (21 images, batches of 4).
+    let d = small_image_folder("parallel-files", 20);
+    let jpeg = jpeg_bytes(50, 40);
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    std::fs::write(d.join("pear").join("cut.jpg"), &jpeg[..sos + (jpeg.len() - sos) / 2]).unwrap();
+    let (files, _) = load_image_folder(&d, FolderSplit { held_out: 0.0 }).unwrap();
+    assert_eq!(files.len(), 21);
+    let crop = Augment::RandomResizedCrop { size: 16 };
+
+    // In memory: 3-channel 9x7 images with crop-and-flip.
+    let (n, c, h, w) = (37, 3, 9, 7);
+    let memory = Dataset {
+        name: "memory".into(),
+        source: Source::Memory(InMemory {
+            channels: c,
+            h,
+            w,
+            pixels: (0..n * c * h * w).map(|i| (i * 31 % 251) as u8).collect(),
+            labels: (0..n as u32).map(|i| i % 5).collect(),
+        }),
+        class_names: (0..5).map(|i| i.to_string()).collect(),
+    };
+    let flip = Augment::CropFlip { pad: 2 };
+
+    for epoch in [0, 3] {
+        let reference = epoch_with(&files, 4, epoch, 0, crop, Normalize::IMAGENET, 16, options(1, 1));
+        assert_eq!((reference.0.len(), reference.1.as_ref()), (6, None));
+        assert_eq!(reference.0.iter().map(|b| b.1.len()).sum::<usize>(), 21);
+        assert_eq!(reference.2.len(), 1, "{:?}", reference.2);
+        let memory_reference = epoch_with(&memory, 8, epoch, 0, flip, Normalize::CIFAR10, 0, options(1, 1));
+        assert_eq!(memory_reference.0.len(), 5);
+        for (workers, prefetch) in [(4, 1), (4, 4), (1, 4), (2, 2), (16, 3)] {
+            let o = options(workers, prefetch);
+            // `==` on f32 vectors: bit-identical here, as no value is NaN.
+            let got = epoch_with(&files, 4, epoch, 0, crop, Normalize::IMAGENET, 16, o);
+            assert!(got == reference, "image files, epoch {epoch}: {workers} workers, prefetch {prefetch} differ");
+            let got = epoch_with(&memory, 8, epoch, 0, flip, Normalize::CIFAR10, 0, o);
+            assert!(got == memory_reference, "in memory, epoch {epoch}: {workers} workers, prefetch {prefetch} differ");
+        }
+        // Resuming at batch 2 with other options yields exactly the remaining batches.
+        let resumed = epoch_with(&files, 4, epoch, 2, crop, Normalize::IMAGENET, 16, options(3, 2));
+        assert!(resumed.0 == reference.0[2..], "resumed epoch {epoch}");
+        // The default options (`Loader::start`) give the same batches again.
+        let loader =
+            Loader::start(&memory, 8, epoch, 0, 7, true, false, flip, Normalize::CIFAR10, 0).unwrap().map(|b| {
+                let b = b.unwrap();
+                (b.input, b.targets)
+            });
+        assert!(loader.collect::<Vec<_>>() == memory_reference.0, "default options, epoch {epoch}");
+    }
+    // Different epochs do differ (a check that the comparison above can fail).
+    let (a, b) = (
+        epoch_with(&files, 4, 0, 0, crop, Normalize::IMAGENET, 16, options(2, 2)),
+        epoch_with(&files, 4, 1, 0, crop, Normalize::IMAGENET, 16, options(2, 2)),
+    );
+    assert!(a.0 != b.0);
+}
+
+#[test]
+fn a_failing_image_fails_the_epoch_at_its_place_for_any_workers() {
+    // Two broken files: the consumer gets every batch before the first one in epoch order, then
+    // its error naming it, then the end — whichever worker met which failure first.
+    let d = small_image_folder("parallel-broken", 24);
+    std::fs::write(d.join("apple").join("broken-a.png"), b"not a png").unwrap();
+    std::fs::write(d.join("plum").join("broken-b.jpg"), b"\xFF\xD8 not a jpeg either").unwrap();
+    let (files, _) = load_image_folder(&d, FolderSplit { held_out: 0.0 }).unwrap();
+    let crop = Augment::RandomResizedCrop { size: 8 };
+    for epoch in 0..4 {
+        let reference = epoch_with(&files, 3, epoch, 0, crop, Normalize::IMAGENET, 8, options(1, 1));
+        let e = reference.1.clone().expect("an Err for the broken files");
+        assert!(e.contains("broken-a.png") != e.contains("broken-b.jpg"), "{e}");
+        assert!(reference.0.len() < 9);
+        for (workers, prefetch) in [(4, 1), (4, 4), (8, 2)] {
+            let got = epoch_with(&files, 3, epoch, 0, crop, Normalize::IMAGENET, 8, options(workers, prefetch));
+            assert!(got == reference, "epoch {epoch}, {workers} workers, prefetch {prefetch}: {:?}", got.1);
+        }
+    }
+}
+
+#[test]
+fn loader_stats_count_the_images_and_the_prefetch_bounds_them() {
+    let d = small_image_folder("parallel-stats", 18);
+    let (files, _) = load_image_folder(&d, FolderSplit { held_out: 0.0 }).unwrap();
+    let (batch, prefetch) = (4, 2);
+    let mut loader = Loader::start_with(
+        &files,
+        batch,
+        0,
+        0,
+        1,
+        true,
+        false,
+        Augment::RandomResizedCrop { size: 12 },
+        Normalize::IMAGENET,
+        12,
+        options(3, prefetch),
+    )
+    .unwrap();
+    let meter = loader.meter();
+    assert_eq!(loader.stats().workers, 3);
+    let mut batches = 0;
+    while let Some(b) = loader.next() {
+        assert_eq!(b.unwrap().len(), if batches < 4 { 4 } else { 2 });
+        batches += 1;
+        // Let the workers run ahead as far as they may: never past `prefetch` batches in flight.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let s = loader.stats();
+        assert_eq!(s.batches, batches);
+        assert!(s.images <= ((batches + prefetch as u64) * batch as u64).min(18), "{s:?}");
+    }
+    assert_eq!(batches, 5);
+    let s = loader.stats();
+    assert_eq!((s.images, s.batches, s.workers), (18, 5, 3), "{s:?}");
+    assert!(s.worker_seconds > 0.0 && s.capacity_images_per_s() > 0.0 && s.images_per_s() > 0.0, "{s:?}");
+    // The consumer waited at least for the first batch, and never longer than the loader lived.
+    assert!(s.wait_seconds > 0.0 && s.wait_seconds <= s.elapsed_seconds, "{s:?}");
+    assert!((0.0..=1.0).contains(&s.wait_fraction()));
+    drop(loader);
+    // The meter outlives the loader (a `for` loop consumes it).
+    assert_eq!(meter.stats().images, 18);
+
+    // A consumer slower than the workers waits for nothing after the first batch.
+    let loader =
+        Loader::start_with(&files, 6, 0, 0, 1, false, false, Augment::None, Normalize::IMAGENET, 12, options(2, 3))
+            .unwrap();
+    let meter = loader.meter();
+    let mut first_wait = 0.0;
+    for (k, b) in loader.enumerate() {
+        b.unwrap();
+        if k == 0 {
+            first_wait = meter.stats().wait_seconds;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    let s = meter.stats();
+    assert!(s.wait_seconds - first_wait < 0.1, "{s:?}");
+
+    // Options out of range are errors naming the option.
+    for (o, what) in [(options(0, 2), "workers"), (options(2, 0), "prefetch")] {
+        let e = Loader::start_with(&files, 4, 0, 0, 1, false, false, Augment::None, Normalize::IMAGENET, 8, o)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains(what), "{e}");
+    }
+    assert!(LoaderOptions::default().workers >= 1 && LoaderOptions::default().prefetch == 2);
+}

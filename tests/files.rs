@@ -216,6 +216,8 @@ fn row(step: u64) -> MetricsRow {
         train_accuracy: 0.5,
         test_accuracy: None,
         images_per_second: 10.0,
+        loader_images_per_second: 0.0,
+        data_wait: 0.0,
     }
 }
 

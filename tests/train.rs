@@ -307,6 +307,8 @@ fn metrics_csv_round_trips_and_the_plot_is_a_png() {
             train_accuracy: 0.1 * i as f64,
             test_accuracy: (i == 5).then_some(0.8),
             images_per_second: 50.0,
+            loader_images_per_second: 0.0,
+            data_wait: 0.0,
         })
         .collect();
     for r in &rows {

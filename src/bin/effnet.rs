@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use efficientnet_wgpu::gpu::Dtype;
-use efficientnet_wgpu::infer::Classifier;
+use efficientnet_wgpu::infer::{Classifier, Preprocess};
 use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
 use efficientnet_wgpu::train::{TrainGraph, TrainMemory, TrainOptions};
 use efficientnet_wgpu::{Error, Gpu, Result};
@@ -81,6 +81,10 @@ enum Command {
         /// One JSON object per image and line.
         #[arg(long)]
         json: bool,
+        /// Class names, one per line in class order, for weights that carry none (weights trained
+        /// by train_b0 carry their data set's; 1000-class weights default to ImageNet's).
+        #[arg(long)]
+        labels: Option<PathBuf>,
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
@@ -138,8 +142,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info { model, resolution, json, train_memory, batch } => {
             info(&model, resolution, json, train_memory.then_some(batch))
         }
-        Command::Classify { model, weights, top, json, images, f16 } => {
-            classify(&model, &weights, store(f16), top, json, &images)
+        Command::Classify { model, weights, top, json, labels, images, f16 } => {
+            classify(&model, &weights, store(f16), top, json, labels.as_deref(), &images)
         }
         Command::Run { model, weights, input, output, f16, feature_maps } => {
             run_tensor(&model, &weights, store(f16), &input, &output, feature_maps)
@@ -267,23 +271,10 @@ fn info(args: &ModelArgs, resolution: Option<usize>, json: bool, train_batch: Op
 
 /// The classifier's class count as stored in a weights file, when it can be read.
 /// Reads only the safetensors header (8-byte length, then JSON), not the tensors.
-fn classes_in_file(path: &Path) -> Option<usize> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len).ok()?;
-    let mut header = vec![0u8; usize::try_from(u64::from_le_bytes(len)).ok()?.min(100 << 20)];
-    f.read_exact(&mut header).ok()?;
-    let json: serde_json::Value = serde_json::from_slice(&header).ok()?;
-    ["classifier.1.bias", "classifier.bias", "_fc.bias"]
-        .iter()
-        .find_map(|k| json.get(*k)?.get("shape")?.get(0)?.as_u64().map(|c| c as usize))
-}
-
 /// The config and weights a user named, with the format's numerics applied.
 fn load_weights(args: &ModelArgs, w: &WeightArgs) -> Result<(Config, Weights, WeightFormat)> {
     let format = w.weights_format.as_deref().map(str::parse::<WeightFormat>).transpose()?;
-    let from_file = classes_in_file(&w.weights);
+    let from_file = Weights::classes_in_file(&w.weights);
     let classes = args.classes.or(from_file).unwrap_or(1000);
     let mut cfg = match config(args, classes) {
         // A class count read from the file is the file's fault: name it.
@@ -318,10 +309,36 @@ fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs, store: Dtype) -> Resu
     EfficientNet::new_with_store(gpu, cfg, &weights, store)
 }
 
-fn classify(args: &ModelArgs, w: &WeightArgs, store: Dtype, top: usize, json: bool, images: &[PathBuf]) -> Result<()> {
+fn classify(
+    args: &ModelArgs,
+    w: &WeightArgs,
+    store: Dtype,
+    top: usize,
+    json: bool,
+    labels: Option<&Path>,
+    images: &[PathBuf],
+) -> Result<()> {
     let gpu = Arc::new(Gpu::new()?);
-    let model = load_model(&gpu, args, w, store)?;
-    let classifier = Classifier::new(gpu, model);
+    let (cfg, weights, format) = load_weights(args, w)?;
+    let model = EfficientNet::new_with_store(&gpu, cfg, &weights, store)?;
+    let mut classifier = Classifier::new(gpu, model);
+    // Resize, crop and normalisation as the weights' source does it for this variant.
+    classifier.preprocess = Preprocess::for_weights(format, &classifier.model.config);
+    let names = match labels {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+            let classes = classifier.model.config.num_classes;
+            if names.len() != classes {
+                return Err(Error::file(path, format!("{} names for a model of {classes} classes", names.len())));
+            }
+            Some(names)
+        }
+        None => Weights::class_names_in_file(&w.weights)?,
+    };
+    if let Some(names) = names {
+        classifier = classifier.with_labels(names).map_err(|e| Error::file(&w.weights, e.to_string()))?;
+    }
     let mut failed = 0;
     for path in images {
         // A truncated JPEG still decodes (its missing part gray): classified, with a warning.
@@ -341,7 +358,7 @@ fn classify(args: &ModelArgs, w: &WeightArgs, store: Dtype, top: usize, json: bo
                 } else {
                     println!("{}", path.display());
                     for p in preds {
-                        println!("  {:>6.2}%  {:>4}  {}", 100.0 * p.prob, p.class, p.label.unwrap_or("-"));
+                        println!("  {:>6.2}%  {:>4}  {}", 100.0 * p.prob, p.class, p.label.as_deref().unwrap_or("-"));
                     }
                 }
             }

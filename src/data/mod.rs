@@ -16,7 +16,7 @@ pub use idx::{load_fashion_mnist, read_idx_images, read_idx_labels, FASHION_MNIS
 pub use image::{
     downscale_factor, image_warnings, load_image, load_image_bounded, ImageWarning, LoadedImage, DEFAULT_MAX_PIXELS,
 };
-pub use loader::{batch_image_size, Batch, Loader, LoaderWarnings};
+pub use loader::{batch_image_size, Batch, Loader, LoaderMeter, LoaderOptions, LoaderStats, LoaderWarnings};
 
 use crate::error::{Error, Result};
 

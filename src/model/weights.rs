@@ -413,6 +413,36 @@ impl Config {
     }
 }
 
+/// The metadata key of the class names a weights file carries: a JSON list, one name per class.
+pub const CLASS_NAMES_KEY: &str = "effnet.class_names";
+
+/// `metadata` with `names` under `CLASS_NAMES_KEY`, for `Weights::save`: PyTorch ignores metadata,
+/// so the file still loads there.
+pub fn metadata_with_class_names(mut metadata: HashMap<String, String>, names: &[String]) -> HashMap<String, String> {
+    metadata.insert(CLASS_NAMES_KEY.to_string(), serde_json::to_string(names).unwrap_or_default());
+    metadata
+}
+
+/// What `Weights::load_backbone` did with a classifier of another class count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadReset {
+    /// Classes of the file's classifier.
+    pub file_classes: usize,
+    /// Classes of the re-initialised one.
+    pub classes: usize,
+}
+
+/// A safetensors file's JSON header, read without the tensors (at most 100 MiB of it).
+fn header_json(path: &Path) -> Option<serde_json::Value> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let mut header = vec![0u8; usize::try_from(u64::from_le_bytes(len)).ok()?.min(100 << 20)];
+    f.read_exact(&mut header).ok()?;
+    serde_json::from_slice(&header).ok()
+}
+
 /// Weights a network cannot compute with are refused where they load, naming the tensor: NaN or
 /// infinite values anywhere, and negative running variances (BatchNorm would take their square
 /// root). Otherwise they surface, if at all, as NaN logits far from their cause.
@@ -696,6 +726,53 @@ impl Weights {
             tensors.push(HostTensor { shape: t.shape.clone(), data });
         }
         Ok((Weights::from_parts(canonical, tensors), format))
+    }
+
+    /// Loads `path` to fine-tune `config`: the backbone from the file and, where the file's
+    /// classifier has another number of classes, the classifier of `head` (a fresh initialisation
+    /// for `config`) instead; `Some` says so, with both class counts. Anything else that does not
+    /// fit (another variant, another format) is the error `load` gives.
+    pub fn load_backbone(
+        path: impl AsRef<Path>,
+        config: &Config,
+        format: Option<WeightFormat>,
+        head: &Weights,
+    ) -> Result<(Weights, WeightFormat, Option<HeadReset>)> {
+        let path = path.as_ref();
+        let file_classes = match Self::classes_in_file(path) {
+            Some(c) if c != config.num_classes => c,
+            _ => return Self::load(path, config, format).map(|(w, f)| (w, f, None)),
+        };
+        let mut file_config = config.clone();
+        file_config.num_classes = file_classes;
+        file_config.validate().map_err(|e| Error::file(path, format!("its classifier does not fit a network: {e}")))?;
+        let (loaded, format) = Self::load(path, &file_config, format)?;
+        let mut out = head.clone();
+        for (spec, t) in loaded.iter().filter(|(spec, _)| spec.layer != Layer::Classifier) {
+            out.set(&spec.key, t.clone())?;
+        }
+        Ok((out, format, Some(HeadReset { file_classes, classes: config.num_classes })))
+    }
+
+    /// The class count of a weights file's classifier, read from its header alone (any naming
+    /// scheme); `None` where the file has no recognisable classifier or cannot be read.
+    pub fn classes_in_file(path: impl AsRef<Path>) -> Option<usize> {
+        let json = header_json(path.as_ref())?;
+        ["classifier.1.bias", "classifier.bias", "_fc.bias"]
+            .iter()
+            .find_map(|k| json.get(*k)?.get("shape")?.get(0)?.as_u64().and_then(|c| usize::try_from(c).ok()))
+    }
+
+    /// The class names a weights file carries in its metadata (`effnet.class_names`, a JSON list,
+    /// which `save` writes from `metadata_with_class_names`); `None` where it carries none.
+    pub fn class_names_in_file(path: impl AsRef<Path>) -> Result<Option<Vec<String>>> {
+        let path = path.as_ref();
+        let Some(json) = header_json(path) else { return Ok(None) };
+        let Some(names) = json.get("__metadata__").and_then(|m| m.get(CLASS_NAMES_KEY)) else { return Ok(None) };
+        let names = names.as_str().ok_or_else(|| Error::file(path, format!("{CLASS_NAMES_KEY} is not a string")))?;
+        let names: Vec<String> = serde_json::from_str(names)
+            .map_err(|e| Error::file(path, format!("{CLASS_NAMES_KEY} is not a JSON list of names: {e}")))?;
+        Ok(Some(names))
     }
 
     /// Compares a file's names and shapes to the spec; on any difference, a `WeightsMismatch`

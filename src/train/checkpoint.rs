@@ -38,6 +38,11 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::invalid(e.to_string()))
 }
 
+/// The version of the flat layout the optimizer state is stored in (`ParamStore`): a checkpoint
+/// of another layout holds the same numbers in another order, so it is refused rather than
+/// misread.
+const PARAM_LAYOUT: &str = "2";
+
 /// The name of optimizer state slot `i`.
 fn slot_name(i: usize) -> String {
     format!("{TRAIN_PREFIX}optimizer.slot{i}")
@@ -78,6 +83,7 @@ impl Trainer {
             ("effnet.batch_in_epoch".to_string(), self.batch_in_epoch.to_string()),
             ("effnet.config".to_string(), json(&self.config)?),
             ("effnet.train_config".to_string(), json(&self.tc)?),
+            ("effnet.param_layout".to_string(), PARAM_LAYOUT.to_string()),
         ]);
         weights.save_with(path, &self.config, metadata, &extra)
     }
@@ -94,7 +100,8 @@ impl Trainer {
 
         // Everything checked: now change the trainer.
         let store = &self.graph.params;
-        let fresh = crate::train::params::ParamStore::from_weights(&self.gpu, &self.config, &weights)?;
+        let frozen = self.graph.params.backbone_frozen;
+        let fresh = crate::train::params::ParamStore::from_weights_with(&self.gpu, &self.config, &weights, frozen)?;
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&fresh.params.buffer, 0, &store.params.buffer, 0, store.params.bytes());
         enc.copy_buffer_to_buffer(&fresh.running.buffer, 0, &store.running.buffer, 0, store.running.bytes());
@@ -341,6 +348,19 @@ fn parse_checkpoint(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
     let parse = |k: &str| -> Result<serde_json::Value> {
         serde_json::from_str(get(k)?).map_err(|e| Error::file(path, format!("bad {k} in metadata: {e}")))
     };
+    match meta.get("effnet.param_layout") {
+        Some(v) if v == PARAM_LAYOUT => {}
+        other => {
+            return Err(Error::file(
+                path,
+                format!(
+                    "its optimizer state is in parameter layout {} and this version reads layout {PARAM_LAYOUT}: \
+                     start a new run from its weights with --init instead of --resume",
+                    other.map_or("1 (unmarked)", |v| v.as_str())
+                ),
+            ))
+        }
+    }
     let config: Config = serde_json::from_value(parse("effnet.config")?)
         .map_err(|e| Error::file(path, format!("bad effnet.config: {e}")))?;
     let train_config: TrainConfig = serde_json::from_value(parse("effnet.train_config")?)

@@ -257,8 +257,15 @@ const DROPOUT_SALT: u32 = 7;
 impl TrainGraph {
     /// Validates `config` and uploads `weights` (PyTorch layout) into a fresh `ParamStore`.
     pub fn new(gpu: &Gpu, config: Config, weights: &Weights) -> Result<TrainGraph> {
+        Self::new_with(gpu, config, weights, false)
+    }
+
+    /// `new`, with every layer but the classifier frozen where `freeze_backbone`: its steps run
+    /// the backbone as in evaluation (BatchNorm on the running statistics, nothing saved) and the
+    /// backward stops at the classifier, whose parameters alone have gradients and optimizer state.
+    pub fn new_with(gpu: &Gpu, config: Config, weights: &Weights, freeze_backbone: bool) -> Result<TrainGraph> {
         config.validate()?;
-        let params = ParamStore::from_weights(gpu, &config, weights)?;
+        let params = ParamStore::from_weights_with(gpu, &config, weights, freeze_backbone)?;
         Ok(TrainGraph { config, params })
     }
 
@@ -741,11 +748,13 @@ impl Builder<'_> {
         let gpu = self.r.gpu;
         let cfg = &self.g.config;
         let last_reads = net.last_reads();
+        // A frozen backbone runs as in evaluation; only the classifier's backward reads anything.
+        let frozen = self.g.params.backbone_frozen && self.eval.is_none();
+        let evaluating = self.eval.is_some();
+        let as_eval = |u: &Unit| evaluating || (frozen && !matches!(u.op, Op::Classifier { .. }));
         let backward_read: Vec<bool> = {
             let mut b = vec![false; net.units.len() + 1];
-            if self.eval.is_none() {
-                net.units.iter().flat_map(backward_reads).for_each(|v| b[v.0] = true);
-            }
+            net.units.iter().filter(|u| !as_eval(u)).flat_map(backward_reads).for_each(|v| b[v.0] = true);
             b
         };
         let mut values: Vec<Option<Val>> = vec![None; net.units.len() + 1];
@@ -788,7 +797,7 @@ impl Builder<'_> {
                     let residual = residual.map(ready).transpose()?;
                     let drop_path = drop_path.filter(|_| self.opts.drop_path).map(|p| (drop_path_salt(*layer), p));
                     let x_bn = x_bn.as_ref().map(|(b, a)| (b, *a));
-                    if self.eval.is_some() {
+                    if as_eval(u) {
                         let y = self.conv_bn_eval(&conv, &x, gate.as_ref(), *layer, *act, residual.as_ref())?;
                         saved.push(Saved::Nothing);
                         values[i + 1] = Some(Val::Ready(y));
@@ -813,7 +822,14 @@ impl Builder<'_> {
                 Op::SqueezeExcite { block, hidden, act } => {
                     let se = self.se_fwd(*block, *hidden, *act, &ready(u.input)?, n, ih * iw, &u.label)?;
                     let gate = se.gate.clone();
-                    saved.push(Saved::Se(se));
+                    if as_eval(u) {
+                        for t in [se.pooled, se.s1, se.hidden, se.s2] {
+                            self.r.release(t);
+                        }
+                        saved.push(Saved::Nothing);
+                    } else {
+                        saved.push(Saved::Se(se));
+                    }
                     Val::Ready(gate)
                 }
                 Op::Pool => {
@@ -986,6 +1002,12 @@ impl Builder<'_> {
                         self.r.release(dropped);
                         d
                     };
+                    if self.g.params.backbone_frozen {
+                        // Nothing below the classifier trains: the backward ends here.
+                        self.r.release(d_features);
+                        self.r.release(features);
+                        return Ok(None);
+                    }
                     set_once(&mut grads[u.input.0].dense, d_features, &label)?;
                 }
                 (Saved::Pool, _) => set_once(&mut grads[u.input.0].pooled, g.dense.ok_or_else(missing)?, &label)?,

@@ -19,12 +19,18 @@ pub struct Optimizer {
     pub state: Vec<GpuBuffer>,
     /// Exponential moving average of the parameters, when on.
     pub ema: Option<(f32, GpuBuffer)>,
-    hyper: GpuBuffer,
+    /// What changes per step (learning rate, bias corrections), for the backbone's group and the
+    /// classifier's.
+    hypers: [GpuBuffer; 2],
+    /// The backbone's learning rate over the classifier's.
+    backbone_lr_mult: f32,
     dispatches: Vec<Dispatch>,
 }
 
 impl Optimizer {
-    /// Allocates the state (and, with `ema_decay`, an EMA copy of the parameters) and records all dispatches.
+    /// Allocates the state of the trainable parameters (and, with `ema_decay`, an EMA copy of all
+    /// parameters) and records all dispatches: one update per parameter group, so that the
+    /// backbone's learning rate can be a multiple of the classifier's (`set_step`).
     pub fn new(
         gpu: &Gpu,
         store: &ParamStore,
@@ -33,20 +39,30 @@ impl Optimizer {
         max_norm: f32,
         ema_decay: Option<f32>,
     ) -> Result<Optimizer> {
-        let total = store.params.len;
+        kind.validate()?;
+        let trainable = store.trainable_len;
         let state = (0..kind.slots())
-            .map(|s| gpu.upload_flat(&vec![kind.slot_init(s); total], "optimizer state"))
+            .map(|s| gpu.upload_flat(&vec![kind.slot_init(s); trainable], "optimizer state"))
             .collect::<Result<Vec<_>>>()?;
-        let hyper = gpu.upload(&[0.0; 4], "optimizer hyper-parameters")?;
+        let hypers = [
+            gpu.upload(&[0.0; 4], "backbone hyper-parameters")?,
+            gpu.upload(&[0.0; 4], "classifier hyper-parameters")?,
+        ];
         let norm2 = gpu.upload(&[0.0], "gradient norm")?;
         let mut dispatches = Vec::new();
         if max_norm > 0.0 {
-            let partial = gpu.empty(ops::optim::grad_norm2_partial_len(total), "norm partials")?;
-            dispatches.extend(ops::grad_norm2(gpu, total, &store.grads, &partial, &norm2)?);
+            let partial = gpu.empty(ops::optim::grad_norm2_partial_len(trainable), "norm partials")?;
+            dispatches.extend(ops::grad_norm2(gpu, trainable, &store.grads, &partial, &norm2)?);
         }
-        let p = OptimizerParams { kind, total, decay_end: store.decay_len, weight_decay };
-        let slots: Vec<&GpuBuffer> = state.iter().collect();
-        dispatches.extend(ops::optimizer_step(gpu, &p, &store.grads, &hyper, &norm2, &store.params, &slots)?);
+        for (g, hyper) in store.groups.iter().zip(&hypers).filter(|(g, _)| g.len > 0) {
+            let p = OptimizerParams { kind, total: g.len, decay_end: g.decay_len, weight_decay };
+            let range = |b: &GpuBuffer| b.slice(g.start, g.len);
+            let slots: Vec<GpuBuffer> = state.iter().map(range).collect();
+            let slots: Vec<&GpuBuffer> = slots.iter().collect();
+            let (grads, params) = (range(&store.grads), range(&store.params));
+            dispatches.extend(ops::optimizer_step(gpu, &p, &grads, hyper, &norm2, &params, &slots)?);
+        }
+        let total = store.params.len;
         let ema = match ema_decay {
             Some(d) => {
                 let e = gpu.empty_flat(total, "ema")?;
@@ -58,14 +74,24 @@ impl Optimizer {
             }
             None => None,
         };
-        Ok(Optimizer { kind, weight_decay, max_norm, state, ema, hyper, dispatches })
+        Ok(Optimizer { kind, weight_decay, max_norm, state, ema, hypers, backbone_lr_mult: 1.0, dispatches })
     }
 
-    /// Sets this step's learning rate (the step count drives AdamW's bias corrections). Staged
-    /// with the next submit.
+    /// Scales the backbone's learning rate by `mult` relative to the classifier's (discriminative
+    /// fine-tuning; 1 by default). Takes effect at the next `set_step`.
+    pub fn with_backbone_lr_mult(mut self, mult: f32) -> Result<Optimizer> {
+        crate::error::Error::check_number("backbone_lr_mult", mult as f64, 0.0..)?;
+        self.backbone_lr_mult = mult;
+        Ok(self)
+    }
+
+    /// Sets this step's learning rate (the backbone's times its multiplier; the step count drives
+    /// AdamW's bias corrections). Staged with the next submit.
     pub fn set_step(&self, gpu: &Gpu, lr: f32, step: u64) {
-        let h = ops::optim::hyper(&self.kind, lr, step, self.max_norm);
-        gpu.queue.write_buffer(&self.hyper.buffer, self.hyper.offset, bytemuck::cast_slice(&h));
+        for (hyper, lr) in self.hypers.iter().zip([lr * self.backbone_lr_mult, lr]) {
+            let h = ops::optim::hyper(&self.kind, lr, step, self.max_norm);
+            gpu.queue.write_buffer(&hyper.buffer, hyper.offset, bytemuck::cast_slice(&h));
+        }
     }
 
     /// Encodes the recorded dispatches (global norm, update, EMA) into `pass`, in order.

@@ -50,20 +50,39 @@ pub struct RunningEntry {
     pub c: usize,
 }
 
-/// A network's learnable tensors in one flat buffer, their gradients in a second, BN running statistics in a third.
+/// A range of the trainable parameters the optimizer updates with one learning rate: its weights
+/// under decay first (`start..start + decay_len`), then its biases and BN gamma/beta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamGroup {
+    /// First element in `params` (and `grads`).
+    pub start: usize,
+    /// Elements, padding included.
+    pub len: usize,
+    /// Elements from `start` under weight decay.
+    pub decay_len: usize,
+}
+
+/// A network's learnable tensors in one flat buffer, the gradients of the trainable ones in a
+/// second, BN running statistics in a third. The layout is the backbone's trainable parameters,
+/// the classifier's, then the frozen ones (none unless the backbone is frozen): frozen parameters
+/// have no gradient and no optimizer state.
 pub struct ParamStore {
-    /// Where each parameter lies in `params` and `grads`: conv and linear weights first, then biases and BN gamma/beta.
+    /// Where each parameter lies in `params` (and, if it trains, in `grads`).
     pub entries: Vec<ParamEntry>,
     /// Where each BN layer's running statistics lie in `running`, in network order.
     pub running_entries: Vec<RunningEntry>,
-    /// All parameters; decayed ones first, ending at `decay_len`.
+    /// All parameters, in the layout above.
     pub params: GpuBuffer,
-    /// Gradients, in the same layout and length as `params`.
+    /// Gradients of the trainable parameters: `params`' layout up to `trainable_len`.
     pub grads: GpuBuffer,
     /// BN running statistics: mean then var per BN layer, each layer's pair padded to the alignment.
     pub running: GpuBuffer,
-    /// Elements of `params` under weight decay: the range `0..decay_len` (padding included).
-    pub decay_len: usize,
+    /// The backbone's trainable parameters and the classifier's (lr multipliers apply per group).
+    pub groups: [ParamGroup; 2],
+    /// Elements of `params` that train: `0..trainable_len`.
+    pub trainable_len: usize,
+    /// Whether every layer but the classifier is frozen (fine-tuning the head alone).
+    pub backbone_frozen: bool,
 }
 
 fn get(w: &Weights, layer: Layer, field: Field) -> Result<&HostTensor> {
@@ -77,39 +96,65 @@ fn layers(config: &Config) -> Vec<(Layer, bool, bool)> {
 }
 
 impl ParamStore {
-    /// Uploads `weights` (PyTorch layout) into the flat GPU buffers.
+    /// Uploads `weights` (PyTorch layout) into the flat GPU buffers, every parameter trainable.
     pub fn from_weights(gpu: &Gpu, config: &Config, weights: &Weights) -> Result<ParamStore> {
+        Self::from_weights_with(gpu, config, weights, false)
+    }
+
+    /// `from_weights`, with every layer but the classifier frozen where `freeze_backbone`.
+    pub fn from_weights_with(
+        gpu: &Gpu,
+        config: &Config,
+        weights: &Weights,
+        freeze_backbone: bool,
+    ) -> Result<ParamStore> {
         // At least 16-byte offsets: texel kernels copy weights into textures, which needs them.
         let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(4);
         let aligned = |n: usize| n.div_ceil(align) * align;
-        let (mut entries, mut running_entries) = (Vec::new(), Vec::new());
-        let (mut decayed, mut exempt) = (Vec::new(), Vec::new());
+        type Param = (Layer, ParamKind, Vec<usize>, Vec<f32>);
+        // Per part (backbone, classifier): the decayed weights, then the rest.
+        let mut parts: [(Vec<Param>, Vec<Param>); 2] = Default::default();
         for (layer, bn, bias) in layers(config) {
+            let part = &mut parts[(layer == Layer::Classifier) as usize];
             let w = get(weights, layer, Field::Weight)?;
-            decayed.push((layer, ParamKind::Weight, w.shape.clone(), oihw_to_hwio(&w.data, &w.shape)));
+            part.0.push((layer, ParamKind::Weight, w.shape.clone(), oihw_to_hwio(&w.data, &w.shape)));
             if bias {
                 let b = get(weights, layer, Field::Bias)?;
-                exempt.push((layer, ParamKind::Bias, b.shape.clone(), b.data.clone()));
+                part.1.push((layer, ParamKind::Bias, b.shape.clone(), b.data.clone()));
             }
             if bn {
                 let g = get(weights, layer, Field::BnWeight)?;
                 let b = get(weights, layer, Field::BnBias)?;
-                exempt.push((layer, ParamKind::GammaBeta, g.shape.clone(), [g.data.clone(), b.data.clone()].concat()));
+                part.1.push((layer, ParamKind::GammaBeta, g.shape.clone(), [g.data.clone(), b.data.clone()].concat()));
             }
         }
-        let mut flat = Vec::new();
-        let mut decay_len = 0;
-        for (group, decay) in [(decayed, true), (exempt, false)] {
+        let [backbone, head] = parts;
+        let (mut entries, mut flat) = (Vec::new(), Vec::new());
+        let place = |group: Vec<Param>, decay: bool, entries: &mut Vec<ParamEntry>, flat: &mut Vec<f32>| {
             for (layer, kind, torch_shape, data) in group {
                 let offset = flat.len();
                 entries.push(ParamEntry { layer, kind, torch_shape, offset, len: data.len(), decay });
                 flat.extend_from_slice(&data);
                 flat.resize(aligned(flat.len()), 0.0);
             }
-            if decay {
-                decay_len = flat.len();
+        };
+        let mut groups = [ParamGroup { start: 0, len: 0, decay_len: 0 }; 2];
+        let order = if freeze_backbone { [head, backbone] } else { [backbone, head] };
+        for (i, (decayed, exempt)) in order.into_iter().enumerate() {
+            let start = flat.len();
+            place(decayed, true, &mut entries, &mut flat);
+            let decay_len = flat.len() - start;
+            place(exempt, false, &mut entries, &mut flat);
+            // With the backbone frozen the classifier comes first and the backbone trains not.
+            let group = ParamGroup { start, len: flat.len() - start, decay_len };
+            match (freeze_backbone, i) {
+                (false, i) => groups[i] = group,
+                (true, 0) => groups[1] = group,
+                (true, _) => groups[0] = ParamGroup { start, len: 0, decay_len: 0 },
             }
         }
+        let trainable_len = if freeze_backbone { groups[1].len } else { flat.len() };
+        let mut running_entries = Vec::new();
         let mut running = Vec::new();
         for (layer, bn, _) in layers(config) {
             if bn {
@@ -123,11 +168,13 @@ impl ParamStore {
         }
         let store = ParamStore {
             params: gpu.upload_flat(&flat, "parameters")?,
-            grads: gpu.upload_flat(&vec![0.0; flat.len()], "gradients")?,
+            grads: gpu.upload_flat(&vec![0.0; trainable_len], "gradients")?,
             running: gpu.upload(&running, "bn running statistics")?,
             entries,
             running_entries,
-            decay_len,
+            groups,
+            trainable_len,
+            backbone_frozen: freeze_backbone,
         };
         gpu.queue.submit([]);
         Ok(store)
@@ -159,9 +206,12 @@ impl ParamStore {
         Ok(flat.slice(e.offset, e.len))
     }
 
-    /// The parameter's range of the flat gradient buffer.
+    /// The parameter's range of the flat gradient buffer; an error for a frozen parameter.
     pub fn grad(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
         let e = self.find(layer, kind)?;
+        if e.offset + e.len > self.trainable_len {
+            return Err(Error::invalid(format!("{layer:?} is frozen: it has no gradient")));
+        }
         Ok(self.grads.slice(e.offset, e.len))
     }
 
@@ -183,7 +233,8 @@ impl ParamStore {
     /// Writes flat GPU-layout values (parameters or gradients) into `out` in PyTorch layout:
     /// `Field::Weight/Bias/BnWeight/BnBias` of every layer.
     pub fn unflatten_into(&self, flat: &[f32], out: &mut Weights) -> Result<()> {
-        for e in &self.entries {
+        // A gradient buffer ends before the frozen parameters: those are left as they are.
+        for e in self.entries.iter().filter(|e| e.offset + e.len <= flat.len()) {
             let data = &flat[e.offset..e.offset + e.len];
             let put = |out: &mut Weights, field: Field, values: Vec<f32>| -> Result<()> {
                 let t = out

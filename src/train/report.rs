@@ -23,6 +23,11 @@ pub struct MetricsRow {
     pub test_accuracy: Option<f64>,
     /// Training throughput, in images per second.
     pub images_per_second: f64,
+    /// What the data loader's workers can decode and augment, in images per second (0 where not
+    /// measured): when it is below `images_per_second`'s potential, the GPU waits for data.
+    pub loader_images_per_second: f64,
+    /// Share of the time the training loop waited for the loader's next batch, 0..1.
+    pub data_wait: f64,
 }
 
 /// Appends `row` to the CSV at `path`, writing the header first when the file is new or empty.
@@ -36,12 +41,22 @@ pub fn append_metrics(path: &Path, row: &MetricsRow) -> Result<()> {
     };
     let mut line = String::new();
     if new {
-        line.push_str("step,epoch,lr,train_loss,train_accuracy,test_accuracy,images_per_second\n");
+        line.push_str(
+            "step,epoch,lr,train_loss,train_accuracy,test_accuracy,images_per_second,loader_images_per_second,data_wait\n",
+        );
     }
     let test = row.test_accuracy.map(|a| format!("{a:.5}")).unwrap_or_default();
     line.push_str(&format!(
-        "{},{:.4},{:.6},{:.5},{:.5},{},{:.2}\n",
-        row.step, row.epoch, row.lr, row.train_loss, row.train_accuracy, test, row.images_per_second
+        "{},{:.4},{:.6},{:.5},{:.5},{},{:.2},{:.2},{:.4}\n",
+        row.step,
+        row.epoch,
+        row.lr,
+        row.train_loss,
+        row.train_accuracy,
+        test,
+        row.images_per_second,
+        row.loader_images_per_second,
+        row.data_wait
     ));
     crate::fsio::append(path, line.as_bytes()).map(|_| ())
 }
@@ -53,7 +68,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
     for (i, line) in text.lines().enumerate().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let bad = || Error::file(path, format!("line {}: not a metrics row: {line:?}", i + 1));
-        if f.len() != 7 {
+        if f.len() != 9 {
             return Err(bad());
         }
         let num = |s: &str| s.parse::<f64>().map_err(|_| bad());
@@ -65,6 +80,8 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
             train_accuracy: num(f[4])?,
             test_accuracy: if f[5].is_empty() { None } else { Some(num(f[5])?) },
             images_per_second: num(f[6])?,
+            loader_images_per_second: num(f[7])?,
+            data_wait: num(f[8])?,
         });
     }
     Ok(rows)

@@ -56,6 +56,18 @@ pub struct TrainConfig {
     /// binding limit are split this way whatever this says.
     #[serde(default)]
     pub micro_batch: Option<usize>,
+    /// Train the classifier alone: every other layer keeps its weights and runs BatchNorm on its
+    /// running statistics, and keeps no gradient or optimizer state (fine-tuning a head).
+    #[serde(default)]
+    pub freeze_backbone: bool,
+    /// The learning rate of every layer but the classifier, as a multiple of `lr` (discriminative
+    /// fine-tuning, e.g. 0.1); 1 trains all layers alike.
+    #[serde(default = "one")]
+    pub backbone_lr_mult: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl TrainConfig {
@@ -86,6 +98,7 @@ impl TrainConfig {
         Error::check_number("max_norm (--clip-norm)", self.max_norm as f64, 0.0..)?;
         Error::check_number("label_smoothing", self.label_smoothing as f64, 0.0..1.0)?;
         Error::check_number("bn_momentum", self.bn_momentum as f64, 0.0..=1.0)?;
+        Error::check_number("backbone_lr_mult", self.backbone_lr_mult as f64, 0.0..)?;
         if let Some(d) = self.ema {
             Error::check_number("ema (decay)", d as f64, 0.0..1.0)?;
         }
@@ -128,6 +141,8 @@ impl Default for TrainConfig {
             resolution: 32,
             seed: 0,
             micro_batch: None,
+            freeze_backbone: false,
+            backbone_lr_mult: 1.0,
         }
     }
 }
@@ -240,8 +255,9 @@ impl Trainer {
         if steps_per_epoch == 0 {
             return Err(Error::invalid("steps_per_epoch is 0: the data set makes no batch"));
         }
-        let graph = TrainGraph::new(&gpu, config.clone(), weights)?;
-        let optimizer = Optimizer::new(&gpu, &graph.params, tc.optimizer, tc.weight_decay, tc.max_norm, tc.ema)?;
+        let graph = TrainGraph::new_with(&gpu, config.clone(), weights, tc.freeze_backbone)?;
+        let optimizer = Optimizer::new(&gpu, &graph.params, tc.optimizer, tc.weight_decay, tc.max_norm, tc.ema)?
+            .with_backbone_lr_mult(tc.backbone_lr_mult)?;
         // The schedule spans every epoch whatever `max_steps` says, so that a run stopped early
         // and resumed takes the steps an uninterrupted one takes.
         let total = tc.epochs.saturating_mul(steps_per_epoch);
