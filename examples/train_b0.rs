@@ -161,6 +161,12 @@ fn run(args: Args) -> Result<()> {
     }
     train.validate()?;
     let classes = train.num_classes();
+    if classes < 2 {
+        return Err(Error::invalid(format!(
+            "{}: {classes} class; a classifier needs at least two (for a folder: one subfolder per class)",
+            train.name
+        )));
+    }
     let mut config = Config::new(Variant::parse(&args.model)?, classes);
     let steps_per_epoch = Loader::batches_per_epoch(train.len(), args.batch_size, true) as u64;
     if steps_per_epoch == 0 {

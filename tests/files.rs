@@ -465,3 +465,21 @@ fn malformed_checkpoints_are_refused_naming_the_problem_and_change_nothing() {
     assert!(t.weights().unwrap() != before);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_same_weights_and_metadata_make_the_same_bytes() {
+    // Metadata is a HashMap, whose order differs from map to map: the header sorts it.
+    let dir = scratch("same-bytes");
+    let config = Config::custom(0.25, 0.25, 16, 0.2, 2);
+    let weights = Weights::init_random(&config, 3);
+    let files: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            let meta: HashMap<String, String> = (0..12).map(|k| (format!("key{k}"), format!("value {k}"))).collect();
+            let path = dir.join(format!("w{i}.safetensors"));
+            weights.save(&path, &config, meta).unwrap();
+            std::fs::read(&path).unwrap()
+        })
+        .collect();
+    assert!(files.windows(2).all(|w| w[0] == w[1]), "saves of the same weights differ");
+    std::fs::remove_dir_all(&dir).ok();
+}

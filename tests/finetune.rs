@@ -80,6 +80,13 @@ fn weights_of_another_class_count_load_their_backbone_and_a_fresh_head() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("pretrained.safetensors") && err.contains("--model b0"), "{err}");
+    // A folder of one class is no classification task: an error naming the folder.
+    let one = dir.join("one");
+    std::fs::create_dir_all(one.join("cat")).unwrap();
+    image::RgbImage::new(8, 8).save(one.join("cat").join("0.png")).unwrap();
+    let out = train_b0().args(["--dataset", "folder", "--data", one.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("one") && err.contains("at least two"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -204,5 +211,12 @@ fn weights_trained_on_a_folder_carry_its_class_names_to_effnet_classify() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("labels.txt") && err.contains("2 names"), "{err}");
+    // A folder of one class is no classification task: an error naming the folder.
+    let one = dir.join("one");
+    std::fs::create_dir_all(one.join("cat")).unwrap();
+    image::RgbImage::new(8, 8).save(one.join("cat").join("0.png")).unwrap();
+    let out = train_b0().args(["--dataset", "folder", "--data", one.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("one") && err.contains("at least two"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

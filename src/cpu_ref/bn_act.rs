@@ -152,3 +152,18 @@ pub fn bn_eval_scale_shift(c: usize, eps: f32, gamma_beta: &[f32], running: &[f3
     let shift = (0..c).map(|i| (gamma_beta[c + i] as f64 - running[i] as f64 * scale[i]) as f32);
     scale.iter().map(|&s| s as f32).chain(shift).collect()
 }
+
+/// Twin of `ops::bn_fold_weights`: `weight` (output channel innermost, `c` of them) times each
+/// channel's `gamma / sqrt(var + eps)`, and the bias `beta - mean * scale`, in f64 rounded once.
+pub fn bn_fold_weights(
+    c: usize,
+    eps: f32,
+    weight: &[f32],
+    gamma_beta: &[f32],
+    running: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f64> = (0..c).map(|o| gamma_beta[o] as f64 / (running[c + o] as f64 + eps as f64).sqrt()).collect();
+    let folded = weight.iter().enumerate().map(|(i, &w)| (w as f64 * scale[i % c]) as f32).collect();
+    let bias = (0..c).map(|o| (gamma_beta[c + o] as f64 - running[o] as f64 * scale[o]) as f32).collect();
+    (folded, bias)
+}

@@ -27,7 +27,8 @@ fn path_hash(rel: &str) -> f32 {
 }
 
 /// (train, held-out) splits of the folder. Errors name the folder when it is missing, empty, has
-/// no class subfolders, or a class has no images.
+/// no class subfolders, or a class has no images. (Training needs two classes or more: the
+/// trainer checks that.)
 pub fn load_image_folder(root: &Path, split: FolderSplit) -> Result<(Dataset, Dataset)> {
     let entries = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
     let mut classes: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();

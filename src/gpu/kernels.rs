@@ -212,6 +212,9 @@ kernels! {
     BnStatsMerge => "bn_stats_merge", "bn_act/bn_stats_finish.wgsl", "merge", F32, [R, W];
     /// BatchNorm statistics, last stage, and the running update: partial, gamma_beta, running, stats, scale_shift.
     BnStatsFinish => "bn_stats_finish", "bn_act/bn_stats_finish.wgsl", "main", F32, [R, R, W, W, W];
+    /// Inference-mode BatchNorm folded into the conv before it: weight, gamma_beta, running,
+    /// folded weight, bias.
+    BnFoldWeights => "bn_fold_weights", "bn_act/bn_fold_weights.wgsl", "main", F32, [R, R, R, W, W];
     /// Inference-mode BatchNorm's (scale, shift) from the parameters and running statistics:
     /// gamma_beta, running, scale_shift.
     BnEvalScaleShift => "bn_eval_scale_shift", "bn_act/bn_eval_scale_shift.wgsl", "main", F32, [R, R, W];
@@ -328,6 +331,7 @@ const OVERRIDES: &[(&str, &[&str])] = &[
         &["TOTAL", "C", "ACT", "HAS_RESIDUAL", "DROP_PATH", "ROWS_PER_SAMPLE", "SURVIVAL", "SALT"],
     ),
     ("bn_act/bn_eval_scale_shift.wgsl", &["C", "EPS"]),
+    ("bn_act/bn_fold_weights.wgsl", &["LEN", "C", "EPS"]),
     ("bn_act/bn_stats_finish.wgsl", &["M", "C", "CHUNK", "EPS", "MOMENTUM", "UPDATE_RUNNING", "GROUP"]),
     ("bn_act/bn_stats_partial.wgsl", &["M", "C", "CHUNK"]),
     ("bn_act/bn_stats_partial_texel.wgsl", &["M", "C", "CHUNK"]),

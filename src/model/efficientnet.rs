@@ -28,7 +28,7 @@ struct GpuLayer {
 
 impl GpuLayer {
     fn bytes(&self) -> u64 {
-        self.weight.buffer.size() + self.bias.buffer.size()
+        self.weight.bytes() + self.bias.bytes()
     }
 }
 
@@ -109,6 +109,31 @@ impl EfficientNet {
     /// folding every BatchNorm into its conv.
     pub fn new(gpu: &Gpu, config: Config, weights: &Weights) -> Result<EfficientNet> {
         Self::new_with_store(gpu, config, weights, Dtype::F32)
+    }
+
+    /// A model over weights already on the GPU, in the kernels' layout with every BatchNorm
+    /// folded in: for each layer of `config`'s network (`Network::learnable_layers`), its weight
+    /// and bias. The buffers may be ranges of larger ones and are read in place, so whoever wrote
+    /// them can update them between forwards (the trainer evaluates its parameters this way).
+    pub fn from_gpu_layers(config: Config, layers: Vec<(Layer, GpuBuffer, GpuBuffer)>) -> Result<EfficientNet> {
+        config.validate()?;
+        let net = Network::new(&config, config.resolution as usize, config.resolution as usize);
+        let mut by_layer: HashMap<Layer, GpuLayer> =
+            layers.into_iter().map(|(l, weight, bias)| (l, GpuLayer { weight, bias })).collect();
+        for (layer, _, _) in net.learnable_layers() {
+            if !by_layer.contains_key(&layer) {
+                return Err(Error::invalid(format!("from_gpu_layers: no weights for {layer:?}")));
+            }
+        }
+        by_layer.retain(|l, _| net.learnable_layers().iter().any(|(k, _, _)| k == l));
+        Ok(EfficientNet {
+            layers: by_layer,
+            config,
+            store: Dtype::F32,
+            input_size: None,
+            allow_non_finite: false,
+            plans: Mutex::new(HashMap::new()),
+        })
     }
 
     /// `new` with weights and activations stored as `store`. F16 needs an adapter with

@@ -1012,8 +1012,21 @@ fn write_safetensors(
         infos.push((name.to_string(), info));
         offset += len;
     }
+    // The metadata is a HashMap, whose order differs from process to process. safetensors writes
+    // it first, as serde writes the map: that text is swapped for the same entries sorted, so the
+    // same weights make the same bytes.
+    fn json(path: &Path, v: &impl serde::Serialize) -> Result<String> {
+        serde_json::to_string(v).map_err(|e| Error::safetensors(path, e))
+    }
+    let unsorted = json(path, &metadata)?;
+    let sorted = json(path, &metadata.iter().collect::<std::collections::BTreeMap<_, _>>())?;
     let header = Metadata::new(Some(metadata), infos).map_err(|e| Error::safetensors(path, e))?;
-    let mut header = serde_json::to_vec(&header).map_err(|e| Error::safetensors(path, e))?;
+    let header = json(path, &header)?;
+    let prefix = format!("{{\"__metadata__\":{unsorted}");
+    let mut header = match header.strip_prefix(&prefix) {
+        Some(rest) => format!("{{\"__metadata__\":{sorted}{rest}").into_bytes(),
+        None => header.into_bytes(),
+    };
     header.resize(header.len().next_multiple_of(8), b' ');
     let io = |e| Error::io(path, e);
     w.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;

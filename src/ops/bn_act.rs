@@ -201,6 +201,39 @@ pub fn bn_eval_scale_shift(
         .with_cost(4 * n, 24 * n))
 }
 
+/// Records BatchNorm folded into the conv before it (inference mode, `p.eps`): `folded` = `weight`
+/// (output channel innermost, `p.c` of them) times `gamma / sqrt(var + eps)` per output channel,
+/// and `bias` (C) = `beta - mean * scale`. Only `p.c` and `p.eps` matter.
+pub fn bn_fold_weights(
+    gpu: &Gpu,
+    p: &BnParams,
+    weight: &GpuBuffer,
+    gamma_beta: &GpuBuffer,
+    running: &GpuBuffer,
+    folded: &GpuBuffer,
+    bias: &GpuBuffer,
+) -> Result<Dispatch> {
+    if p.c == 0 || !weight.len.is_multiple_of(p.c) {
+        return Err(Error::invalid(format!(
+            "bn_fold_weights: {} weights are not a whole number of {} output channels",
+            weight.len, p.c
+        )));
+    }
+    expect_len("bn_fold_weights gamma_beta", gamma_beta, 2 * p.c)?;
+    expect_len("bn_fold_weights running", running, 2 * p.c)?;
+    expect_len("bn_fold_weights folded", folded, weight.len)?;
+    expect_len("bn_fold_weights bias", bias, p.c)?;
+    Error::check_number(
+        "bn_fold_weights eps",
+        p.eps as f64,
+        (std::ops::Bound::Excluded(0.0), std::ops::Bound::Unbounded),
+    )?;
+    let c = [("LEN", weight.len as f64), ("C", p.c as f64), ("EPS", p.eps as f64)];
+    let n = weight.len as u64;
+    let buffers = [weight, gamma_beta, running, folded, bias];
+    Ok(Dispatch::new(gpu, Kernel::BnFoldWeights, &c, &buffers, n, "bn_fold_weights")?.with_cost(4 * n, 8 * n))
+}
+
 /// Records `y = act(x * scale + shift)` over (m, c), then drop path (`p.drop_path`, reading
 /// `seed[0]`), then `+ residual` when `p.has_residual`. `scale_shift` is 2C (scale then shift);
 /// `residual` may be `None` when `!p.has_residual`, and `seed` may be any buffer without drop

@@ -23,7 +23,9 @@ pub mod se;
 pub mod softmax;
 
 pub use activation::{activation_bwd, activation_fwd, ActivationParams};
-pub use bn_act::{bn_act_bwd, bn_act_fwd, bn_eval_scale_shift, bn_stats, bn_stats_finish, BnParams, DropPath};
+pub use bn_act::{
+    bn_act_bwd, bn_act_fwd, bn_eval_scale_shift, bn_fold_weights, bn_stats, bn_stats_finish, BnParams, DropPath,
+};
 pub use cast::cast;
 pub use conv2d::{conv2d_bwd_data, conv2d_bwd_weight, conv2d_fwd, Conv2dParams};
 pub use depthwise_conv::{

@@ -200,7 +200,7 @@ enum Saved {
     Se(SeSaved),
     /// The pool's backward is fused into the BN backward of the conv before it (`dy_pool`).
     Pool,
-    /// Nothing: an evaluation keeps no state.
+    /// Nothing: a unit run as in evaluation (a frozen backbone's) keeps no state.
     Nothing,
     Classifier {
         features: GpuBuffer,
@@ -362,7 +362,6 @@ impl TrainGraph {
             opts: opts.clone(),
             seed: gpu.upload_u32(&[0], "seed")?,
             blocks: self.config.blocks(),
-            eval: None,
         };
         let input = gpu.empty(batch * 3 * h * w, "input")?;
         let targets = gpu.upload_u32(&vec![0; batch], "targets")?;
@@ -419,103 +418,6 @@ impl TrainGraph {
     }
 }
 
-/// A forward pass of the training parameters in inference mode, recorded once for a (batch, h, w)
-/// and replayed: BatchNorm normalises with the running statistics (their scale and shift taken on
-/// the GPU as it replays), dropout and stochastic depth are off, and the parameters are read where
-/// they live, so evaluating during training neither reads them back nor builds another model.
-pub struct EvalPlan {
-    /// Images per replay.
-    pub batch: usize,
-    /// Height of the images it takes (before its input resize).
-    pub h: usize,
-    /// Width of the images it takes.
-    pub w: usize,
-    input: GpuBuffer,
-    seed: GpuBuffer,
-    logits: GpuBuffer,
-    /// The recorded dispatches, in order.
-    pub dispatches: Vec<Dispatch>,
-}
-
-impl EvalPlan {
-    /// Uploads `input` (batch, 3, h, w) NCHW f32, replays the plan and reads the logits
-    /// (batch, classes).
-    pub fn run(&self, gpu: &Gpu, input: &[f32]) -> Result<Vec<f32>> {
-        if input.len() != self.input.len {
-            return Err(Error::Shape {
-                what: "evaluation input".into(),
-                expected: vec![self.batch, 3, self.h, self.w],
-                got: vec![input.len()],
-            });
-        }
-        gpu.queue.write_buffer(&self.input.buffer, self.input.offset, bytemuck::cast_slice(input));
-        gpu.queue.write_buffer(&self.seed.buffer, self.seed.offset, bytemuck::cast_slice(&[0u32]));
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
-        crate::gpu::encode_dispatches(&mut encoder, "eval", &self.dispatches);
-        gpu.queue.submit([encoder.finish()]);
-        gpu.read(&self.logits)
-    }
-}
-
-impl TrainGraph {
-    /// Records an evaluation of `batch` images of `h` x `w`, resized on the GPU to `resize_to`
-    /// first where given, reading the parameters from `params` (this graph's own by default, or a
-    /// buffer in their layout such as the optimizer's EMA).
-    pub fn record_eval(
-        &self,
-        gpu: &Gpu,
-        batch: usize,
-        h: usize,
-        w: usize,
-        resize_to: Option<(usize, usize)>,
-        params: Option<&GpuBuffer>,
-    ) -> Result<EvalPlan> {
-        if batch == 0 || h == 0 || w == 0 {
-            return Err(Error::invalid(format!(
-                "an evaluation needs batch, height and width ≥ 1, got [{batch}, 3, {h}, {w}]"
-            )));
-        }
-        let flat = params.unwrap_or(&self.params.params).clone();
-        if flat.len != self.params.params.len {
-            return Err(Error::Shape {
-                what: "evaluation parameters".into(),
-                expected: vec![self.params.params.len],
-                got: vec![flat.len],
-            });
-        }
-        record_planned(gpu, |r| {
-            let opts = TrainOptions {
-                dropout: false,
-                drop_path: false,
-                recompute: false,
-                update_running_stats: false,
-                resize_to,
-                ..TrainOptions::default()
-            };
-            let mut b = Builder {
-                r,
-                g: self,
-                opts,
-                seed: gpu.upload_u32(&[0], "seed")?,
-                blocks: self.config.blocks(),
-                eval: Some(flat.clone()),
-            };
-            let input = gpu.empty(batch * 3 * h * w, "input")?;
-            let (x0, h0, w0) = b.input_resize(&input, batch, h, w)?;
-            let net = Network::new(&self.config, h0, w0);
-            let (_, values) = b.forward(&net, batch, x0)?;
-            let logits = match values.last() {
-                Some(Some(Val::Ready(l))) => l.clone(),
-                _ => return Err(Error::invalid("the network wrote no logits")),
-            };
-            let mut r = b.r;
-            let plan =
-                EvalPlan { batch, h, w, input, seed: b.seed, logits, dispatches: std::mem::take(&mut r.dispatches) };
-            Ok((plan, r))
-        })
-    }
-}
-
 /// Records the forward and backward units of one step.
 struct Builder<'a> {
     r: Recorder<'a>,
@@ -524,18 +426,11 @@ struct Builder<'a> {
     seed: GpuBuffer,
     /// `g.config.blocks()`, for the dispatches' labels.
     blocks: Vec<BlockSpec>,
-    /// Recording an evaluation: BatchNorm normalises with the running statistics, nothing is
-    /// saved for a backward, and the parameters are read from this flat buffer (the training
-    /// parameters, or their EMA, in the same layout).
-    eval: Option<GpuBuffer>,
 }
 
 impl Builder<'_> {
     fn param(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
-        match &self.eval {
-            Some(flat) => self.g.params.param_in(flat, layer, kind),
-            None => self.g.params.param(layer, kind),
-        }
+        self.g.params.param(layer, kind)
     }
     fn grad(&self, layer: Layer, kind: ParamKind) -> Result<GpuBuffer> {
         self.g.params.grad(layer, kind)
@@ -749,9 +644,8 @@ impl Builder<'_> {
         let cfg = &self.g.config;
         let last_reads = net.last_reads();
         // A frozen backbone runs as in evaluation; only the classifier's backward reads anything.
-        let frozen = self.g.params.backbone_frozen && self.eval.is_none();
-        let evaluating = self.eval.is_some();
-        let as_eval = |u: &Unit| evaluating || (frozen && !matches!(u.op, Op::Classifier { .. }));
+        let frozen = self.g.params.backbone_frozen;
+        let as_eval = |u: &Unit| frozen && !matches!(u.op, Op::Classifier { .. });
         let backward_read: Vec<bool> = {
             let mut b = vec![false; net.units.len() + 1];
             net.units.iter().filter(|u| !as_eval(u)).flat_map(backward_reads).for_each(|v| b[v.0] = true);

@@ -11,7 +11,7 @@ mod schedule;
 mod trainer;
 
 pub use checkpoint::{load_checkpoint, Checkpoint};
-pub use graph::{EvalPlan, StepReport, TrainGraph, TrainMemory, TrainOptions, TrainStep};
+pub use graph::{StepReport, TrainGraph, TrainMemory, TrainOptions, TrainStep};
 pub use optimizer::Optimizer;
 pub use params::{ParamEntry, ParamKind, ParamStore};
 pub use schedule::{LrSchedule, Schedule};

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use crate::data::{Augment, Batch, Dataset, Loader, Normalize};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::model::{Config, Weights};
+use crate::model::{Config, EfficientNet, Network, Weights};
 use crate::ops::rng::hash_u32;
 use crate::ops::{sum_partials, OptimizerKind, SumPartialsParams};
-use crate::train::graph::{EvalPlan, TrainGraph, TrainOptions, TrainStep};
+use crate::train::graph::{TrainGraph, TrainOptions, TrainStep};
+use crate::train::params::ParamKind;
 use crate::train::{LrSchedule, Optimizer};
 
 /// Everything about a run that is not the model or the data. `Default` is `train_b0`'s recipe;
@@ -239,7 +240,7 @@ pub struct Trainer {
     /// Batches of `epoch` already consumed (for resuming mid-epoch).
     pub batch_in_epoch: usize,
     /// Recorded evaluations by (batch, h, w), replayed by every `evaluate`.
-    evals: std::sync::Mutex<Vec<EvalPlan>>,
+    eval_model: std::sync::Mutex<Option<EvalModel>>,
 }
 
 impl Trainer {
@@ -284,7 +285,7 @@ impl Trainer {
             lr_override: None,
             epoch: 0,
             batch_in_epoch: 0,
-            evals: std::sync::Mutex::new(Vec::new()),
+            eval_model: std::sync::Mutex::new(None),
         })
     }
 
@@ -440,8 +441,9 @@ impl Trainer {
     }
 
     /// Accuracy on `ds`, evaluated on the GPU from the training parameters (the EMA's when on)
-    /// as they are now: BatchNorm with the running statistics, dropout off, images resized on the
-    /// GPU to the training resolution. Nothing is read back but the logits.
+    /// as they are now: BatchNorm folded on the GPU from the running statistics into the
+    /// inference model's weights, dropout off, images resized on the GPU to the training
+    /// resolution. Nothing is read back but the logits.
     pub fn evaluate(&self, ds: &Dataset, norm: Normalize, batch: usize) -> Result<Evaluation> {
         let never = std::sync::atomic::AtomicBool::new(false);
         self.evaluate_until(ds, norm, batch, &never)?.ok_or_else(|| Error::invalid("evaluation stopped"))
@@ -461,22 +463,20 @@ impl Trainer {
         if ds.num_classes() > k {
             return Err(Error::invalid(format!("{} has {} classes but the model has {k}", ds.name, ds.num_classes())));
         }
-        let params = self.optimizer.ema.as_ref().map(|(_, e)| e);
-        let mut evals = self.evals.lock().unwrap_or_else(|e| e.into_inner());
+        let mut eval = self.eval_model.lock().unwrap_or_else(|e| e.into_inner());
+        if eval.is_none() {
+            *eval = Some(self.build_eval_model()?);
+        }
+        let eval = eval.as_ref().ok_or_else(|| Error::invalid("no evaluation model"))?;
+        // Fold the parameters as they are now.
+        crate::gpu::submit(&self.gpu, &eval.fold);
         let (mut right, mut seen) = (vec![0usize; k], vec![0usize; k]);
         for b in Loader::start(ds, batch, 0, 0, self.tc.seed, false, false, Augment::None, norm, r)? {
             let b = b?;
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return Ok(None);
             }
-            let at = match evals.iter().position(|p| (p.batch, p.h, p.w) == (b.len(), b.h, b.w)) {
-                Some(i) => i,
-                None => {
-                    evals.push(self.graph.record_eval(&self.gpu, b.len(), b.h, b.w, Some((r, r)), params)?);
-                    evals.len() - 1
-                }
-            };
-            let logits = evals[at].run(&self.gpu, &b.input)?;
+            let logits = eval.model.forward(&self.gpu, &b.input, b.len(), b.h, b.w)?.logits;
             for (row, &t) in logits.chunks(k).zip(&b.targets) {
                 if t as usize >= k {
                     return Err(Error::invalid(format!("{}: label {t} is out of range for {k} classes", ds.name)));
@@ -491,6 +491,42 @@ impl Trainer {
             per_class: right.iter().zip(&seen).map(|(&r, &s)| r as f64 / s.max(1) as f64).collect(),
             examples,
         }))
+    }
+}
+
+/// The inference model an evaluation runs: the inference lowering over weights with each
+/// BatchNorm folded in on the GPU (`bn_fold_weights`) from the parameters where they live (the
+/// EMA's when on), so nothing is read back and the model is built once.
+struct EvalModel {
+    /// Refolds the current parameters into the model's weights: run before each evaluation.
+    fold: Vec<crate::gpu::Dispatch>,
+    model: EfficientNet,
+}
+
+impl Trainer {
+    fn build_eval_model(&self) -> Result<EvalModel> {
+        let p = &self.graph.params;
+        let flat = self.optimizer.ema.as_ref().map_or(&p.params, |(_, e)| e);
+        let r = self.tc.resolution;
+        let mut layers = Vec::new();
+        let mut fold = Vec::new();
+        for (layer, bn, _) in Network::new(&self.config, r, r).learnable_layers() {
+            let w = p.param_in(flat, layer, ParamKind::Weight)?;
+            if bn {
+                let gamma_beta = p.param_in(flat, layer, ParamKind::GammaBeta)?;
+                let mut bp = crate::ops::BnParams::new(1, gamma_beta.len / 2, 1);
+                bp.eps = self.config.bn_eps;
+                let folded = self.gpu.empty(w.len, "folded weight")?;
+                let bias = self.gpu.empty(bp.c, "folded bias")?;
+                let running = p.running(layer)?;
+                fold.push(crate::ops::bn_fold_weights(&self.gpu, &bp, &w, &gamma_beta, &running, &folded, &bias)?);
+                layers.push((layer, folded, bias));
+            } else {
+                layers.push((layer, w, p.param_in(flat, layer, ParamKind::Bias)?));
+            }
+        }
+        let model = EfficientNet::from_gpu_layers(self.config.clone(), layers)?.with_input_size(Some((r, r)));
+        Ok(EvalModel { fold, model })
     }
 }
 

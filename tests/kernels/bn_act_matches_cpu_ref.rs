@@ -3,7 +3,9 @@ use efficientnet_wgpu::cpu_ref;
 use efficientnet_wgpu::gpu::GpuBuffer;
 use efficientnet_wgpu::gpu::Kernel;
 use efficientnet_wgpu::ops::rng::uniform01;
-use efficientnet_wgpu::ops::{bn_act_fwd, bn_eval_scale_shift, Activation, BnParams, DropPath, KernelVariant};
+use efficientnet_wgpu::ops::{
+    bn_act_fwd, bn_eval_scale_shift, bn_fold_weights, Activation, BnParams, DropPath, KernelVariant,
+};
 
 const ALL_ACTS: [Activation; 4] = [Activation::None, Activation::Swish, Activation::Relu6, Activation::Sigmoid];
 
@@ -153,4 +155,31 @@ fn drop_path_and_residual(c: usize, variant: KernelVariant) {
             assert!(kept > 0 && dropped > 0);
         }
     }
+}
+
+#[test]
+fn fold_weights_into_the_conv_before_the_bn() {
+    // HWIO 3x3 weights of 5 input and 7 output channels (output innermost), and a 1x1 of 300 outputs
+    // (several workgroups' worth of channels). Tolerance: atol 1e-6, rtol 1e-5 (f32 sqrt, division
+    // and products against the twin's f64, rounded once).
+    for (len, c) in [(3 * 3 * 5 * 7, 7), (4 * 300, 300)] {
+        let weight = rand_vec(len, 70);
+        let gamma_beta = rand_vec(2 * c, 71);
+        let mut running = rand_vec(2 * c, 72);
+        running[c..].iter_mut().for_each(|v| *v = v.abs() + 0.01);
+        let mut p = BnParams::new(1, c, 1);
+        p.eps = 1e-3;
+        let (w, gb, run, folded, bias) = (upload(&weight), upload(&gamma_beta), upload(&running), empty(len), empty(c));
+        let d = bn_fold_weights(gpu(), &p, &w, &gb, &run, &folded, &bias).unwrap();
+        efficientnet_wgpu::gpu::submit(gpu(), &[d]);
+        let got = gpu().read_many(&[&folded, &bias]).unwrap();
+        let (want_w, want_b) = cpu_ref::bn_fold_weights(c, 1e-3, &weight, &gamma_beta, &running);
+        assert_close(&format!("folded weights C={c}"), &got[0], &want_w, 1e-6, 1e-5);
+        assert_close(&format!("folded bias C={c}"), &got[1], &want_b, 1e-6, 1e-5);
+    }
+    let mut p = BnParams::new(1, 4, 1);
+    p.eps = 1e-3;
+    let b = upload(&[1.0; 8]);
+    let err = bn_fold_weights(gpu(), &p, &upload(&[1.0; 6]), &b, &b, &empty(6), &empty(4)).err().expect("6 % 4");
+    assert!(err.to_string().contains("whole number"), "{err}");
 }
