@@ -151,15 +151,6 @@ fn the_backbone_learning_rate_multiplier_applies_to_the_backbone_alone() {
     assert!(err.contains("backbone_lr_mult is NaN"), "{err}");
 }
 
-/// The example `train_b0`, which `cargo test` builds beside the test binaries.
-fn train_b0() -> std::process::Command {
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = debug.join("examples").join(format!("train_b0{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "{} not built (cargo test builds the examples)", path.display());
-    std::process::Command::new(path)
-}
-
 #[test]
 fn weights_trained_on_a_folder_carry_its_class_names_to_effnet_classify() {
     let dir = tmp("folder");

@@ -38,15 +38,6 @@ fn effnet(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
-/// The example `train_b0`, which `cargo test` builds beside the test binaries.
-fn train_b0() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = debug.join("examples").join(format!("train_b0{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "{} not built (cargo test builds the examples)", path.display());
-    Command::new(path)
-}
-
 fn tc_with(edit: impl FnOnce(&mut TrainConfig)) -> TrainConfig {
     let mut c = TrainConfig::default();
     edit(&mut c);
