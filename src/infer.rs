@@ -485,6 +485,8 @@ impl Classifier {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(slice) {
             let plan = self.model.plan(&self.gpu, chunk.len(), res, res, &[])?;
+            // The plan is shared by every caller of this batch size: one execution at a time.
+            let _one_at_a_time = plan.exclusive();
             let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
             // Each image is resized into its slot of the plan's input on the GPU; the buffers and
             // dispatches live until the submit below.

@@ -496,6 +496,7 @@ impl EfficientNet {
             probs,
             taps,
             activation_bytes,
+            exclusive: Mutex::new(()),
         };
         Ok((plan, r))
     }
@@ -565,9 +566,19 @@ pub struct ForwardPlan {
     /// logits and probabilities. The weights (`EfficientNet::weight_bytes`) and the texel scratch
     /// textures (`Gpu::scratch_texture_bytes`) are shared by every plan of the model.
     pub activation_bytes: u64,
+    /// Held for one execution (upload, forward, readback): plans are cached and shared by every
+    /// caller of the same shape, and their input and outputs are one set of buffers.
+    exclusive: Mutex<()>,
 }
 
 impl ForwardPlan {
+    /// Holds this plan for one execution. `run` and `run_probabilities` take it themselves; a
+    /// caller that fills `input` and `encode`s the plan itself holds it from the upload to the
+    /// readback, so that another thread's execution of the same plan cannot interleave.
+    pub fn exclusive(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.exclusive.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The input buffer, (batch, 3, h, w) NCHW: callers may fill it on the GPU (preprocessing)
     /// and then `encode(gpu, None, ..)`.
     pub fn input(&self) -> &GpuBuffer {
@@ -615,6 +626,7 @@ impl ForwardPlan {
 
     /// Runs the plan on `input` ((batch, 3, h, w) NCHW f32), returning logits and pooled features.
     pub fn run(&self, gpu: &Gpu, input: &[f32]) -> Result<ForwardOutput> {
+        let _one_at_a_time = self.exclusive();
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         self.encode(gpu, Some(input), &mut encoder, false)?;
         gpu.queue.submit([encoder.finish()]);
@@ -626,6 +638,7 @@ impl ForwardPlan {
 
     /// Runs the plan and returns softmax probabilities (batch, classes).
     pub fn run_probabilities(&self, gpu: &Gpu, input: &[f32]) -> Result<Vec<f32>> {
+        let _one_at_a_time = self.exclusive();
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
         self.encode(gpu, Some(input), &mut encoder, true)?;
         gpu.queue.submit([encoder.finish()]);
