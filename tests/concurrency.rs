@@ -39,3 +39,25 @@ fn four_threads_of_mixed_batches_get_the_results_of_their_own_inputs() {
         }
     }
 }
+
+#[test]
+fn the_plan_cache_keeps_the_most_recently_used_plans_within_its_budget() {
+    let gpu = gpu();
+    let config = Config::custom(0.25, 0.5, 32, 0.2, 10);
+    let model = EfficientNet::new(gpu, config.clone(), &Weights::init_random(&config, 2)).unwrap();
+    let run = |n: usize| model.forward(gpu, &rand_vec(n * 3 * 24 * 24, n as u64), n, 24, 24).unwrap().logits;
+    let first = run(1);
+    run(2);
+    run(3);
+    let held = model.cached_plans();
+    assert_eq!(held.iter().map(|p| p.0 .0).collect::<Vec<_>>(), [3, 2, 1], "every plan fits the default budget");
+    // A budget for about two plans of these sizes keeps the two most recently used.
+    let budget = held[0].1 + held[1].1;
+    let model = model.with_plan_budget(budget);
+    assert_eq!(model.cached_plans().iter().map(|p| p.0 .0).collect::<Vec<_>>(), [3, 2]);
+    let run = |n: usize| model.forward(gpu, &rand_vec(n * 3 * 24 * 24, n as u64), n, 24, 24).unwrap().logits;
+    // Batch 1 is recorded again (the same result), and the least recently used, batch 2, goes.
+    assert_eq!(run(1), first);
+    assert_eq!(model.cached_plans().iter().map(|p| p.0 .0).collect::<Vec<_>>(), [1, 3]);
+    assert!(model.cached_plans().iter().map(|p| p.1).sum::<u64>() <= budget);
+}

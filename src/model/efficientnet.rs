@@ -44,7 +44,7 @@ pub struct EfficientNet {
     input_size: Option<(usize, usize)>,
     /// Return non-finite inputs and logits as they are instead of an error (`allow_non_finite`).
     allow_non_finite: bool,
-    plans: Mutex<HashMap<(usize, usize, usize), std::sync::Arc<ForwardPlan>>>,
+    plans: Mutex<PlanCache>,
 }
 
 /// What a forward pass returns, row-major.
@@ -132,7 +132,7 @@ impl EfficientNet {
             store: Dtype::F32,
             input_size: None,
             allow_non_finite: false,
-            plans: Mutex::new(HashMap::new()),
+            plans: Mutex::new(PlanCache::default()),
         })
     }
 
@@ -165,7 +165,7 @@ impl EfficientNet {
             store,
             input_size: None,
             allow_non_finite: false,
-            plans: Mutex::new(HashMap::new()),
+            plans: Mutex::new(PlanCache::default()),
         })
     }
 
@@ -277,7 +277,7 @@ impl EfficientNet {
     /// Fashion-MNIST images to a 32x32 training resolution.
     pub fn with_input_size(mut self, size: Option<(usize, usize)>) -> Self {
         self.input_size = size;
-        self.plans.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.plans.lock().unwrap_or_else(|e| e.into_inner()).entries.clear();
         self
     }
 
@@ -302,8 +302,8 @@ impl EfficientNet {
     ) -> Result<std::sync::Arc<ForwardPlan>> {
         let key = (batch, h, w);
         if taps.is_empty() {
-            if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-                return Ok(p.clone());
+            if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+                return Ok(p);
             }
         }
         let plan = std::sync::Arc::new(self.build_plan(gpu, batch, h, w, taps)?);
@@ -311,6 +311,24 @@ impl EfficientNet {
             self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert(key, plan.clone());
         }
         Ok(plan)
+    }
+
+    /// Bounds the cached plans to `bytes` of device memory (`ForwardPlan::activation_bytes`),
+    /// dropping the least recently used first; the plan in use is always kept. Default 1 GiB.
+    pub fn with_plan_budget(self, bytes: u64) -> Self {
+        let mut cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        cache.budget = Some(bytes);
+        cache.evict();
+        drop(cache);
+        self
+    }
+
+    /// The cached plans, most recently used first: (batch, height, width) and their bytes.
+    pub fn cached_plans(&self) -> Vec<((usize, usize, usize), u64)> {
+        let cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = cache.entries.iter().map(|e| (e.last_use, e.key, e.plan.activation_bytes)).collect();
+        out.sort_by_key(|e| std::cmp::Reverse(e.0));
+        out.into_iter().map(|(_, k, b)| (k, b)).collect()
     }
 
     /// Records the forward twice, the second time with its tensors placed by the first's
@@ -544,6 +562,55 @@ fn nhwc_to_nchw(x: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// The recorded plans of a model by (batch, height, width), least recently used dropped first
+/// beyond the budget.
+#[derive(Default)]
+struct PlanCache {
+    entries: Vec<CachedPlan>,
+    /// Bytes of plans kept at most; `None`: `DEFAULT_PLAN_BUDGET`.
+    budget: Option<u64>,
+    /// Uses so far: the clock of `last_use`.
+    clock: u64,
+}
+
+struct CachedPlan {
+    key: (usize, usize, usize),
+    plan: std::sync::Arc<ForwardPlan>,
+    last_use: u64,
+}
+
+/// Device memory the cached plans of one model may hold by default.
+const DEFAULT_PLAN_BUDGET: u64 = 1 << 30;
+
+impl PlanCache {
+    fn get(&mut self, key: (usize, usize, usize)) -> Option<std::sync::Arc<ForwardPlan>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.entries.iter_mut().find(|e| e.key == key).map(|e| {
+            e.last_use = now;
+            e.plan.clone()
+        })
+    }
+
+    fn insert(&mut self, key: (usize, usize, usize), plan: std::sync::Arc<ForwardPlan>) {
+        self.clock += 1;
+        self.entries.retain(|e| e.key != key);
+        self.entries.push(CachedPlan { key, plan, last_use: self.clock });
+        self.evict();
+    }
+
+    /// Drops the least recently used plans until the rest fit the budget (the newest always stays;
+    /// a caller still running a dropped plan keeps it alive until done).
+    fn evict(&mut self) {
+        let budget = self.budget.unwrap_or(DEFAULT_PLAN_BUDGET);
+        while self.entries.len() > 1 && self.entries.iter().map(|e| e.plan.activation_bytes).sum::<u64>() > budget {
+            if let Some(oldest) = self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_use).map(|(i, _)| i) {
+                self.entries.remove(oldest);
+            }
+        }
+    }
 }
 
 /// A tapped intermediate output: (name, NHWC data, [n, h, w, c]).
