@@ -383,35 +383,6 @@ pub struct RgbPlanes {
 }
 
 impl RgbPlanes {
-    /// This image box-filtered down by the smallest whole factor that leaves at most `max_values`
-    /// values (3 per pixel), or `None` when it already fits. Each output pixel averages a factor x
-    /// factor block, so nothing aliases; edge blocks average the pixels they have.
-    pub fn downscaled_to_fit(&self, max_values: usize) -> Option<RgbPlanes> {
-        if self.data.len() <= max_values {
-            return None;
-        }
-        let mut k = 2;
-        while 3 * self.h.div_ceil(k) * self.w.div_ceil(k) > max_values.max(3) {
-            k += 1;
-        }
-        let (h, w) = (self.h.div_ceil(k), self.w.div_ceil(k));
-        let mut data = vec![0f32; 3 * h * w];
-        for c in 0..3 {
-            let plane = &self.data[c * self.h * self.w..(c + 1) * self.h * self.w];
-            for y in 0..h {
-                for x in 0..w {
-                    let (y1, x1) = ((y * k + k).min(self.h), (x * k + k).min(self.w));
-                    let mut sum = 0f64;
-                    for sy in y * k..y1 {
-                        sum += plane[sy * self.w + x * k..sy * self.w + x1].iter().map(|&v| v as f64).sum::<f64>();
-                    }
-                    data[(c * h + y) * w + x] = (sum / ((y1 - y * k) * (x1 - x * k)) as f64) as f32;
-                }
-            }
-        }
-        Some(RgbPlanes { h, w, data })
-    }
-
     /// An error unless `data` holds 3 x h x w values and the image has at least one pixel.
     fn check_shape(&self) -> Result<()> {
         if self.data.len() != 3 * self.h * self.w || self.h == 0 || self.w == 0 {

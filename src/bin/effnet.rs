@@ -374,8 +374,8 @@ fn classify(
     Ok(())
 }
 
-/// `model.forward` in the slices the device holds, with a progress bar on stderr where there is
-/// more than one: a large batch on a CPU adapter can take minutes.
+/// `model.forward`, with a progress bar on stderr where the batch runs in more than one slice: a
+/// large batch on a CPU adapter can take minutes.
 fn forward_with_progress(
     gpu: &Gpu,
     model: &EfficientNet,
@@ -384,29 +384,21 @@ fn forward_with_progress(
     h: usize,
     w: usize,
 ) -> Result<efficientnet_wgpu::model::ForwardOutput> {
-    let slice = model.max_batch(gpu, h, w)?.clamp(1, n.max(1));
-    if slice >= n {
-        return model.forward(gpu, data, n, h, w);
+    let bar = indicatif::ProgressBar::hidden();
+    if model.max_batch(gpu, h, w)? < n {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_length(n as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} images | {elapsed_precise} ETA {eta_precise}",
+            )
+            .map_err(|e| Error::invalid(e.to_string()))?
+            .progress_chars("=> "),
+        );
     }
-    let bar = indicatif::ProgressBar::new(n as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{bar:30}] {pos}/{len} images | {elapsed_precise} ETA {eta_precise}",
-        )
-        .map_err(|e| Error::invalid(e.to_string()))?
-        .progress_chars("=> "),
-    );
-    let per_image = 3 * h * w;
-    let (mut logits, mut features) = (Vec::new(), Vec::new());
-    for start in (0..n).step_by(slice) {
-        let m = slice.min(n - start);
-        let out = model.forward(gpu, &data[start * per_image..(start + m) * per_image], m, h, w)?;
-        logits.extend(out.logits);
-        features.extend(out.features);
-        bar.inc(m as u64);
-    }
+    let out = model.forward_with_progress(gpu, data, n, h, w, |done, _| bar.set_position(done as u64));
     bar.finish_and_clear();
-    Ok(efficientnet_wgpu::model::ForwardOutput { logits, features })
+    out
 }
 
 /// Reads tensor `input` [N, 3, H, W] (NCHW f32) and, when `with_target`, `target` [N] (i64 or i32).

@@ -118,14 +118,15 @@ impl EfficientNet {
     pub fn from_gpu_layers(config: Config, layers: Vec<(Layer, GpuBuffer, GpuBuffer)>) -> Result<EfficientNet> {
         config.validate()?;
         let net = Network::new(&config, config.resolution as usize, config.resolution as usize);
-        let mut by_layer: HashMap<Layer, GpuLayer> =
-            layers.into_iter().map(|(l, weight, bias)| (l, GpuLayer { weight, bias })).collect();
-        for (layer, _, _) in net.learnable_layers() {
-            if !by_layer.contains_key(&layer) {
-                return Err(Error::invalid(format!("from_gpu_layers: no weights for {layer:?}")));
-            }
+        let wanted: Vec<Layer> = net.learnable_layers().into_iter().map(|(l, _, _)| l).collect();
+        let by_layer: HashMap<Layer, GpuLayer> = layers
+            .into_iter()
+            .filter(|(l, _, _)| wanted.contains(l))
+            .map(|(l, weight, bias)| (l, GpuLayer { weight, bias }))
+            .collect();
+        if let Some(layer) = wanted.iter().find(|l| !by_layer.contains_key(l)) {
+            return Err(Error::invalid(format!("from_gpu_layers: no weights for {layer:?}")));
         }
-        by_layer.retain(|l, _| net.learnable_layers().iter().any(|(k, _, _)| k == l));
         Ok(EfficientNet {
             layers: by_layer,
             config,
@@ -173,6 +174,20 @@ impl EfficientNet {
     /// `config.scale` set, bilinearly resized by that factor first). Any batch ≥ 1 and any h, w:
     /// batches larger than the device's binding limit allows run in slices.
     pub fn forward(&self, gpu: &Gpu, input: &[f32], batch: usize, h: usize, w: usize) -> Result<ForwardOutput> {
+        self.forward_with_progress(gpu, input, batch, h, w, |_, _| {})
+    }
+
+    /// `forward`, calling `progress(done, batch)` after each slice the device runs (a long batch
+    /// on a CPU adapter can take minutes).
+    pub fn forward_with_progress(
+        &self,
+        gpu: &Gpu,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ForwardOutput> {
         self.check_input(input, batch, h, w)?;
         let slice = self.max_batch(gpu, h, w)?.min(batch);
         let per_image = 3 * h * w;
@@ -185,6 +200,7 @@ impl EfficientNet {
             logits.extend(out.logits);
             features.extend(out.features);
             start += n;
+            progress(start, batch);
         }
         if !self.allow_non_finite {
             check_finite("logits", &logits, self.config.num_classes)?;
