@@ -230,17 +230,17 @@ fn run(args: Args) -> Result<()> {
     if args.train {
         return run_train(args);
     }
-    let gpu = Gpu::new()?;
+    let gpu = std::sync::Arc::new(Gpu::new()?);
     let config = Config::new(Variant::parse(&args.model)?, args.classes);
     let res = args.resolution.unwrap_or(config.resolution as usize);
     let weights = Weights::init_random(&config, 0);
     let t = Instant::now();
     let store = if args.f16 { Dtype::F16 } else { Dtype::F32 };
-    let model = EfficientNet::new_with_store(&gpu, config.clone(), &weights, store)?;
+    let model = EfficientNet::new_with_store(gpu.clone(), config.clone(), &weights, store)?;
     let upload_s = t.elapsed().as_secs_f64();
     let n = args.batch.max(1);
     let t = Instant::now();
-    let plan = model.plan(&gpu, n, res, res, &[])?;
+    let plan = model.plan(n, res, res, &[])?;
     let build_s = t.elapsed().as_secs_f64();
     let (step, encode_s) = time_forward(&gpu, &plan, res, args.iters)?;
     let images_per_s = n as f64 / step;
@@ -536,7 +536,7 @@ fn baseline_line<'a>(
 }
 
 fn run_targets(args: Args) -> Result<()> {
-    let gpu = Gpu::new()?;
+    let gpu = std::sync::Arc::new(Gpu::new()?);
     let lines: Vec<serde_json::Value> = match &args.baseline {
         Some(p) => std::fs::read_to_string(p)
             .map_err(|e| efficientnet_wgpu::Error::io(p, e))?
@@ -547,12 +547,12 @@ fn run_targets(args: Args) -> Result<()> {
     };
     let cpu = gpu.caps.kernel_class == efficientnet_wgpu::gpu::KernelClass::Cpu;
     let config = Config::new(Variant::B0, 1000);
-    let model = EfficientNet::new(&gpu, config.clone(), &Weights::init_random(&config, 0))?;
+    let model = EfficientNet::new(gpu.clone(), config.clone(), &Weights::init_random(&config, 0))?;
     let mut rows = Vec::new();
     // Figures beside the table's (PyTorch's default TF32 convolutions on CUDA).
     let mut notes = Vec::new();
     if cpu {
-        let (s, _) = time_forward(&gpu, &*model.plan(&gpu, 8, 224, 224, &[])?, 224, args.iters)?;
+        let (s, _) = time_forward(&gpu, &*model.plan(8, 224, 224, &[])?, 224, args.iters)?;
         let ours = 8.0 / s;
         let pytorch = baseline(&lines, "forward", "cpu", 8, 224);
         let (what, unit, goal, met) = ("forward, batch 8, 224 px".into(), "images/s", ">= 20".into(), ours >= 20.0);
@@ -579,7 +579,7 @@ fn run_targets(args: Args) -> Result<()> {
             rows.push(TargetRow { what, ours: 100.0 * worst, unit, goal, met: Some(met), pytorch: None, burn: None });
         }
     } else {
-        let (s, _) = time_forward(&gpu, &*model.plan(&gpu, 1, 224, 224, &[])?, 224, args.iters)?;
+        let (s, _) = time_forward(&gpu, &*model.plan(1, 224, 224, &[])?, 224, args.iters)?;
         let pytorch = baseline(&lines, "forward", "cuda", 1, 224);
         let goal = pytorch.map_or("<= PyTorch".into(), |p| format!("<= {:.2}", 1e3 / p));
         let met = pytorch.map(|p| s * 1e3 <= 1e3 / p);

@@ -52,11 +52,11 @@ fn run(args: Args) -> Result<()> {
     }
     let config = Config::new(Variant::parse(&args.model)?, test.num_classes());
     let (weights, format) = Weights::load(&args.weights, &config, None)?;
-    let gpu = Gpu::new()?;
+    let gpu = std::sync::Arc::new(Gpu::new()?);
     eprintln!("adapter: {}", gpu.describe());
     let r = args.resolution;
     let model = |store| -> Result<EfficientNet> {
-        Ok(EfficientNet::new_with_store(&gpu, config.clone(), &weights, store)?.with_input_size(Some((r, r))))
+        Ok(EfficientNet::new_with_store(gpu.clone(), config.clone(), &weights, store)?.with_input_size(Some((r, r))))
     };
     let (m32, m16) = (model(Dtype::F32)?, model(Dtype::F16)?);
 
@@ -67,10 +67,10 @@ fn run(args: Args) -> Result<()> {
     for b in Loader::start(&test, args.batch, 0, 0, 0, false, false, Augment::None, norm, r)? {
         let b = b?;
         let t = Instant::now();
-        let o32 = m32.forward(&gpu, &b.input, b.len(), b.h, b.w)?;
+        let o32 = m32.forward(&b.input, b.len(), b.h, b.w)?;
         t32 += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let o16 = m16.forward(&gpu, &b.input, b.len(), b.h, b.w)?;
+        let o16 = m16.forward(&b.input, b.len(), b.h, b.w)?;
         t16 += t.elapsed().as_secs_f64();
         let k = config.num_classes;
         for ((l32, l16), &target) in o32.logits.chunks(k).zip(o16.logits.chunks(k)).zip(&b.targets) {

@@ -50,6 +50,46 @@ pub enum Error {
         source: Source,
     },
 
+    /// The device could not allocate memory for something this library asked for.
+    #[error(
+        "out of GPU memory: {what} ({bytes} bytes) could not be allocated on {adapter}; use a smaller \
+         batch, input size or variant, or free memory the app holds on this device"
+    )]
+    OutOfMemory {
+        /// What was being allocated.
+        what: String,
+        /// The bytes asked for.
+        bytes: u64,
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's report.
+        #[source]
+        source: Source,
+    },
+
+    /// The device is lost (driver reset, removal, or `Device::destroy`): nothing more runs on it.
+    #[error(
+        "the GPU device on {adapter} is lost ({reason}); open a new one (Gpu::new, or the app's own device \
+         through Gpu::from_device) and load the model again"
+    )]
+    DeviceLost {
+        /// The adapter's name.
+        adapter: String,
+        /// The driver's or wgpu's reason.
+        reason: String,
+    },
+
+    /// wgpu refused a call as invalid: a bug in this library or in what the host did to the device.
+    #[error("GPU validation error while {context} on {adapter}: {description}")]
+    GpuValidation {
+        /// What this library was doing.
+        context: String,
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's description.
+        description: String,
+    },
+
     /// A tensor or dispatch is larger than a device limit allows.
     #[error(
         "{what} needs {needed} bytes but the device allows at most {limit} bytes ({limit_name}); \

@@ -2,13 +2,14 @@
 //! weights' source library on the CPU, normalisation on the GPU) → the network → probabilities →
 //! top-k.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 pub use crate::data::load_image;
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
-use crate::model::{imagenet_label, Config, EfficientNet, Variant, WeightFormat};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, Readback};
+use crate::model::{imagenet_label, Config, EfficientNet, ForwardPlan, Variant, WeightFormat};
 use crate::ops::{bilinear_resize_fwd, BilinearResizeParams};
 
 /// ImageNet's per-channel mean (R, G, B) on the 0–1 scale.
@@ -353,7 +354,7 @@ impl Preprocess {
             let (dispatch, _src, dst) = self.record(gpu, img, &affine)?;
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             crate::gpu::encode_dispatches(&mut encoder, "preprocess", [&dispatch]);
-            gpu.queue.submit([encoder.finish()]);
+            gpu.submit("preprocessing", [encoder.finish()])?;
             out.extend(gpu.read(&dst)?);
         }
         Ok(out)
@@ -409,12 +410,11 @@ impl RgbPlanes {
     }
 }
 
-/// EfficientNet as an image classifier on one GPU. Usable from any thread; desktop apps can build
-/// the `Gpu` from their own device with `Gpu::from_device`.
+/// EfficientNet as an image classifier on the model's GPU. Usable from any thread (see
+/// [`EfficientNet`]'s note on sharing); desktop apps build the `Gpu` from their own device with
+/// `Gpu::from_device`.
 pub struct Classifier {
-    /// The GPU the model lives on; the preprocessing's normalisation runs there too.
-    pub gpu: Arc<Gpu>,
-    /// The network with its weights on `gpu`; `config.num_classes` is the width of each output row.
+    /// The network with its weights on its GPU; `config.num_classes` is the width of each output row.
     pub model: EfficientNet,
     /// How images become network input; ImageNet's at the model's resolution unless changed.
     /// Set it to `Preprocess::for_weights(format, &model.config)` to match where the weights came from.
@@ -429,11 +429,16 @@ pub struct Classifier {
 impl Classifier {
     /// A classifier with ImageNet preprocessing at the model's `config.resolution` and batches of
     /// 8; 1000-class models name their classes with ImageNet's names.
-    pub fn new(gpu: Arc<Gpu>, model: EfficientNet) -> Classifier {
+    pub fn new(model: EfficientNet) -> Classifier {
         let preprocess = Preprocess::imagenet(model.config.resolution as usize);
         let labels = (model.config.num_classes == 1000)
             .then(|| (0..1000).map(|c| imagenet_label(c).unwrap_or_default().to_string()).collect());
-        Classifier { gpu, model, preprocess, batch_size: 8, labels }
+        Classifier { model, preprocess, batch_size: 8, labels }
+    }
+
+    /// The GPU the model lives on.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        self.model.gpu()
     }
 
     /// Names the classes with `labels` (one per class, in class order): the names a trained model
@@ -449,76 +454,105 @@ impl Classifier {
 
     /// Class probabilities (one row of `num_classes` per image).
     pub fn probabilities(&self, images: &[RgbPlanes]) -> Result<Vec<Vec<f32>>> {
-        self.preprocess.validate()?;
-        let res = self.preprocess.resolution;
-        let classes = self.model.config.num_classes;
-        let slice = self.batch_size.max(1).min(self.model.max_batch(&self.gpu, res, res)?.max(1));
         let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(slice) {
-            let plan = self.model.plan(&self.gpu, chunk.len(), res, res, &[])?;
-            // The plan is shared by every caller of this batch size: one execution at a time.
-            let _one_at_a_time = plan.exclusive();
-            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            // Each image is resized into its slot of the plan's input on the GPU; the buffers and
-            // dispatches live until the submit below.
-            let affine = self.gpu.upload(&self.preprocess.affine(), "normalisation")?;
-            let mut keep = Vec::new();
-            let mut pre = Vec::new();
-            for img in chunk {
-                if img.data.len() != 3 * img.h * img.w || img.h == 0 || img.w == 0 {
-                    return Err(Error::Shape {
-                        what: "image planes".into(),
-                        expected: vec![3, img.h, img.w],
-                        got: vec![img.data.len()],
-                    });
-                }
-                if !self.model.allows_non_finite() {
-                    crate::model::efficientnet::check_finite("image values", &img.data, img.data.len())?;
-                }
-                // Resized and cropped on the CPU (any size: only the crop is uploaded), normalised
-                // on the GPU.
-                let (dispatch, src, dst) = self.preprocess.record(&self.gpu, img, &affine)?;
-                pre.push(dispatch);
-                keep.push((src, dst));
-            }
-            crate::gpu::encode_dispatches(&mut encoder, "preprocess", &pre);
-            let per_image = 3 * res * res * 4;
-            for (i, (_, dst)) in keep.iter().enumerate() {
-                encoder.copy_buffer_to_buffer(
-                    &dst.buffer,
-                    0,
-                    &plan.input().buffer,
-                    (i * per_image) as u64,
-                    per_image as u64,
-                );
-            }
-            plan.encode(&self.gpu, None, &mut encoder, true)?;
-            self.gpu.queue.submit([encoder.finish()]);
-            let probs = self.gpu.read(plan.probabilities())?;
-            if !self.model.allows_non_finite() {
-                crate::model::efficientnet::check_finite("probabilities", &probs, classes)?;
-            }
-            out.extend(probs.chunks(classes).map(<[f32]>::to_vec));
+        for chunk in images.chunks(self.slice()?) {
+            let probs = self.submit_images(chunk)?.wait()?.remove(0);
+            out.extend(self.rows(probs)?);
         }
         Ok(out)
     }
 
+    /// `probabilities` without blocking: the work is submitted now and the future resolves through
+    /// `map_async` (see [`crate::gpu::Readback`]). No thread is started.
+    pub fn probabilities_async(
+        &self,
+        images: &[RgbPlanes],
+    ) -> impl Future<Output = Result<Vec<Vec<f32>>>> + Send + 'static {
+        let submitted: Result<Vec<Readback>> =
+            self.slice().and_then(|slice| images.chunks(slice).map(|c| self.submit_images(c)).collect());
+        let (classes, allow) = (self.model.config.num_classes, self.model.allows_non_finite());
+        async move {
+            let mut out = Vec::new();
+            for readback in submitted? {
+                let probs = readback.await?.remove(0);
+                out.extend(probability_rows(probs, classes, allow)?);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Images per submission: the batch size, within what one slice holds on the device.
+    fn slice(&self) -> Result<usize> {
+        self.preprocess.validate()?;
+        let res = self.preprocess.resolution;
+        Ok(self.batch_size.max(1).min(self.model.max_batch(res, res)?.max(1)))
+    }
+
+    fn rows(&self, probs: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+        probability_rows(probs, self.model.config.num_classes, self.model.allows_non_finite())
+    }
+
+    /// Submits one chunk of images in one command buffer: the normalisation of each CPU-resampled
+    /// crop into its slot of the plan's input, the forward with softmax, and the copy of the
+    /// probabilities out.
+    fn submit_images(&self, chunk: &[RgbPlanes]) -> Result<Readback> {
+        let gpu = self.gpu();
+        let res = self.preprocess.resolution;
+        let plan = self.model.plan(chunk.len(), res, res, &[])?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        // The buffers and dispatches live until the submit below.
+        let affine = gpu.upload(&self.preprocess.affine(), "normalisation")?;
+        let mut keep = Vec::new();
+        let mut pre = Vec::new();
+        for img in chunk {
+            img.check_shape()?;
+            if !self.model.allows_non_finite() {
+                crate::model::efficientnet::check_finite("image values", &img.data, img.data.len())?;
+            }
+            // Resized and cropped on the CPU (any size: only the crop is uploaded), normalised
+            // on the GPU.
+            let (dispatch, src, dst) = self.preprocess.record(gpu, img, &affine)?;
+            pre.push(dispatch);
+            keep.push((src, dst));
+        }
+        crate::gpu::encode_dispatches(&mut encoder, "preprocess", &pre);
+        let per_image = (3 * res * res * 4) as u64;
+        for (i, (_, dst)) in keep.iter().enumerate() {
+            encoder.copy_buffer_to_buffer(&dst.buffer, 0, &plan.input().buffer, i as u64 * per_image, per_image);
+        }
+        self.finish(plan, encoder)
+    }
+
+    /// Encodes the forward with softmax after whatever filled the plan's input in `encoder`,
+    /// stages the probabilities, submits.
+    fn finish(&self, plan: Arc<ForwardPlan>, mut encoder: wgpu::CommandEncoder) -> Result<Readback> {
+        let gpu = self.gpu();
+        plan.encode(gpu, None, &mut encoder, true)?;
+        let staged = gpu.stage(&mut encoder, &[plan.probabilities()])?;
+        let index = gpu.submit("classifying", [encoder.finish()])?;
+        Ok(staged.read(gpu, index))
+    }
+
     /// The `k` most probable classes of each image, most probable first.
     pub fn classify(&self, images: &[RgbPlanes], k: usize) -> Result<Vec<Vec<Prediction>>> {
-        Ok(self
-            .probabilities(images)?
-            .into_iter()
-            .map(|p| {
-                top_k(&p, k)
-                    .into_iter()
-                    .map(|(class, prob)| Prediction {
-                        class,
-                        label: self.labels.as_ref().and_then(|l| l.get(class).cloned()),
-                        prob,
-                    })
-                    .collect()
-            })
-            .collect())
+        Ok(self.top(self.probabilities(images)?, k))
+    }
+
+    /// `classify` without blocking: submitted now, resolved through `map_async` (see
+    /// [`crate::gpu::Readback`]: the host's frame loop, or anything else polling the device,
+    /// drives it). No thread is started.
+    pub fn classify_async(
+        &self,
+        images: &[RgbPlanes],
+        k: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<Prediction>>>> + Send + 'static {
+        let probs = self.probabilities_async(images);
+        let labels = self.labels.clone();
+        async move { Ok(top_predictions(probs.await?, k, labels.as_deref())) }
+    }
+
+    fn top(&self, probs: Vec<Vec<f32>>, k: usize) -> Vec<Vec<Prediction>> {
+        top_predictions(probs, k, self.labels.as_deref())
     }
 
     /// Decodes and classifies image files.
@@ -527,15 +561,27 @@ impl Classifier {
             paths.iter().map(|p| load_image(p).map(|i| RgbPlanes::from_image(&i))).collect::<Result<Vec<_>>>()?;
         self.classify(&planes, k)
     }
+}
 
-    /// `classify` without blocking the caller's thread (runs on a worker thread), for async apps.
-    pub async fn classify_async(self: Arc<Self>, images: Vec<RgbPlanes>, k: usize) -> Result<Vec<Vec<Prediction>>> {
-        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        std::thread::spawn(move || {
-            tx.send(self.classify(&images, k)).ok();
-        });
-        rx.receive().await.unwrap_or_else(|| Err(Error::invalid("classification worker stopped")))
+/// Rows of `classes` probabilities, refused when one is not finite (unless `allow`).
+fn probability_rows(probs: Vec<f32>, classes: usize, allow: bool) -> Result<Vec<Vec<f32>>> {
+    if !allow {
+        crate::model::efficientnet::check_finite("probabilities", &probs, classes)?;
     }
+    Ok(probs.chunks(classes).map(<[f32]>::to_vec).collect())
+}
+
+/// The `k` most probable classes of each row, named from `labels` where given.
+fn top_predictions(probs: Vec<Vec<f32>>, k: usize, labels: Option<&[String]>) -> Vec<Vec<Prediction>> {
+    probs
+        .into_iter()
+        .map(|p| {
+            top_k(&p, k)
+                .into_iter()
+                .map(|(class, prob)| Prediction { class, label: labels.and_then(|l| l.get(class).cloned()), prob })
+                .collect()
+        })
+        .collect()
 }
 
 /// Indices and values of the `k` largest entries, largest first (ties: lower index first).

@@ -10,7 +10,7 @@ use efficientnet_wgpu::model::{Config, EfficientNet, Weights};
 fn four_threads_of_mixed_batches_get_the_results_of_their_own_inputs() {
     let gpu = gpu();
     let config = Config::custom(0.25, 0.5, 32, 0.2, 10);
-    let model = EfficientNet::new(gpu, config.clone(), &Weights::init_random(&config, 1)).unwrap();
+    let model = EfficientNet::new(gpu.clone(), config.clone(), &Weights::init_random(&config, 1)).unwrap();
     let (h, w) = (24, 24);
     // 20 calls per thread, batch sizes 1 to 3 (same-sized calls share a cached plan), each input
     // distinct; the answer of each run alone first.
@@ -21,14 +21,14 @@ fn four_threads_of_mixed_batches_get_the_results_of_their_own_inputs() {
         .collect();
     let alone: Vec<Vec<Vec<f32>>> = calls
         .iter()
-        .map(|thread| thread.iter().map(|(n, x)| model.forward(gpu, x, *n, h, w).unwrap().logits).collect())
+        .map(|thread| thread.iter().map(|(n, x)| model.forward(x, *n, h, w).unwrap().logits).collect())
         .collect();
     let together: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
         let handles: Vec<_> = calls
             .iter()
             .map(|thread| {
                 let model = &model;
-                s.spawn(move || thread.iter().map(|(n, x)| model.forward(gpu, x, *n, h, w).unwrap().logits).collect())
+                s.spawn(move || thread.iter().map(|(n, x)| model.forward(x, *n, h, w).unwrap().logits).collect())
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -44,8 +44,8 @@ fn four_threads_of_mixed_batches_get_the_results_of_their_own_inputs() {
 fn the_plan_cache_keeps_the_most_recently_used_plans_within_its_budget() {
     let gpu = gpu();
     let config = Config::custom(0.25, 0.5, 32, 0.2, 10);
-    let model = EfficientNet::new(gpu, config.clone(), &Weights::init_random(&config, 2)).unwrap();
-    let run = |n: usize| model.forward(gpu, &rand_vec(n * 3 * 24 * 24, n as u64), n, 24, 24).unwrap().logits;
+    let model = EfficientNet::new(gpu.clone(), config.clone(), &Weights::init_random(&config, 2)).unwrap();
+    let run = |n: usize| model.forward(&rand_vec(n * 3 * 24 * 24, n as u64), n, 24, 24).unwrap().logits;
     let first = run(1);
     run(2);
     run(3);
@@ -55,7 +55,7 @@ fn the_plan_cache_keeps_the_most_recently_used_plans_within_its_budget() {
     let budget = held[0].1 + held[1].1;
     let model = model.with_plan_budget(budget);
     assert_eq!(model.cached_plans().iter().map(|p| p.0 .0).collect::<Vec<_>>(), [3, 2]);
-    let run = |n: usize| model.forward(gpu, &rand_vec(n * 3 * 24 * 24, n as u64), n, 24, 24).unwrap().logits;
+    let run = |n: usize| model.forward(&rand_vec(n * 3 * 24 * 24, n as u64), n, 24, 24).unwrap().logits;
     // Batch 1 is recorded again (the same result), and the least recently used, batch 2, goes.
     assert_eq!(run(1), first);
     assert_eq!(model.cached_plans().iter().map(|p| p.0 .0).collect::<Vec<_>>(), [1, 3]);

@@ -265,25 +265,25 @@ fn non_finite_weights_and_negative_variances_are_refused_where_they_load() {
 fn non_finite_inputs_and_logits_are_errors_naming_the_batch_item_unless_allowed() {
     let gpu = shared_gpu();
     let config = tiny();
-    let model = EfficientNet::new(&gpu, config.clone(), &Weights::init_random(&config, 4)).unwrap();
+    let model = EfficientNet::new(gpu.clone(), config.clone(), &Weights::init_random(&config, 4)).unwrap();
     let (h, w) = (32, 32);
     let mut input = rand_vec(3 * 3 * h * w, 5);
     input[2 * 3 * h * w + 17] = f32::NAN;
-    let err = message(model.forward(&gpu, &input, 3, h, w));
+    let err = message(model.forward(&input, 3, h, w));
     assert!(err.contains("input of batch item 2") && err.contains("NaN"), "{err}");
     // Weights that overflow give infinite logits: an error, never "100%" for some class.
     let mut big = Weights::init_random(&config, 4);
     big.get_mut(Layer::Head, Field::BnBias).unwrap().data.fill(1e6);
     big.get_mut(Layer::Classifier, Field::Weight).unwrap().data.fill(3e38);
-    let loud = EfficientNet::new(&gpu, config.clone(), &big).unwrap();
+    let loud = EfficientNet::new(gpu.clone(), config.clone(), &big).unwrap();
     let clean = rand_vec(3 * h * w, 6);
-    let err = message(loud.forward(&gpu, &clean, 1, h, w));
+    let err = message(loud.forward(&clean, 1, h, w));
     assert!(err.contains("logits of batch item 0"), "{err}");
     // The opt-out returns them as they are.
-    let raw = loud.allow_non_finite(true).forward(&gpu, &clean, 1, h, w).unwrap();
+    let raw = loud.allow_non_finite(true).forward(&clean, 1, h, w).unwrap();
     assert!(raw.logits.iter().any(|v| !v.is_finite()));
     // The classifier checks its probabilities the same way.
-    let classifier = Classifier::new(gpu.clone(), EfficientNet::new(&gpu, config.clone(), &big).unwrap());
+    let classifier = Classifier::new(EfficientNet::new(gpu.clone(), config.clone(), &big).unwrap());
     let img = RgbPlanes { h: 40, w: 40, data: rand_vec(3 * 40 * 40, 7).iter().map(|v| v.abs()).collect() };
     let err = message(classifier.classify(&[img], 3));
     assert!(err.contains("batch item 0"), "{err}");
@@ -296,15 +296,15 @@ fn a_twelve_megapixel_photo_classifies_within_the_binding_limit() {
     // (softmax of its logits; tolerance 1e-6, f32 softmax on GPU and CPU).
     let gpu = Arc::new(small_binding_gpu(128 << 20));
     let config = Config::b0(1000);
-    let model = EfficientNet::new(&gpu, config.clone(), &Weights::init_random(&config, 8)).unwrap();
-    let classifier = Classifier::new(gpu.clone(), model);
+    let model = EfficientNet::new(gpu.clone(), config.clone(), &Weights::init_random(&config, 8)).unwrap();
+    let classifier = Classifier::new(model);
     let (h, w) = (3024, 4032);
     let data: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
     let photo = RgbPlanes { h, w, data };
     let got = classifier.probabilities(std::slice::from_ref(&photo)).unwrap();
     let input = classifier.preprocess.apply(&gpu, &[photo]).unwrap();
     let res = classifier.preprocess.resolution;
-    let logits = classifier.model.forward(&gpu, &input, 1, res, res).unwrap().logits;
+    let logits = classifier.model.forward(&input, 1, res, res).unwrap().logits;
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let sum: f64 = logits.iter().map(|&v| ((v - max) as f64).exp()).sum();
     let want: Vec<f32> = logits.iter().map(|&v| (((v - max) as f64).exp() / sum) as f32).collect();
@@ -407,9 +407,9 @@ fn the_f16_path_refuses_non_finite_input_too() {
     let gpu = shared_gpu();
     let config = tiny();
     let weights = Weights::init_random(&config, 4);
-    match EfficientNet::new_with_store(&gpu, config, &weights, efficientnet_wgpu::gpu::Dtype::F16) {
+    match EfficientNet::new_with_store(gpu.clone(), config, &weights, efficientnet_wgpu::gpu::Dtype::F16) {
         Ok(model) => {
-            let err = message(model.forward(&gpu, &vec![f32::NAN; 3 * 32 * 32], 1, 32, 32));
+            let err = message(model.forward(&vec![f32::NAN; 3 * 32 * 32], 1, 32, 32));
             assert!(err.contains("input of batch item 0"), "{err}");
         }
         Err(e) => assert!(matches!(e, Error::Unsupported { .. }), "{e}"),

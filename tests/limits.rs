@@ -17,20 +17,20 @@ fn batches_beyond_the_binding_limit_run_in_slices_with_identical_logits() {
     let (weights, _) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
     let input = rand_vec(3 * 3 * 224 * 224, 70);
 
-    let reference = EfficientNet::new(gpu(), config.clone(), &weights).unwrap();
-    let want = reference.forward(gpu(), &input, 3, 224, 224).unwrap();
+    let reference = EfficientNet::new(gpu().clone(), config.clone(), &weights).unwrap();
+    let want = reference.forward(&input, 3, 224, 224).unwrap();
 
     // 8 MiB bindings: B0's largest activation at 224 px is 96x112x112 f32 = 4.6 MiB per image.
     let small = small_binding_gpu(8 << 20);
-    let model = EfficientNet::new(&small, config, &weights).unwrap();
-    assert_eq!(model.max_batch(&small, 224, 224).unwrap(), 1);
-    let got = model.forward(&small, &input, 3, 224, 224).unwrap();
+    let model = EfficientNet::new(std::sync::Arc::new(small), config, &weights).unwrap();
+    assert_eq!(model.max_batch(224, 224).unwrap(), 1);
+    let got = model.forward(&input, 3, 224, 224).unwrap();
     assert_eq!(got.logits, want.logits, "sliced batch must equal the whole batch bit for bit");
     assert_eq!(got.features, want.features);
 
     // 448 px needs 18.4 MiB for one image: an error that says what and by how much.
     let big = rand_vec(3 * 448 * 448, 71);
-    match model.forward(&small, &big, 1, 448, 448) {
+    match model.forward(&big, 1, 448, 448) {
         Err(e @ Error::ExceedsDeviceLimit { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains("448x448"), "{msg}");
@@ -43,11 +43,11 @@ fn batches_beyond_the_binding_limit_run_in_slices_with_identical_logits() {
 fn bad_input_shapes_are_errors_not_panics() {
     let config = Config::b0(10);
     let weights = Weights::init_random(&config, 1);
-    let model = EfficientNet::new(gpu(), config, &weights).unwrap();
-    assert!(matches!(model.forward(gpu(), &[0.0; 10], 1, 32, 32), Err(Error::Shape { .. })));
-    assert!(matches!(model.forward(gpu(), &[], 0, 32, 32), Err(Error::InvalidArgument(_))));
+    let model = EfficientNet::new(gpu().clone(), config, &weights).unwrap();
+    assert!(matches!(model.forward(&[0.0; 10], 1, 32, 32), Err(Error::Shape { .. })));
+    assert!(matches!(model.forward(&[], 0, 32, 32), Err(Error::InvalidArgument(_))));
     // Tiny inputs are fine: every stride-2 layer still produces at least one pixel.
-    let out = model.forward(gpu(), &rand_vec(2 * 3 * 5 * 3, 72), 2, 5, 3).unwrap();
+    let out = model.forward(&rand_vec(2 * 3 * 5 * 3, 72), 2, 5, 3).unwrap();
     assert_eq!(out.logits.len(), 20);
     assert!(out.logits.iter().all(|v| v.is_finite()));
 }
@@ -56,7 +56,7 @@ fn bad_input_shapes_are_errors_not_panics() {
 fn a_forward_plan_reports_the_memory_it_holds() {
     let config = Config::b0(1000);
     let weights = Weights::init_random(&config, 0);
-    let model = EfficientNet::new(gpu(), config.clone(), &weights).unwrap();
+    let model = EfficientNet::new(gpu().clone(), config.clone(), &weights).unwrap();
     // BN folded: each BN's gamma and beta (two trainable parameters per channel) become one bias.
     let bn_channels: usize = config.stem_channels()
         + config.head_channels()
@@ -71,7 +71,7 @@ fn a_forward_plan_reports_the_memory_it_holds() {
     // kernels move (each tensor is written once and read at least once), as buffers are reused
     // once their tensors die.
     let (n, res) = (2, 224);
-    let plan = model.plan(gpu(), n, res, res, &[]).unwrap();
+    let plan = model.plan(n, res, res, &[]).unwrap();
     let floor = 4 * n * (3 * res * res + config.largest_activation(res, res));
     assert!(plan.activation_bytes >= floor as u64, "{} < {floor}", plan.activation_bytes);
     let all: u64 = plan.dispatches.iter().map(|d| d.bytes).sum();

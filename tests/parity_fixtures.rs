@@ -39,12 +39,12 @@ fn check(tag: &str) {
     let (config, format) = fixture_config(tag);
     let (weights, _) = Weights::load(local(&format!("{tag}_weights.safetensors")), &config, Some(format)).unwrap();
     assert_eq!(weights.param_count(), config.param_count(), "{tag}");
-    let model = EfficientNet::new(gpu, config, &weights).unwrap();
+    let model = EfficientNet::new(gpu.clone(), config, &weights).unwrap();
     let io = read_safetensors(&local(&format!("{tag}_io.safetensors")));
     let (shape, input) = &io["input"];
     let (n, h, w) = (shape[0], shape[2], shape[3]);
     let taps = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "head"];
-    let plan = model.plan(gpu, n, h, w, &taps).unwrap();
+    let plan = model.plan(n, h, w, &taps).unwrap();
     let out = plan.run(gpu, input).unwrap();
     for (name, data, shape) in plan.read_taps(gpu).unwrap() {
         let (ref_shape, want) = &io[&format!("act.{name}")];
@@ -84,13 +84,13 @@ fn check_features(tag: &str) {
     let gpu = gpu();
     let (config, format) = fixture_config(tag);
     let (weights, _) = Weights::load(local(&format!("{tag}_weights.safetensors")), &config, Some(format)).unwrap();
-    let model = EfficientNet::new(gpu, config, &weights).unwrap();
+    let model = EfficientNet::new(gpu.clone(), config, &weights).unwrap();
     let io = read_safetensors(&local(&format!("{tag}_io.safetensors")));
     let (shape, input) = &io["input"];
     let features = local(&format!("{tag}_features.safetensors"));
     let want = read_safetensors(&features);
     let info: Vec<serde_json::Value> = serde_json::from_str(&metadata(&features)["feature_info"]).unwrap();
-    let maps = model.features(gpu, input, shape[0], shape[2], shape[3]).unwrap();
+    let maps = model.features(input, shape[0], shape[2], shape[3]).unwrap();
     assert_eq!(maps.len(), info.len(), "{tag}: one map per timm feature level");
     for (i, (map, level)) in maps.iter().zip(&info).enumerate() {
         assert_eq!(map.level.channels as u64, level["num_chs"].as_u64().unwrap(), "{tag} feature.{i} channels");

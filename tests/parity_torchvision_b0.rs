@@ -15,13 +15,13 @@ fn b0_logits_and_stage_outputs_match_torchvision() {
     let config = Config::b0(1000);
     let (weights, format) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
     assert_eq!(format, WeightFormat::Torchvision);
-    let model = EfficientNet::new(gpu, config, &weights).unwrap();
+    let model = EfficientNet::new(gpu.clone(), config, &weights).unwrap();
     let io = read_safetensors(&fixture("torchvision-b0/tv_b0_io.safetensors"));
     let (shape, input) = &io["input"];
     assert_eq!(shape, &[1, 3, 224, 224]);
 
     let taps = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "head"];
-    let plan = model.plan(gpu, 1, 224, 224, &taps).unwrap();
+    let plan = model.plan(1, 224, 224, &taps).unwrap();
     let out = plan.run(gpu, input).unwrap();
     for (name, data, shape) in plan.read_taps(gpu).unwrap() {
         let (ref_shape, want) = &io[&format!("act.{name}")];
@@ -35,7 +35,7 @@ fn b0_logits_and_stage_outputs_match_torchvision() {
     assert_close("logits", &out.logits, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
 
     // The plain forward (no taps, the cached plan) gives the same logits bit for bit.
-    let again = model.forward(gpu, input, 1, 224, 224).unwrap();
+    let again = model.forward(input, 1, 224, 224).unwrap();
     assert_eq!(again.logits, out.logits);
 }
 
@@ -49,13 +49,13 @@ fn b0_logits_match_torchvision_with_the_gpu_kernel_families() {
     let io = read_safetensors(&fixture("torchvision-b0/tv_b0_io.safetensors"));
     let (_, input) = &io["input"];
     let (_, want) = &io["logits"];
-    let model = EfficientNet::new(gpu, config.clone(), &weights).unwrap();
-    let plan = model.plan(gpu, 1, 224, 224, &[]).unwrap();
+    let model = EfficientNet::new(gpu.clone(), config.clone(), &weights).unwrap();
+    let plan = model.plan(1, 224, 224, &[]).unwrap();
     assert!(plan.dispatches.iter().any(|d| d.kernel == Kernel::GemmFwdTiled), "tiled GEMMs must run");
     let out = plan.run(gpu, input).unwrap();
     assert_close("logits", &out.logits, want, 1e-5 + 1e-4 * max_abs(want), 0.0);
-    let model = EfficientNet::new_with_store(gpu, config, &weights, Dtype::F16).unwrap();
-    let out = model.forward(gpu, input, 1, 224, 224).unwrap();
+    let model = EfficientNet::new_with_store(gpu.clone(), config, &weights, Dtype::F16).unwrap();
+    let out = model.forward(input, 1, 224, 224).unwrap();
     // The f16 tolerance of the test below.
     assert_close("f16 logits", &out.logits, want, 16.0 / 2048.0 * max_abs(want), 0.0);
 }
@@ -67,10 +67,10 @@ fn b0_f16_storage_stays_close_to_torchvision() {
     let gpu = gpu();
     let config = Config::b0(1000);
     let (weights, _) = Weights::load(fixture("torchvision-b0/tv_b0.safetensors"), &config, None).unwrap();
-    let model = EfficientNet::new_with_store(gpu, config, &weights, Dtype::F16).unwrap();
+    let model = EfficientNet::new_with_store(gpu.clone(), config, &weights, Dtype::F16).unwrap();
     let io = read_safetensors(&fixture("torchvision-b0/tv_b0_io.safetensors"));
     let (_, input) = &io["input"];
-    let out = model.forward(gpu, input, 1, 224, 224).unwrap();
+    let out = model.forward(input, 1, 224, 224).unwrap();
     let (_, want) = &io["logits"];
     // Tolerance: each of the ~50 stored tensors adds a rounding of 2^-11 relative; they grow
     // like a random walk (sqrt(50) ~ 7 of them), so 16 half-ulps of the logit scale (2x margin).

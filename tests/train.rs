@@ -393,13 +393,13 @@ fn evaluation_from_the_training_parameters_matches_the_inference_model() {
         trainer.train_batch(&b.unwrap()).unwrap();
     }
     let got = trainer.evaluate(&ds, norm, 16).unwrap();
-    let model = efficientnet_wgpu::EfficientNet::new(&gpu, config.clone(), &trainer.weights().unwrap())
+    let model = efficientnet_wgpu::EfficientNet::new(gpu.clone(), config.clone(), &trainer.weights().unwrap())
         .unwrap()
         .with_input_size(Some((24, 24)));
     let (mut right, mut seen) = (vec![0usize; 10], vec![0usize; 10]);
     for b in Loader::start(&ds, 16, 0, 0, 5, false, false, Augment::None, norm, 24).unwrap() {
         let b = b.unwrap();
-        let logits = model.forward(&gpu, &b.input, b.len(), b.h, b.w).unwrap().logits;
+        let logits = model.forward(&b.input, b.len(), b.h, b.w).unwrap().logits;
         for (row, &t) in logits.chunks(10).zip(&b.targets) {
             seen[t as usize] += 1;
             right[t as usize] += (efficientnet_wgpu::train::argmax(row) == t as usize) as usize;

@@ -304,7 +304,7 @@ fn store(f16: bool) -> Dtype {
     }
 }
 
-fn load_model(gpu: &Gpu, args: &ModelArgs, w: &WeightArgs, store: Dtype) -> Result<EfficientNet> {
+fn load_model(gpu: Arc<Gpu>, args: &ModelArgs, w: &WeightArgs, store: Dtype) -> Result<EfficientNet> {
     let (cfg, weights, _) = load_weights(args, w)?;
     EfficientNet::new_with_store(gpu, cfg, &weights, store)
 }
@@ -320,8 +320,8 @@ fn classify(
 ) -> Result<()> {
     let gpu = Arc::new(Gpu::new()?);
     let (cfg, weights, format) = load_weights(args, w)?;
-    let model = EfficientNet::new_with_store(&gpu, cfg, &weights, store)?;
-    let mut classifier = Classifier::new(gpu, model);
+    let model = EfficientNet::new_with_store(gpu.clone(), cfg, &weights, store)?;
+    let mut classifier = Classifier::new(model);
     // Resize, crop and normalisation as the weights' source does it for this variant.
     classifier.preprocess = Preprocess::for_weights(format, &classifier.model.config);
     let names = match labels {
@@ -377,7 +377,6 @@ fn classify(
 /// `model.forward`, with a progress bar on stderr where the batch runs in more than one slice: a
 /// large batch on a CPU adapter can take minutes.
 fn forward_with_progress(
-    gpu: &Gpu,
     model: &EfficientNet,
     data: &[f32],
     n: usize,
@@ -385,7 +384,7 @@ fn forward_with_progress(
     w: usize,
 ) -> Result<efficientnet_wgpu::model::ForwardOutput> {
     let bar = indicatif::ProgressBar::hidden();
-    if model.max_batch(gpu, h, w)? < n {
+    if model.max_batch(h, w)? < n {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         bar.set_length(n as u64);
         bar.set_style(
@@ -396,7 +395,7 @@ fn forward_with_progress(
             .progress_chars("=> "),
         );
     }
-    let out = model.forward_with_progress(gpu, data, n, h, w, |done, _| bar.set_position(done as u64));
+    let out = model.forward_with_progress(data, n, h, w, |done, _| bar.set_position(done as u64));
     bar.finish_and_clear();
     out
 }
@@ -464,9 +463,8 @@ fn run_tensor(
     feature_maps: bool,
 ) -> Result<()> {
     let (shape, data, _) = read_input(input, false)?;
-    let gpu = Gpu::new()?;
-    let model = load_model(&gpu, args, w, store)?;
-    let out = forward_with_progress(&gpu, &model, &data, shape[0], shape[2], shape[3])?;
+    let model = load_model(Arc::new(Gpu::new()?), args, w, store)?;
+    let out = forward_with_progress(&model, &data, shape[0], shape[2], shape[3])?;
     let n = shape[0];
     let mut tensors = vec![
         ("logits".to_string(), (vec![n, model.config.num_classes], out.logits)),
@@ -474,7 +472,7 @@ fn run_tensor(
     ];
     let mut meta = HashMap::from([("model".to_string(), model.config.name.clone())]);
     if feature_maps {
-        let maps = model.features(&gpu, &data, n, shape[2], shape[3])?;
+        let maps = model.features(&data, n, shape[2], shape[3])?;
         let levels: Vec<String> = maps
             .iter()
             .map(|m| format!("{} (1/{}, {} channels)", m.level.tap, m.level.reduction, m.level.channels))

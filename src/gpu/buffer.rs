@@ -89,7 +89,7 @@ impl Gpu {
                 hint: "use a smaller batch or input size".into(),
             });
         }
-        Ok(self.create_storage(bytes, len, dtype, label))
+        self.create_storage(bytes, len, dtype, label)
     }
 
     /// An f32 buffer for a flat store that kernels bind only in ranges (`Gpu::binding_ranges`,
@@ -107,7 +107,7 @@ impl Gpu {
                 hint: "the model is too large for this device; use a smaller variant".into(),
             });
         }
-        Ok(self.create_storage(bytes, len, Dtype::F32, label))
+        self.create_storage(bytes, len, Dtype::F32, label)
     }
 
     /// `empty_flat` holding `data`.
@@ -130,14 +130,16 @@ impl Gpu {
         (0..total).step_by(max).map(|start| (start, max.min(total - start))).collect()
     }
 
-    fn create_storage(&self, bytes: u64, len: usize, dtype: Dtype, label: &str) -> GpuBuffer {
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        GpuBuffer { buffer: Arc::new(buffer), offset: 0, len, dtype }
+    fn create_storage(&self, bytes: u64, len: usize, dtype: Dtype, label: &str) -> Result<GpuBuffer> {
+        let buffer = self.scoped(&format!("tensor {label:?}"), bytes, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(GpuBuffer { buffer: Arc::new(buffer), offset: 0, len, dtype })
     }
 
     /// A storage buffer holding `data` rounded to f16 (round to nearest even), saturating at
@@ -170,6 +172,35 @@ impl Gpu {
             self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
         }
         Ok(b)
+    }
+
+    /// Writes `data` into `dst` through a buffer of its own, copied in `encoder`. Unlike
+    /// `queue.write_buffer`, whose writes land before the next submission of anyone's, the write
+    /// rides in the encoder's command buffer, in order with its work: a shared buffer can be
+    /// filled and used by one caller without another's submission coming between.
+    pub fn upload_in(&self, encoder: &mut wgpu::CommandEncoder, dst: &GpuBuffer, data: &[f32]) -> Result<()> {
+        if data.len() != dst.len || dst.dtype != Dtype::F32 {
+            return Err(Error::Shape { what: "upload".into(), expected: vec![dst.len], got: vec![data.len()] });
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let bytes = dst.bytes();
+        let src = self.scoped("an upload buffer", bytes, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("upload"),
+                size: bytes,
+                usage: wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: true,
+            })
+        })?;
+        src.slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| Error::gpu("filling an upload buffer", e))?
+            .copy_from_slice(bytemuck::cast_slice(data));
+        src.unmap();
+        encoder.copy_buffer_to_buffer(&src, 0, &dst.buffer, dst.offset, bytes);
+        Ok(())
     }
 
     /// A buffer of u32 values (class targets, RNG seeds): same 4-byte elements as f32 buffers.

@@ -83,7 +83,24 @@ pub struct AdapterReport {
 /// Pipelines are keyed by kernel and the values (as f64 bits) of its `override` constants.
 type PipelineKey = (Kernel, Vec<(&'static str, u64)>);
 
+/// What the device has reported outside any call's error scopes: whether it is lost, and the
+/// errors wgpu would otherwise hand to its default handler (which panics).
+#[derive(Default)]
+struct Health {
+    lost: Arc<Mutex<Option<String>>>,
+    uncaptured: Mutex<Vec<String>>,
+}
+
+/// Uncaptured errors kept for `Gpu::uncaptured_errors`: the most recent ones.
+const KEPT_UNCAPTURED: usize = 16;
+
 /// A device and queue with everything the kernels need to know about them.
+///
+/// Every resource the library makes and every submission runs inside wgpu error scopes, so that
+/// out-of-memory and validation errors come back as [`Error`]s from the call that caused them;
+/// a lost device makes every later call return [`Error::DeviceLost`]. `Gpu` installs its own
+/// uncaptured-error handler and device-lost callback on the device (replacing any the host set):
+/// errors outside its scopes are recorded (`uncaptured_errors`) instead of panicking.
 pub struct Gpu {
     /// The device that owns every buffer, texture and pipeline.
     pub device: wgpu::Device,
@@ -103,6 +120,7 @@ pub struct Gpu {
     /// Scratch textures for `BindingKind::Texels` bindings, by rows: as many of each size as one
     /// dispatch has needed at once.
     textures: Mutex<std::collections::BTreeMap<u32, Vec<Arc<wgpu::Texture>>>>,
+    health: Arc<Health>,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -238,6 +256,19 @@ impl Gpu {
             fixed_subgroup_size: (info.subgroup_min_size == info.subgroup_max_size).then_some(info.subgroup_min_size),
             immediates: features.contains(wgpu::Features::IMMEDIATES),
         };
+        let health = Arc::new(Health::default());
+        let h = health.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut kept = h.uncaptured.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() == KEPT_UNCAPTURED {
+                kept.remove(0);
+            }
+            kept.push(e.to_string());
+        }));
+        let h = health.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *h.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{reason:?}: {message}"));
+        });
         Ok(Gpu {
             device,
             queue,
@@ -249,6 +280,7 @@ impl Gpu {
             layouts: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             textures: Mutex::new(Default::default()),
+            health,
         })
     }
 
@@ -341,34 +373,98 @@ impl Gpu {
     /// The pipeline for `kernel` with these `override` constants, built once and cached.
     /// Shapes are passed as overrides because lavapipe recompiles a shader at dispatch time when
     /// a uniform feeds a loop bound, and constant shapes let every compiler unroll.
-    pub fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Arc<wgpu::ComputePipeline> {
+    pub fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
         let key: PipelineKey = (kernel, constants.iter().map(|&(k, v)| (k, v.to_bits())).collect());
         if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return p.clone();
+            return Ok(p.clone());
         }
+        let what = format!("the {} pipeline", kernel.name());
         let module = {
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-            modules
-                .entry(kernel)
-                .or_insert_with(|| {
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel.name()),
-                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-                    })
-                })
-                .clone()
+            match modules.get(&kernel) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = self.scoped(&what, 0, || {
+                        self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(kernel.name()),
+                            source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                        })
+                    })?;
+                    modules.insert(kernel, m.clone());
+                    m
+                }
+            }
         };
         let (_, layout) = self.layouts_for(kernel);
-        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel.name()),
-            layout: Some(&layout),
-            module: &module,
-            entry_point: Some(kernel.entry_point()),
-            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
-            cache: None,
-        }));
+        let pipeline = Arc::new(self.scoped(&what, 0, || {
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.name()),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some(kernel.entry_point()),
+                compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
+                cache: None,
+            })
+        })?);
         self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, pipeline.clone());
-        pipeline
+        Ok(pipeline)
+    }
+
+    /// Runs `f`, which makes resources or submits work on this device, inside error scopes: an
+    /// allocation the device cannot satisfy comes back as [`Error::OutOfMemory`] naming `what`
+    /// and `bytes`, a validation or internal error as [`Error::GpuValidation`], and a lost device
+    /// as [`Error::DeviceLost`]; none reaches the uncaptured-error handler. The scopes are per
+    /// thread, so concurrent callers see only their own errors.
+    pub fn scoped<T>(&self, what: &str, bytes: u64, f: impl FnOnce() -> T) -> Result<T> {
+        self.check_alive()?;
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let out = f();
+        // Popped innermost first; on native wgpu the futures are ready at once.
+        let errors = [internal.pop(), validation.pop(), oom.pop()].map(pollster::block_on);
+        self.check_alive()?;
+        // An out-of-memory first: it is the one the caller can act on.
+        if let Some(e) = errors.into_iter().rev().flatten().next() {
+            return Err(match e {
+                wgpu::Error::OutOfMemory { source } => {
+                    Error::OutOfMemory { what: what.to_string(), bytes, adapter: self.info.name.clone(), source }
+                }
+                wgpu::Error::Validation { description, .. } | wgpu::Error::Internal { description, .. } => {
+                    Error::GpuValidation { context: what.to_string(), adapter: self.info.name.clone(), description }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// `Err(Error::DeviceLost)` once the device is lost; every call that touches the device
+    /// checks this first.
+    pub fn check_alive(&self) -> Result<()> {
+        match self.health.lost.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            None => Ok(()),
+            Some(reason) => Err(Error::DeviceLost { adapter: self.info.name.clone(), reason: reason.clone() }),
+        }
+    }
+
+    /// The lost-device reason shared with readbacks, which outlive no `Gpu` borrow.
+    pub(crate) fn lost_flag(&self) -> Arc<Mutex<Option<String>>> {
+        self.health.lost.clone()
+    }
+
+    /// The most recent errors (up to 16) that wgpu reported outside this library's error scopes,
+    /// e.g. from the host's own use of a shared device; oldest first.
+    pub fn uncaptured_errors(&self) -> Vec<String> {
+        self.health.uncaptured.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Submits `commands` inside error scopes (`scoped`), returning the submission's index.
+    pub fn submit(
+        &self,
+        what: &str,
+        commands: impl IntoIterator<Item = wgpu::CommandBuffer>,
+    ) -> Result<wgpu::SubmissionIndex> {
+        self.scoped(what, 0, || self.queue.submit(commands))
     }
 
     /// A scratch `rgba32float` texture of `TEXEL_ROW` x at least `rows` texels for a texel binding,
@@ -407,16 +503,19 @@ impl Gpu {
         if let Some(t) = oldest {
             return Ok(t.clone());
         }
-        let texture = Arc::new(self.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("texel scratch"),
-            size: wgpu::Extent3d { width: super::TEXEL_ROW, height: rows as u32, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        }));
+        let bytes = super::TEXEL_ROW as u64 * rows as u64 * 16;
+        let texture = Arc::new(self.scoped("a texel scratch texture", bytes, || {
+            self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("texel scratch"),
+                size: wgpu::Extent3d { width: super::TEXEL_ROW, height: rows as u32, depth_or_array_layers: 1 },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            })
+        })?);
         textures.entry(rows as u32).or_default().push(texture.clone());
         Ok(texture)
     }

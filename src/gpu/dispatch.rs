@@ -66,7 +66,7 @@ impl Dispatch {
                 )));
             }
         }
-        let pipeline = gpu.pipeline(kernel, constants);
+        let pipeline = gpu.pipeline(kernel, constants)?;
         let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
         let buffers: Vec<GpuBuffer> = buffers.iter().map(|b| (*b).clone()).collect();
         let (bind_group, copies) = bind_group(gpu, kernel, &buffers, &mut TexelResidency::default())?;
@@ -159,11 +159,14 @@ fn bind_group(
             },
         })
         .collect();
-    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(kernel.name()),
-        layout: &gpu.bind_group_layout(kernel),
-        entries: &entries,
-    });
+    let layout = gpu.bind_group_layout(kernel);
+    let bind_group = gpu.scoped(&format!("binding the buffers of {}", kernel.name()), 0, || {
+        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name()),
+            layout: &layout,
+            entries: &entries,
+        })
+    })?;
     copies.iter().for_each(|c| held.copied(c));
     held.ran_writes(buffers.iter().zip(kernel.bindings()).filter(|(_, k)| **k == BindingKind::Write).map(|(b, _)| b));
     Ok((bind_group, copies))
@@ -226,8 +229,8 @@ pub fn encoded_copies<'a>(dispatches: impl IntoIterator<Item = &'a Dispatch>) ->
 }
 
 /// Records `dispatches` and submits them.
-pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) {
+pub fn submit(gpu: &Gpu, dispatches: &[Dispatch]) -> Result<wgpu::SubmissionIndex> {
     let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("effnet") });
     encode_dispatches(&mut encoder, "effnet", dispatches);
-    gpu.queue.submit([encoder.finish()]);
+    gpu.submit("running kernels", [encoder.finish()])
 }

@@ -16,6 +16,7 @@ pub use dispatch::{encode_dispatches, encoded_copies, grid, submit, Dispatch};
 pub use kernels::{BindingKind, Kernel};
 pub use kernels::{ACT_NONE, ACT_RELU6, ACT_SIGMOID, ACT_SWISH, TEXEL_ROW_LOG2, WG};
 pub use profile::profile_dispatches;
+pub use readback::{Readback, Staged};
 pub use texel::{TexelCopy, TexelResidency};
 
 /// Width in texels of the scratch textures behind `BindingKind::Texels` bindings.

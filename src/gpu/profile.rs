@@ -51,7 +51,7 @@ pub fn profile_dispatches(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<Vec<f64
         }
         encoder.resolve_query_set(&set, 0..count, &resolve, 0);
         encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, count as u64 * 8);
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit("profiling", [encoder.finish()])?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);

@@ -6,10 +6,11 @@
 //! (`new_with_store`) where the adapter has SHADER_F16: half the memory traffic, f32 arithmetic.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Dtype, Gpu, GpuBuffer, Readback, Staged};
 use crate::graph::{record_planned, Recorder};
 use crate::model::layout::oihw_to_hwio;
 use crate::model::network::{ConvKind, FeatureLevel, Network, Op, ValueId};
@@ -32,8 +33,16 @@ impl GpuLayer {
     }
 }
 
-/// EfficientNet with its weights resident on one GPU, ready for inference.
+/// EfficientNet with its weights resident on one GPU, ready for inference. It owns (a share of)
+/// that GPU, so no call can mix devices.
+///
+/// Any number of threads may share one model. Forward plans are cached per (batch, h, w) and
+/// shared, and every execution is one self-contained command buffer: the input copied in from a
+/// buffer of the call's own, the forward, and the outputs copied out to buffers of the call's own.
+/// The queue runs command buffers one after another, so executions never interleave and no lock
+/// is held while the GPU works.
 pub struct EfficientNet {
+    gpu: Arc<Gpu>,
     /// The network's configuration (variant, classes, padding, BN eps), validated at construction.
     pub config: Config,
     /// How weights and activations are stored (inputs, logits and probabilities are f32 always).
@@ -107,7 +116,7 @@ impl GpuLayer {
 impl EfficientNet {
     /// Uploads `weights` (which must match `config`, as `Weights::load` guarantees) to the GPU,
     /// folding every BatchNorm into its conv.
-    pub fn new(gpu: &Gpu, config: Config, weights: &Weights) -> Result<EfficientNet> {
+    pub fn new(gpu: Arc<Gpu>, config: Config, weights: &Weights) -> Result<EfficientNet> {
         Self::new_with_store(gpu, config, weights, Dtype::F32)
     }
 
@@ -115,7 +124,11 @@ impl EfficientNet {
     /// folded in: for each layer of `config`'s network (`Network::learnable_layers`), its weight
     /// and bias. The buffers may be ranges of larger ones and are read in place, so whoever wrote
     /// them can update them between forwards (the trainer evaluates its parameters this way).
-    pub fn from_gpu_layers(config: Config, layers: Vec<(Layer, GpuBuffer, GpuBuffer)>) -> Result<EfficientNet> {
+    pub fn from_gpu_layers(
+        gpu: Arc<Gpu>,
+        config: Config,
+        layers: Vec<(Layer, GpuBuffer, GpuBuffer)>,
+    ) -> Result<EfficientNet> {
         config.validate()?;
         let net = Network::new(&config, config.resolution as usize, config.resolution as usize);
         let wanted: Vec<Layer> = net.learnable_layers().into_iter().map(|(l, _, _)| l).collect();
@@ -128,6 +141,7 @@ impl EfficientNet {
             return Err(Error::invalid(format!("from_gpu_layers: no weights for {layer:?}")));
         }
         Ok(EfficientNet {
+            gpu,
             layers: by_layer,
             config,
             store: Dtype::F32,
@@ -139,7 +153,7 @@ impl EfficientNet {
 
     /// `new` with weights and activations stored as `store`. F16 needs an adapter with
     /// SHADER_F16 (`effnet devices` lists it); the BN fold is done in f64 and rounded once.
-    pub fn new_with_store(gpu: &Gpu, config: Config, weights: &Weights, store: Dtype) -> Result<EfficientNet> {
+    pub fn new_with_store(gpu: Arc<Gpu>, config: Config, weights: &Weights, store: Dtype) -> Result<EfficientNet> {
         if store == Dtype::F16 && !gpu.caps.shader_f16 {
             return Err(Error::Unsupported {
                 what: "f16 inference".into(),
@@ -153,14 +167,15 @@ impl EfficientNet {
         let mut layers = HashMap::new();
         for (layer, has_bn, _) in net.learnable_layers() {
             let l = match has_bn {
-                true => GpuLayer::conv_bn(gpu, store, weights, layer, eps)?,
-                false => GpuLayer::linear(gpu, store, weights, layer)?,
+                true => GpuLayer::conv_bn(&gpu, store, weights, layer, eps)?,
+                false => GpuLayer::linear(&gpu, store, weights, layer)?,
             };
             layers.insert(layer, l);
             // Uploads are staged until a submit: flush per layer to bound staging memory.
-            gpu.queue.submit([]);
+            gpu.submit("uploading weights", [])?;
         }
         Ok(EfficientNet {
+            gpu,
             layers,
             config,
             store,
@@ -170,18 +185,22 @@ impl EfficientNet {
         })
     }
 
+    /// The GPU the model lives on.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
     /// Runs `input` (batch, 3, h, w), NCHW f32, through the network as is (no preprocessing; with
     /// `config.scale` set, bilinearly resized by that factor first). Any batch ≥ 1 and any h, w:
     /// batches larger than the device's binding limit allows run in slices.
-    pub fn forward(&self, gpu: &Gpu, input: &[f32], batch: usize, h: usize, w: usize) -> Result<ForwardOutput> {
-        self.forward_with_progress(gpu, input, batch, h, w, |_, _| {})
+    pub fn forward(&self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<ForwardOutput> {
+        self.forward_with_progress(input, batch, h, w, |_, _| {})
     }
 
     /// `forward`, calling `progress(done, batch)` after each slice the device runs (a long batch
     /// on a CPU adapter can take minutes).
     pub fn forward_with_progress(
         &self,
-        gpu: &Gpu,
         input: &[f32],
         batch: usize,
         h: usize,
@@ -189,19 +208,92 @@ impl EfficientNet {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<ForwardOutput> {
         self.check_input(input, batch, h, w)?;
-        let slice = self.max_batch(gpu, h, w)?.min(batch);
-        let per_image = 3 * h * w;
         let (mut logits, mut features) = (Vec::new(), Vec::new());
-        let mut start = 0;
-        while start < batch {
-            let n = slice.min(batch - start);
-            let plan = self.plan(gpu, n, h, w, &[])?;
-            let out = plan.run(gpu, &input[start * per_image..(start + n) * per_image])?;
-            logits.extend(out.logits);
-            features.extend(out.features);
-            start += n;
-            progress(start, batch);
+        let mut done = 0;
+        for (start, n) in self.slices(batch, h, w)? {
+            let mut out = self.submit_slice(input, start, n, h, w)?.wait()?;
+            features.extend(out.pop().unwrap_or_default());
+            logits.extend(out.pop().unwrap_or_default());
+            done += n;
+            progress(done, batch);
         }
+        self.forward_output(logits, features)
+    }
+
+    /// `forward` without blocking: the work is submitted now, and the future resolves through
+    /// `map_async` when the GPU has run it (see [`Readback`]: something must poll the device, as
+    /// a host's frame loop does). No thread is started and no lock is held while it is pending.
+    pub fn forward_async(
+        &self,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+    ) -> impl Future<Output = Result<ForwardOutput>> + Send + 'static {
+        let submitted: Result<Vec<Readback>> = self.check_input(input, batch, h, w).and_then(|()| {
+            self.slices(batch, h, w)?.into_iter().map(|(start, n)| self.submit_slice(input, start, n, h, w)).collect()
+        });
+        let (classes, allow) = (self.config.num_classes, self.allow_non_finite);
+        async move {
+            let (mut logits, mut features) = (Vec::new(), Vec::new());
+            for readback in submitted? {
+                let mut out: Vec<Vec<f32>> = readback.await?;
+                features.extend(out.pop().unwrap_or_default());
+                logits.extend(out.pop().unwrap_or_default());
+            }
+            if !allow {
+                check_finite("logits", &logits, classes)?;
+            }
+            Ok(ForwardOutput { logits, features })
+        }
+    }
+
+    /// Records the forward of `input` (batch, 3, h, w), NCHW f32, into the host's `encoder`:
+    /// the input copy, the network and the copies of the outputs into buffers of this call's own.
+    /// After the host submits the encoder, [`EncodedForward::read`] with the submission's index
+    /// gives the outputs. `batch` must fit one slice (`max_batch`).
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<EncodedForward> {
+        self.check_input(input, batch, h, w)?;
+        let max = self.max_batch(h, w)?;
+        if batch > max {
+            return Err(Error::invalid(format!(
+                "encode: a batch of {batch} {h}x{w} images exceeds the {max} one slice holds on this device; \
+                 split it, or use forward"
+            )));
+        }
+        let plan = self.plan(batch, h, w, &[])?;
+        plan.encode(&self.gpu, Some(input), encoder, false)?;
+        let staged = self.gpu.stage(encoder, &[plan.logits(), plan.features()])?;
+        Ok(EncodedForward {
+            gpu: self.gpu.clone(),
+            staged,
+            classes: self.config.num_classes,
+            allow_non_finite: self.allow_non_finite,
+        })
+    }
+
+    /// (first image, images) of each slice a batch runs in.
+    fn slices(&self, batch: usize, h: usize, w: usize) -> Result<Vec<(usize, usize)>> {
+        let slice = self.max_batch(h, w)?.min(batch).max(1);
+        Ok((0..batch).step_by(slice).map(|start| (start, slice.min(batch - start))).collect())
+    }
+
+    /// Submits images `start..start + n` of `input` through the cached plan for `n`; the readback
+    /// holds logits, then pooled features.
+    fn submit_slice(&self, input: &[f32], start: usize, n: usize, h: usize, w: usize) -> Result<Readback> {
+        let per_image = 3 * h * w;
+        let plan = self.plan(n, h, w, &[])?;
+        plan.submit(&self.gpu, &input[start * per_image..(start + n) * per_image], &[plan.logits(), plan.features()])
+    }
+
+    fn forward_output(&self, logits: Vec<f32>, features: Vec<f32>) -> Result<ForwardOutput> {
         if !self.allow_non_finite {
             check_finite("logits", &logits, self.config.num_classes)?;
         }
@@ -211,7 +303,7 @@ impl EfficientNet {
     /// The multi-scale feature maps of `input` (batch, 3, h, w), NCHW f32: the last map at each
     /// resolution, 1/2 to 1/32 of the input (`Network::feature_levels`), as timm's
     /// `features_only` models return them, each NCHW. For detection and segmentation heads.
-    pub fn features(&self, gpu: &Gpu, input: &[f32], batch: usize, h: usize, w: usize) -> Result<Vec<FeatureMap>> {
+    pub fn features(&self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<Vec<FeatureMap>> {
         self.check_input(input, batch, h, w)?;
         let (rh, rw) = self.input_resize(1, h, w).map_or((h, w), |p| (p.oh, p.ow));
         let levels = Network::new(&self.config, rh, rw).feature_levels();
@@ -220,18 +312,17 @@ impl EfficientNet {
             .iter()
             .map(|l| FeatureMap { level: l.clone(), shape: [0, l.channels, 0, 0], data: Vec::new() })
             .collect();
-        let slice = self.max_batch(gpu, h, w)?.min(batch);
         let per_image = 3 * h * w;
-        let mut start = 0;
-        while start < batch {
-            let n = slice.min(batch - start);
-            let plan = self.build_plan(gpu, n, h, w, &names)?;
-            plan.run(gpu, &input[start * per_image..(start + n) * per_image])?;
-            for ((_, nhwc, [n, fh, fw, c]), map) in plan.read_taps(gpu)?.into_iter().zip(&mut maps) {
+        for (start, n) in self.slices(batch, h, w)? {
+            // A plan of its own (not cached): its taps keep intermediate maps alive.
+            let plan = self.build_plan(n, h, w, &names)?;
+            let taps: Vec<&GpuBuffer> = plan.taps.iter().map(|t| &t.1).collect();
+            let data = plan.submit(&self.gpu, &input[start * per_image..(start + n) * per_image], &taps)?.wait()?;
+            for ((nhwc, (_, _, shape)), map) in data.into_iter().zip(&plan.taps).zip(&mut maps) {
+                let [n, fh, fw, c] = *shape;
                 map.shape = [map.shape[0] + n, c, fh, fw];
                 map.data.extend(nhwc_to_nchw(&nhwc, [n, fh, fw, c]));
             }
-            start += n;
         }
         Ok(maps)
     }
@@ -257,13 +348,13 @@ impl EfficientNet {
     }
 
     /// The largest batch whose every tensor fits one storage binding on this device.
-    pub fn max_batch(&self, gpu: &Gpu, h: usize, w: usize) -> Result<usize> {
+    pub fn max_batch(&self, h: usize, w: usize) -> Result<usize> {
         // The f32 input (and its resized copy), or the largest stored activation.
         let (rh, rw) = self.input_resize(1, h, w).map_or((h, w), |p| (p.oh, p.ow));
         let largest = self.config.largest_activation(rh, rw) * self.store.size();
         let per_image = largest.max(3 * h.max(rh) * w.max(rw) * 4) as u64;
         let what = format!("one {h}x{w} image through {} (largest activation)", self.config.name);
-        gpu.images_per_binding(per_image, what, h, w)
+        self.gpu.images_per_binding(per_image, what, h, w)
     }
 
     /// The bilinear resize applied to inputs first: to `input_size` when set, else by the
@@ -308,21 +399,14 @@ impl EfficientNet {
 
     /// The recorded forward graph for this input shape, built on first use and cached. `taps`
     /// names intermediate outputs to keep readable ("stem", "stage1".."stage7", "head").
-    pub fn plan(
-        &self,
-        gpu: &Gpu,
-        batch: usize,
-        h: usize,
-        w: usize,
-        taps: &[&str],
-    ) -> Result<std::sync::Arc<ForwardPlan>> {
+    pub fn plan(&self, batch: usize, h: usize, w: usize, taps: &[&str]) -> Result<Arc<ForwardPlan>> {
         let key = (batch, h, w);
         if taps.is_empty() {
             if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
                 return Ok(p);
             }
         }
-        let plan = std::sync::Arc::new(self.build_plan(gpu, batch, h, w, taps)?);
+        let plan = Arc::new(self.build_plan(batch, h, w, taps)?);
         if taps.is_empty() {
             self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert(key, plan.clone());
         }
@@ -349,8 +433,8 @@ impl EfficientNet {
 
     /// Records the forward twice, the second time with its tensors placed by the first's
     /// `MemoryPlan` (see `graph::recorder`) where that takes less memory than greedy reuse.
-    fn build_plan(&self, gpu: &Gpu, n: usize, h: usize, w: usize, taps: &[&str]) -> Result<ForwardPlan> {
-        record_planned(gpu, |r| self.build_plan_with(r, n, h, w, taps))
+    fn build_plan(&self, n: usize, h: usize, w: usize, taps: &[&str]) -> Result<ForwardPlan> {
+        record_planned(&self.gpu, |r| self.build_plan_with(r, n, h, w, taps))
     }
 
     fn build_plan_with<'a>(
@@ -530,7 +614,6 @@ impl EfficientNet {
             probs,
             taps,
             activation_bytes,
-            exclusive: Mutex::new(()),
         };
         Ok((plan, r))
     }
@@ -593,7 +676,7 @@ struct PlanCache {
 
 struct CachedPlan {
     key: (usize, usize, usize),
-    plan: std::sync::Arc<ForwardPlan>,
+    plan: Arc<ForwardPlan>,
     last_use: u64,
 }
 
@@ -601,7 +684,7 @@ struct CachedPlan {
 const DEFAULT_PLAN_BUDGET: u64 = 1 << 30;
 
 impl PlanCache {
-    fn get(&mut self, key: (usize, usize, usize)) -> Option<std::sync::Arc<ForwardPlan>> {
+    fn get(&mut self, key: (usize, usize, usize)) -> Option<Arc<ForwardPlan>> {
         self.clock += 1;
         let now = self.clock;
         self.entries.iter_mut().find(|e| e.key == key).map(|e| {
@@ -610,7 +693,7 @@ impl PlanCache {
         })
     }
 
-    fn insert(&mut self, key: (usize, usize, usize), plan: std::sync::Arc<ForwardPlan>) {
+    fn insert(&mut self, key: (usize, usize, usize), plan: Arc<ForwardPlan>) {
         self.clock += 1;
         self.entries.retain(|e| e.key != key);
         self.entries.push(CachedPlan { key, plan, last_use: self.clock });
@@ -649,21 +732,11 @@ pub struct ForwardPlan {
     /// logits and probabilities. The weights (`EfficientNet::weight_bytes`) and the texel scratch
     /// textures (`Gpu::scratch_texture_bytes`) are shared by every plan of the model.
     pub activation_bytes: u64,
-    /// Held for one execution (upload, forward, readback): plans are cached and shared by every
-    /// caller of the same shape, and their input and outputs are one set of buffers.
-    exclusive: Mutex<()>,
 }
 
 impl ForwardPlan {
-    /// Holds this plan for one execution. `run` and `run_probabilities` take it themselves; a
-    /// caller that fills `input` and `encode`s the plan itself holds it from the upload to the
-    /// readback, so that another thread's execution of the same plan cannot interleave.
-    pub fn exclusive(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.exclusive.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The input buffer, (batch, 3, h, w) NCHW: callers may fill it on the GPU (preprocessing)
-    /// and then `encode(gpu, None, ..)`.
+    /// earlier in the same encoder and then `encode(gpu, None, ..)`.
     pub fn input(&self) -> &GpuBuffer {
         &self.input
     }
@@ -683,8 +756,10 @@ impl ForwardPlan {
         &self.probs
     }
 
-    /// Uploads `input` (this plan's batch, NCHW; `None` when the input buffer was filled on the
-    /// GPU) and records the whole forward into `encoder`, softmax included when asked.
+    /// Records into `encoder` the copy of `input` (this plan's batch, NCHW; `None` when earlier
+    /// commands of the same encoder filled the input buffer) and the whole forward, softmax
+    /// included when asked. The plan is shared: whoever reads its outputs copies them out in the
+    /// same encoder (`Gpu::stage`), so that the encoder's command buffer is self-contained.
     pub fn encode(
         &self,
         gpu: &Gpu,
@@ -700,20 +775,28 @@ impl ForwardPlan {
                     got: vec![input.len()],
                 });
             }
-            gpu.queue.write_buffer(&self.input.buffer, 0, bytemuck::cast_slice(input));
+            gpu.upload_in(encoder, &self.input, input)?;
         }
         let tail = softmax.then_some(&self.softmax);
         crate::gpu::encode_dispatches(encoder, "forward", self.dispatches.iter().chain(tail));
         Ok(())
     }
 
+    /// Submits the plan on `input` ((batch, 3, h, w) NCHW f32) with copies of `outputs` (the
+    /// plan's buffers: `logits`, `features`, `probabilities`, which adds the softmax), in one
+    /// command buffer.
+    pub fn submit(&self, gpu: &Gpu, input: &[f32], outputs: &[&GpuBuffer]) -> Result<Readback> {
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        let softmax = outputs.iter().any(|b| b.same_buffer(&self.probs));
+        self.encode(gpu, Some(input), &mut encoder, softmax)?;
+        let staged = gpu.stage(&mut encoder, outputs)?;
+        let index = gpu.submit("running the forward pass", [encoder.finish()])?;
+        Ok(staged.read(gpu, index))
+    }
+
     /// Runs the plan on `input` ((batch, 3, h, w) NCHW f32), returning logits and pooled features.
     pub fn run(&self, gpu: &Gpu, input: &[f32]) -> Result<ForwardOutput> {
-        let _one_at_a_time = self.exclusive();
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        self.encode(gpu, Some(input), &mut encoder, false)?;
-        gpu.queue.submit([encoder.finish()]);
-        let mut out = gpu.read_many(&[&self.logits, &self.features])?;
+        let mut out = self.submit(gpu, input, &[&self.logits, &self.features])?.wait()?;
         let features = out.pop().unwrap_or_default();
         let logits = out.pop().unwrap_or_default();
         Ok(ForwardOutput { logits, features })
@@ -721,17 +804,45 @@ impl ForwardPlan {
 
     /// Runs the plan and returns softmax probabilities (batch, classes).
     pub fn run_probabilities(&self, gpu: &Gpu, input: &[f32]) -> Result<Vec<f32>> {
-        let _one_at_a_time = self.exclusive();
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        self.encode(gpu, Some(input), &mut encoder, true)?;
-        gpu.queue.submit([encoder.finish()]);
-        gpu.read(&self.probs)
+        Ok(self.submit(gpu, input, &[&self.probs])?.wait()?.remove(0))
     }
 
-    /// Reads the tapped intermediate outputs.
+    /// Reads the tapped intermediate outputs of the last run. Plans with taps are never cached
+    /// (`EfficientNet::plan`), so whoever made one is the only one running it.
     pub fn read_taps(&self, gpu: &Gpu) -> Result<Vec<Tap>> {
         let bufs: Vec<&GpuBuffer> = self.taps.iter().map(|t| &t.1).collect();
         let data = gpu.read_many(&bufs)?;
         Ok(self.taps.iter().zip(data).map(|(t, d)| (t.0.clone(), d, t.2)).collect())
+    }
+}
+
+/// A forward recorded into a host's encoder (`EfficientNet::encode`), waiting for the host to
+/// submit it.
+#[must_use = "the outputs are read only through EncodedForward::read after the host's submit"]
+pub struct EncodedForward {
+    gpu: Arc<Gpu>,
+    staged: Staged,
+    classes: usize,
+    allow_non_finite: bool,
+}
+
+impl EncodedForward {
+    /// The outputs, once `submission` (the host's submit of the encoder) has run: await the
+    /// future (it resolves through `map_async`; the host's frame loop polls the device).
+    pub fn read(
+        self,
+        submission: wgpu::SubmissionIndex,
+    ) -> impl Future<Output = Result<ForwardOutput>> + Send + 'static {
+        let readback = self.staged.read(&self.gpu, submission);
+        let (classes, allow) = (self.classes, self.allow_non_finite);
+        async move {
+            let mut out = readback.await?;
+            let features = out.pop().unwrap_or_default();
+            let logits = out.pop().unwrap_or_default();
+            if !allow {
+                check_finite("logits", &logits, classes)?;
+            }
+            Ok(ForwardOutput { logits, features })
+        }
     }
 }

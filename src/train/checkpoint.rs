@@ -105,7 +105,7 @@ impl Trainer {
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&fresh.params.buffer, 0, &store.params.buffer, 0, store.params.bytes());
         enc.copy_buffer_to_buffer(&fresh.running.buffer, 0, &store.running.buffer, 0, store.running.bytes());
-        self.gpu.queue.submit([enc.finish()]);
+        self.gpu.submit("restoring a checkpoint", [enc.finish()])?;
         let mut targets: Vec<&crate::gpu::GpuBuffer> = self.optimizer.state.iter().collect();
         if let Some((_, ema)) = &self.optimizer.ema {
             targets.push(ema);
@@ -113,7 +113,7 @@ impl Trainer {
         for (buf, values) in targets.into_iter().zip(&state) {
             self.gpu.queue.write_buffer(&buf.buffer, buf.offset, bytemuck::cast_slice(values));
         }
-        self.gpu.queue.submit([]);
+        self.gpu.submit("restoring a checkpoint", [])?;
         self.step = ck.step;
         self.epoch = ck.epoch;
         self.batch_in_epoch = ck.batch_in_epoch;

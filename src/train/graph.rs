@@ -1113,7 +1113,7 @@ impl TrainStep {
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
         self.encode(gpu, input, targets, seed, &mut encoder)?;
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit("a training step", [encoder.finish()])?;
         Ok(())
     }
 

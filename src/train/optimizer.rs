@@ -68,7 +68,7 @@ impl Optimizer {
                 let e = gpu.empty_flat(total, "ema")?;
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 enc.copy_buffer_to_buffer(&store.params.buffer, 0, &e.buffer, 0, store.params.bytes());
-                gpu.queue.submit([enc.finish()]);
+                gpu.submit("an optimizer step", [enc.finish()])?;
                 dispatches.extend(ops::ema_update(gpu, total, d, &store.params, &e)?);
                 Some((d, e))
             }

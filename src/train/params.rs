@@ -176,7 +176,7 @@ impl ParamStore {
             trainable_len,
             backbone_frozen: freeze_backbone,
         };
-        gpu.queue.submit([]);
+        gpu.submit("uploading parameters", [])?;
         Ok(store)
     }
 

@@ -355,7 +355,7 @@ impl Trainer {
                 self.optimizer.encode(&mut pass);
             }
             // One submit per micro-batch: each one's input upload must land before it runs.
-            self.gpu.queue.submit([encoder.finish()]);
+            self.gpu.submit("evaluating", [encoder.finish()])?;
             self.last_step = Some(step);
             start += len;
         }
@@ -469,14 +469,14 @@ impl Trainer {
         }
         let eval = eval.as_ref().ok_or_else(|| Error::invalid("no evaluation model"))?;
         // Fold the parameters as they are now.
-        crate::gpu::submit(&self.gpu, &eval.fold);
+        crate::gpu::submit(&self.gpu, &eval.fold)?;
         let (mut right, mut seen) = (vec![0usize; k], vec![0usize; k]);
         for b in Loader::start(ds, batch, 0, 0, self.tc.seed, false, false, Augment::None, norm, r)? {
             let b = b?;
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return Ok(None);
             }
-            let logits = eval.model.forward(&self.gpu, &b.input, b.len(), b.h, b.w)?.logits;
+            let logits = eval.model.forward(&b.input, b.len(), b.h, b.w)?.logits;
             for (row, &t) in logits.chunks(k).zip(&b.targets) {
                 if t as usize >= k {
                     return Err(Error::invalid(format!("{}: label {t} is out of range for {k} classes", ds.name)));
@@ -525,7 +525,8 @@ impl Trainer {
                 layers.push((layer, w, p.param_in(flat, layer, ParamKind::Bias)?));
             }
         }
-        let model = EfficientNet::from_gpu_layers(self.config.clone(), layers)?.with_input_size(Some((r, r)));
+        let model =
+            EfficientNet::from_gpu_layers(self.gpu.clone(), self.config.clone(), layers)?.with_input_size(Some((r, r)));
         Ok(EvalModel { fold, model })
     }
 }

@@ -1,17 +1,17 @@
 //! Shared test helpers: one GPU for the whole test binary, seeded data, and the tolerance check.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use efficientnet_wgpu::gpu::{Gpu, GpuBuffer};
 
 /// The test GPU. Never skips: without an adapter the test fails with the install hint.
-pub fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
+pub fn gpu() -> &'static Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
     GPU.get_or_init(|| match Gpu::new() {
         Ok(g) => {
             eprintln!("test adapter: {}", g.describe());
-            g
+            Arc::new(g)
         }
         Err(e) => panic!(
             "{e}\n(tests run on any wgpu adapter; on Debian `apt-get install -y mesa-vulkan-drivers` gives lavapipe)"
@@ -21,9 +21,11 @@ pub fn gpu() -> &'static Gpu {
 
 /// A second test GPU on the same adapter that picks the kernel families for GPUs (tiled GEMMs and
 /// BN reductions, buffer kernels), so that lavapipe runs them through whole networks too.
-pub fn gpu_family() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| Gpu::new().expect("a wgpu adapter").with_kernel_class(efficientnet_wgpu::gpu::KernelClass::Gpu))
+pub fn gpu_family() -> &'static Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        Arc::new(Gpu::new().expect("a wgpu adapter").with_kernel_class(efficientnet_wgpu::gpu::KernelClass::Gpu))
+    })
 }
 
 /// A device whose storage bindings hold at most `max_binding` bytes, made the way a desktop app
@@ -87,7 +89,7 @@ pub const F16_RTOL: f32 = 1.0 / 1024.0;
 
 /// Runs the dispatches in one pass and reads `out` back.
 pub fn run_and_read(dispatches: &[efficientnet_wgpu::gpu::Dispatch], out: &GpuBuffer) -> Vec<f32> {
-    efficientnet_wgpu::gpu::submit(gpu(), dispatches);
+    efficientnet_wgpu::gpu::submit(gpu(), dispatches).unwrap();
     gpu().read(out).expect("readback")
 }
 

@@ -15,7 +15,7 @@ fn every_activation_forward_and_backward() {
             let p = ActivationParams { total, act, accumulate };
             let (xg, dyg, y, dx) = (upload(&x), upload(&dy), empty(total), upload(&prior));
             let d = [activation_fwd(gpu(), &p, &xg, &y).unwrap(), activation_bwd(gpu(), &p, &xg, &dyg, &dx).unwrap()];
-            efficientnet_wgpu::gpu::submit(gpu(), &d);
+            efficientnet_wgpu::gpu::submit(gpu(), &d).unwrap();
             let got = gpu().read_many(&[&y, &dx]).unwrap();
             let mut want_dx = cpu_ref::activation_bwd(&p, &x, &dy);
             if accumulate {

@@ -64,7 +64,7 @@ fn check_one(p: &BnParams, with_dy: bool, with_pool: bool, seed: u32, data: u64)
     };
     assert_eq!(d[0].kernel, reduce);
     assert_eq!(d[2].kernel, if texel { Kernel::BnActBwdApplyTexel } else { Kernel::BnActBwdApply });
-    efficientnet_wgpu::gpu::submit(gpu(), &d);
+    efficientnet_wgpu::gpu::submit(gpu(), &d).unwrap();
     let got = gpu().read_many(&[&dgb, &dz]).unwrap();
     let what = format!(
         "{:?} m {m} c {c} chunk {} dy {with_dy} pool {with_pool} drop {:?} acc {} {:?}",

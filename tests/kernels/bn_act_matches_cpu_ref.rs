@@ -171,7 +171,7 @@ fn fold_weights_into_the_conv_before_the_bn() {
         p.eps = 1e-3;
         let (w, gb, run, folded, bias) = (upload(&weight), upload(&gamma_beta), upload(&running), empty(len), empty(c));
         let d = bn_fold_weights(gpu(), &p, &w, &gb, &run, &folded, &bias).unwrap();
-        efficientnet_wgpu::gpu::submit(gpu(), &[d]);
+        efficientnet_wgpu::gpu::submit(gpu(), &[d]).unwrap();
         let got = gpu().read_many(&[&folded, &bias]).unwrap();
         let (want_w, want_b) = cpu_ref::bn_fold_weights(c, 1e-3, &weight, &gamma_beta, &running);
         assert_close(&format!("folded weights C={c}"), &got[0], &want_w, 1e-6, 1e-5);

@@ -23,7 +23,7 @@ fn check(p: &BnParams, z: &[f32], seed: u64) {
     };
     assert_eq!(d[0].kernel, kernel);
     assert!(p.variant == KernelVariant::Auto || p.reduce_variant(gpu()) == p.variant, "{p:?}");
-    efficientnet_wgpu::gpu::submit(gpu(), &d);
+    efficientnet_wgpu::gpu::submit(gpu(), &d).unwrap();
     let got = gpu().read_many(&[&run, &stats, &ss]).unwrap();
     let what = format!("m {} c {} chunk {} {:?}", p.m, p.c, p.chunk, p.variant);
     assert_close(&format!("{what}: mean"), &got[1][..c], &want.stats[..c], 1e-6, 1e-6);

@@ -59,7 +59,7 @@ fn check(mut p: GemmParams, with: (bool, bool), variant: KernelVariant, bias_off
     let mut ds = vec![d];
     ds.extend(bn_stats_finish(gpu(), &bp, rows, &partial, merged.as_ref(), &gb, &run, &stats, &ss).unwrap());
     assert_eq!(ds.len(), 2 + (bp.merge_group(rows) > 1) as usize);
-    efficientnet_wgpu::gpu::submit(gpu(), &ds);
+    efficientnet_wgpu::gpu::submit(gpu(), &ds).unwrap();
     let got = gpu().read_many(&[&out, &partial, &run, &stats, &ss]).unwrap();
     let what = format!("{variant:?} m {} n {} k {} (chunks of {rows})", p.m, p.n, p.k);
 

@@ -19,7 +19,7 @@ fn check(kind: OptimizerKind, weight_decay: f32, max_norm: f32) {
         let mut ds: Vec<_> = grad_norm2(gpu(), total, &gg, &partial, &norm2).unwrap().into_iter().collect();
         let refs: Vec<&_> = sg.iter().collect();
         ds.extend(optimizer_step(gpu(), &p, &gg, &hg, &norm2, &pg, &refs).unwrap());
-        efficientnet_wgpu::gpu::submit(gpu(), &ds);
+        efficientnet_wgpu::gpu::submit(gpu(), &ds).unwrap();
         let n2 = cpu_ref::grad_norm2(&grads);
         let got_n2 = gpu().read(&norm2).unwrap()[0];
         assert!((got_n2 - n2).abs() <= 1e-4 * n2, "norm2 {got_n2} vs {n2}");

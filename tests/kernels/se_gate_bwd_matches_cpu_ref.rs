@@ -16,7 +16,7 @@ fn check(p: &SeGateParams, seed: u64) {
     let texel = p.kernel_variant(gpu()) == KernelVariant::Texel;
     assert_eq!(ds[0].kernel, if texel { Kernel::SeGateBwdTexel } else { Kernel::SeGateBwd });
     assert!(p.variant == KernelVariant::Auto || p.kernel_variant(gpu()) == p.variant, "{p:?}");
-    efficientnet_wgpu::gpu::submit(gpu(), &ds);
+    efficientnet_wgpu::gpu::submit(gpu(), &ds).unwrap();
     let got = gpu().read_many(&[&dy, &dgate]).unwrap();
     assert_close(&format!("dy {p:?}"), &got[0], &want_dy, 1e-6, 1e-5);
     assert_close(&format!("d_gate {p:?}"), &got[1], &want_dg, 1e-5 * (p.hw as f32).sqrt(), 1e-4);

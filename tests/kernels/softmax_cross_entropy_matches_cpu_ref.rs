@@ -13,7 +13,7 @@ fn check(p: &SoftmaxCrossEntropyParams, target: &[u32], seed: u64) {
         softmax_cross_entropy(gpu(), p, &lg, &tg, &losses, &dlogits).unwrap(),
         sum_partials(gpu(), &mp, &losses, &mean).unwrap(),
     ];
-    efficientnet_wgpu::gpu::submit(gpu(), &d);
+    efficientnet_wgpu::gpu::submit(gpu(), &d).unwrap();
     let got = gpu().read_many(&[&losses, &dlogits, &mean]).unwrap();
     let what = format!("{p:?}");
     assert_close(&format!("{what}: losses"), &got[0], &want.losses, 1e-5, 1e-5);

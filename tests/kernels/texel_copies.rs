@@ -35,7 +35,7 @@ fn a_copy_is_skipped_only_while_its_texture_holds_the_unchanged_range() {
     let encoded = encoded_copies(&ds);
     assert_eq!(encoded.len(), 2, "copies encoded");
     assert!(std::ptr::eq(encoded[0], &ds[0].copies[0]) && std::ptr::eq(encoded[1], &ds[2].copies[0]));
-    submit(gpu(), &ds);
+    submit(gpu(), &ds).unwrap();
     let got = gpu().read_many(&[&ys[0], &ys[1], &ys[2]]).unwrap();
     let x1: Vec<f32> = x0.iter().map(|v| v + 1.0).collect();
     assert_eq!(got[0], x0, "before the write");
