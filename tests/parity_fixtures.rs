@@ -7,32 +7,7 @@
 mod common;
 use common::*;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-
-use efficientnet_wgpu::model::{Config, EfficientNet, Variant, WeightFormat, Weights};
-
-fn local(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-fn metadata(path: &std::path::Path) -> HashMap<String, String> {
-    let bytes = std::fs::read(path).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    meta.metadata().clone().unwrap_or_default()
-}
-
-/// The config a fixture was made with, from its metadata.
-pub fn fixture_config(tag: &str) -> (Config, WeightFormat) {
-    let meta = metadata(&local(&format!("{tag}_io.safetensors")));
-    let format: WeightFormat = meta["format"].parse().unwrap();
-    let mut config = Config::new(Variant::parse(&meta["variant"]).unwrap(), meta["num_classes"].parse().unwrap());
-    config.width = meta["width"].parse().unwrap();
-    config.depth = meta["depth"].parse().unwrap();
-    format.adjust_config(&mut config);
-    assert_eq!(config.bn_eps, meta["bn_eps"].parse::<f32>().unwrap(), "{tag}: eps");
-    (config, format)
-}
+use efficientnet_wgpu::model::{EfficientNet, Weights};
 
 fn check(tag: &str) {
     let gpu = gpu();

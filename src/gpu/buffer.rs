@@ -196,7 +196,7 @@ impl Gpu {
         })?;
         src.slice(..)
             .get_mapped_range_mut()
-            .map_err(|e| Error::gpu("filling an upload buffer", e))?
+            .map_err(|e| self.failure("filling an upload buffer", e))?
             .copy_from_slice(bytemuck::cast_slice(data));
         src.unmap();
         encoder.copy_buffer_to_buffer(&src, 0, &dst.buffer, dst.offset, bytes);

@@ -206,36 +206,90 @@ impl Gpu {
         Self::from_adapter(&adapter).await
     }
 
-    /// Opens a device on `adapter` with the adapter's own limits and the optional features the
-    /// kernels can use.
+    /// Opens a device on `adapter` with [`Gpu::device_descriptor`].
     pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
-        let available = adapter.features();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY
-            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
-            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
-            | wgpu::Features::SHADER_F16
-            | wgpu::Features::SUBGROUP
-            | wgpu::Features::IMMEDIATES;
-        let desc = wgpu::DeviceDescriptor {
+        let desc = Self::device_descriptor(adapter);
+        let (device, queue) = adapter.request_device(&desc).await.map_err(|source| Error::RequestDevice { source })?;
+        Self::from_device(device, queue)
+    }
+
+    /// Features the library cannot run without: none.
+    pub const REQUIRED_FEATURES: wgpu::Features = wgpu::Features::empty();
+
+    /// Features the library uses where the device has them: timestamp queries (the bench's
+    /// per-kernel profile), `SHADER_F16` (f16 inference) and `SUBGROUP` (the texel GEMMs that
+    /// CPU adapters run fastest). Without them everything else runs, on other kernel variants.
+    pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+        .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+        .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+        .union(wgpu::Features::SHADER_F16)
+        .union(wgpu::Features::SUBGROUP)
+        .union(wgpu::Features::IMMEDIATES);
+
+    /// The limits everything runs within: wgpu's defaults (WebGPU's minimums: 8 storage buffers
+    /// per stage, 128 MiB storage bindings, 16 KiB of workgroup memory), which is what eframe and
+    /// bevy ask for unless told otherwise. Larger limits help: a batch runs in fewer slices when
+    /// bindings are larger, and training B6/B7 needs a `max_buffer_size` that holds its
+    /// parameters (265 MB for B7).
+    pub fn required_limits() -> wgpu::Limits {
+        wgpu::Limits::default()
+    }
+
+    /// The device a host should create on `adapter` for this library to run at its best: the
+    /// optional features the adapter has and the adapter's own limits. Pass it (or merge its
+    /// features and limits into your own) to egui's `WgpuSetupCreateNew::device_descriptor` or
+    /// bevy's `WgpuSettings`; a device with less still works (see `required_limits`).
+    pub fn device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
+        wgpu::DeviceDescriptor {
             label: Some("efficientnet-wgpu"),
-            required_features: available & wanted,
+            required_features: Self::REQUIRED_FEATURES | (adapter.features() & Self::OPTIONAL_FEATURES),
             // wgpu's defaults are WebGPU's minimums (128 MiB bindings, 8 storage buffers): ask for all.
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
-        };
-        let (device, queue) = adapter.request_device(&desc).await.map_err(|source| Error::RequestDevice { source })?;
-        Self::from_device(device, queue)
+        }
     }
 
-    /// Adopts a host application's device and queue (desktop embedding). The kernels use whatever
-    /// features and limits that device was created with. An error only where `EFFNET_KERNELS`
-    /// holds something other than `cpu` or `gpu`.
+    /// The compute limits of `required_limits` that `limits` falls short of: (name, needed, has).
+    fn missing_limits(limits: &wgpu::Limits) -> Vec<(&'static str, u64, u64)> {
+        let mut missing = Vec::new();
+        Self::required_limits().check_limits_with_fail_fn(limits, false, |name, needed, has| {
+            let compute = ["max_storage_buffers_per_shader_stage", "max_storage_textures_per_shader_stage"]
+                .contains(&name)
+                || name.starts_with("max_compute")
+                || name.starts_with("max_bind")
+                || name.starts_with("min_storage")
+                || name == "max_storage_buffer_binding_size";
+            if compute {
+                missing.push((name, needed, has));
+            }
+        });
+        missing
+    }
+
+    /// Adopts a host application's device and queue (desktop embedding). The kernels are chosen
+    /// by the features and limits that device was created with: no `SUBGROUP`, no texel GEMMs;
+    /// no `SHADER_F16`, no f16 inference; no timestamps, no profile. An error where the device
+    /// has less than `required_limits` of a limit the kernels use, or `EFFNET_KERNELS` holds
+    /// something other than `cpu` or `gpu`.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Gpu> {
         let info = device.adapter_info();
         let limits = device.limits();
         let features = device.features();
+        let missing = Self::missing_limits(&limits);
+        if !missing.is_empty() {
+            let list: Vec<String> =
+                missing.iter().map(|(name, needed, has)| format!("{name} {has} (needs {needed})")).collect();
+            return Err(Error::Unsupported {
+                what: "a device with these limits".into(),
+                adapter: info.name.clone(),
+                hint: format!(
+                    "{}; create the device with at least Gpu::required_limits() (wgpu::Limits::default())",
+                    list.join(", ")
+                ),
+            });
+        }
         let kernel_class = match std::env::var("EFFNET_KERNELS").as_deref() {
             Ok("gpu") => KernelClass::Gpu,
             Ok("cpu") => KernelClass::Cpu,
@@ -423,9 +477,9 @@ impl Gpu {
         let out = f();
         // Popped innermost first; on native wgpu the futures are ready at once.
         let errors = [internal.pop(), validation.pop(), oom.pop()].map(pollster::block_on);
-        self.check_alive()?;
         // An out-of-memory first: it is the one the caller can act on.
         if let Some(e) = errors.into_iter().rev().flatten().next() {
+            self.check_alive()?;
             return Err(match e {
                 wgpu::Error::OutOfMemory { source } => {
                     Error::OutOfMemory { what: what.to_string(), bytes, adapter: self.info.name.clone(), source }
@@ -439,11 +493,22 @@ impl Gpu {
     }
 
     /// `Err(Error::DeviceLost)` once the device is lost; every call that touches the device
-    /// checks this first.
+    /// checks this first. wgpu reports a loss through the device-lost callback when the device is
+    /// next polled (work on a lost device fails silently), so this polls once, without blocking.
     pub fn check_alive(&self) -> Result<()> {
+        let _ = self.device.poll(wgpu::PollType::Poll);
         match self.health.lost.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             None => Ok(()),
             Some(reason) => Err(Error::DeviceLost { adapter: self.info.name.clone(), reason: reason.clone() }),
+        }
+    }
+
+    /// `Error::Gpu` for a failure of wgpu's while `context`, or `Error::DeviceLost` where the
+    /// device is lost (which makes every call fail, each in its own way).
+    pub fn failure(&self, context: &str, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        match self.check_alive() {
+            Err(lost) => lost,
+            Ok(()) => Error::gpu(context, source),
         }
     }
 

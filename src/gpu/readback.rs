@@ -127,6 +127,7 @@ impl Readback {
     }
 
     fn poll_error(&self, e: wgpu::PollError) -> Error {
+        let _ = self.device.poll(wgpu::PollType::Poll);
         match self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             Some(reason) => Error::DeviceLost { adapter: self.adapter.clone(), reason },
             None => Error::gpu("waiting for a readback", e),
@@ -135,6 +136,7 @@ impl Readback {
 
     fn take(&self) -> Result<Vec<Vec<f32>>> {
         if let Some(e) = self.state.lock().unwrap_or_else(|e| e.into_inner()).failed.clone() {
+            let _ = self.device.poll(wgpu::PollType::Poll);
             if let Some(reason) = self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone() {
                 return Err(Error::DeviceLost { adapter: self.adapter.clone(), reason });
             }

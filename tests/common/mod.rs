@@ -1,9 +1,12 @@
 //! Shared test helpers: one GPU for the whole test binary, seeded data, and the tolerance check.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use efficientnet_wgpu::gpu::{Gpu, GpuBuffer};
+use efficientnet_wgpu::model::{Config, Variant, WeightFormat};
 
 /// The test GPU. Never skips: without an adapter the test fails with the install hint.
 pub fn gpu() -> &'static Arc<Gpu> {
@@ -166,4 +169,28 @@ pub fn train_b0() -> std::process::Command {
     let path = debug.join("examples").join(format!("train_b0{}", std::env::consts::EXE_SUFFIX));
     assert!(path.exists(), "{} not built (cargo test builds the examples)", path.display());
     std::process::Command::new(path)
+}
+
+/// A file under tests/fixtures (committed, small).
+pub fn local(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub fn metadata(path: &std::path::Path) -> HashMap<String, String> {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().clone().unwrap_or_default()
+}
+
+/// The config a committed fixture (tests/fixtures/{tag}_io.safetensors) was made with, from its
+/// metadata.
+pub fn fixture_config(tag: &str) -> (Config, WeightFormat) {
+    let meta = metadata(&local(&format!("{tag}_io.safetensors")));
+    let format: WeightFormat = meta["format"].parse().unwrap();
+    let mut config = Config::new(Variant::parse(&meta["variant"]).unwrap(), meta["num_classes"].parse().unwrap());
+    config.width = meta["width"].parse().unwrap();
+    config.depth = meta["depth"].parse().unwrap();
+    format.adjust_config(&mut config);
+    assert_eq!(config.bn_eps, meta["bn_eps"].parse::<f32>().unwrap(), "{tag}: eps");
+    (config, format)
 }
