@@ -10,7 +10,7 @@ pub use crate::data::load_image;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer, Readback};
 use crate::model::{imagenet_label, Config, EfficientNet, ForwardPlan, Variant, WeightFormat};
-use crate::ops::{bilinear_resize_fwd, BilinearResizeParams};
+use crate::ops::{bilinear_resize_fwd, resample_image_h, resample_image_v, BilinearResizeParams, ImageResampleParams};
 
 /// ImageNet's per-channel mean (R, G, B) on the 0–1 scale.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -326,6 +326,86 @@ impl Preprocess {
             .collect()
     }
 
+    /// The resize of an `h` x `w` image as the GPU passes run it: their parameters (not yet
+    /// `srgb`) and taps tables, the weights of [`Preprocess::resample`]'s in f32.
+    pub fn image_tables(&self, h: usize, w: usize) -> Result<(ImageResampleParams, Vec<f32>, Vec<f32>)> {
+        self.validate()?;
+        if h == 0 || w == 0 {
+            return Err(Error::invalid(format!("an image of {w}x{h} pixels has nothing to classify")));
+        }
+        let res = self.resolution;
+        let (rh, rw) = self.resized_size(h, w);
+        let top = ((rh - res) as f64 / 2.0).round_ties_even() as usize;
+        let left = ((rw - res) as f64 / 2.0).round_ties_even() as usize;
+        let rows = self.taps(h, rh, top, res);
+        let cols = self.taps(w, rw, left, res);
+        let y0 = rows.iter().map(|t| t.0).min().unwrap_or(0);
+        let y_hi = rows.iter().map(|t| t.0 + t.1.len()).max().unwrap_or(0);
+        let table = |taps: &[(usize, Vec<f64>)], base: usize| {
+            let k = taps.iter().map(|t| t.1.len()).max().unwrap_or(1);
+            let mut out = Vec::with_capacity(taps.len() * (1 + k));
+            for (first, weights) in taps {
+                out.push((first - base) as f32);
+                out.extend(weights.iter().map(|&v| v as f32));
+                out.extend(std::iter::repeat_n(0.0, k - weights.len()));
+            }
+            (k, out)
+        };
+        let (taps_h, h_table) = table(&cols, 0);
+        let (taps_v, v_table) = table(&rows, y0);
+        let p = ImageResampleParams {
+            y0,
+            rows: y_hi - y0,
+            res,
+            taps_h,
+            taps_v,
+            srgb: false,
+            round_between: self.round_between_passes,
+        };
+        Ok((p, h_table, v_table))
+    }
+
+    /// Records the preprocessing of a host's texture on the GPU (resize, crop, 8-bit rounding,
+    /// normalisation: no CPU copy of the image), writing `dst` (3, resolution, resolution). The
+    /// buffers returned must live until the dispatches are submitted.
+    fn record_texture(
+        &self,
+        gpu: &Gpu,
+        texture: &wgpu::Texture,
+        affine: &GpuBuffer,
+        dst: &GpuBuffer,
+    ) -> Result<(Vec<Dispatch>, Vec<GpuBuffer>)> {
+        let srgb = check_texture(texture)?;
+        let (mut p, h_table, v_table) = self.image_tables(texture.height() as usize, texture.width() as usize)?;
+        p.srgb = srgb;
+        let view = texture.create_view(&wgpu::TextureViewDescriptor {
+            label: Some("classified image"),
+            mip_level_count: Some(1),
+            ..Default::default()
+        });
+        let (h_taps, v_taps) = (gpu.upload(&h_table, "taps across")?, gpu.upload(&v_table, "taps down")?);
+        let across = gpu.empty(p.across_len(), "resized rows")?;
+        let dispatches = vec![
+            resample_image_h(gpu, &p, &h_taps, &across, &view)?,
+            resample_image_v(gpu, &p, &across, &v_taps, affine, dst)?,
+        ];
+        Ok((dispatches, vec![h_taps, v_taps, across]))
+    }
+
+    /// The network input for `textures` (each an image on `gpu`'s device), made on the GPU as
+    /// [`Classifier::classify_textures`] makes it: (n, 3, resolution, resolution), NCHW.
+    pub fn apply_textures(&self, gpu: &Gpu, textures: &[&wgpu::Texture]) -> Result<Vec<f32>> {
+        let affine = gpu.upload(&self.affine(), "normalisation")?;
+        let mut out = Vec::new();
+        for texture in textures {
+            let dst = gpu.empty(3 * self.resolution * self.resolution, "preprocessed")?;
+            let (dispatches, _keep) = self.record_texture(gpu, texture, &affine, &dst)?;
+            crate::gpu::submit(gpu, &dispatches)?;
+            out.extend(gpu.read(&dst)?);
+        }
+        Ok(out)
+    }
+
     /// The kernel's per-channel affine: `(x - mean) / std` as `x * (1/std) + (-mean/std)`.
     fn affine(&self) -> [f32; 6] {
         let [m0, m1, m2] = self.mean;
@@ -533,6 +613,76 @@ impl Classifier {
         Ok(staged.read(gpu, index))
     }
 
+    /// Class probabilities of images the app already has on the GPU (a rendered or video
+    /// frame, an uploaded photo): resized, cropped, rounded and normalised on the GPU as the
+    /// CPU-decoded path does it, with no copy to the CPU. Each texture must be 2-D, on the
+    /// model's device, with `TEXTURE_BINDING` usage and an RGBA/BGRA 8-bit (sRGB or not),
+    /// `Rgba16Float` or `Rgba32Float` format; alpha is ignored, values are rounded to 8 bits.
+    pub fn texture_probabilities(&self, textures: &[&wgpu::Texture]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(textures.len());
+        for chunk in textures.chunks(self.slice()?) {
+            let probs = self.submit_textures(chunk)?.wait()?.remove(0);
+            out.extend(self.rows(probs)?);
+        }
+        Ok(out)
+    }
+
+    /// The `k` most probable classes of each texture (see `texture_probabilities`).
+    pub fn classify_textures(&self, textures: &[&wgpu::Texture], k: usize) -> Result<Vec<Vec<Prediction>>> {
+        Ok(self.top(self.texture_probabilities(textures)?, k))
+    }
+
+    /// `classify_textures` without blocking: submitted now, resolved through `map_async`.
+    pub fn classify_textures_async(
+        &self,
+        textures: &[&wgpu::Texture],
+        k: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<Prediction>>>> + Send + 'static {
+        let submitted: Result<Vec<Readback>> =
+            self.slice().and_then(|slice| textures.chunks(slice).map(|c| self.submit_textures(c)).collect());
+        let (classes, allow) = (self.model.config.num_classes, self.model.allows_non_finite());
+        let labels = self.labels.clone();
+        async move {
+            let mut out = Vec::new();
+            for readback in submitted? {
+                out.extend(probability_rows(readback.await?.remove(0), classes, allow)?);
+            }
+            Ok(top_predictions(out, k, labels.as_deref()))
+        }
+    }
+
+    /// One chunk of textures in one command buffer: each preprocessed straight into its slot of
+    /// the plan's input, then the forward with softmax and the copy of the probabilities out.
+    fn submit_textures(&self, chunk: &[&wgpu::Texture]) -> Result<Readback> {
+        let gpu = self.gpu();
+        let res = self.preprocess.resolution;
+        let plan = self.model.plan(chunk.len(), res, res, &[])?;
+        let affine = gpu.upload(&self.preprocess.affine(), "normalisation")?;
+        let per_image = 3 * res * res;
+        let (mut dispatches, mut keep, mut copies) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, texture) in chunk.iter().enumerate() {
+            let slot = plan.input().slice(i * per_image, per_image);
+            // A slot at an offset the device cannot bind goes through a buffer of its own.
+            let dst = match slot.offset.is_multiple_of(gpu.limits.min_storage_buffer_offset_alignment as u64) {
+                true => slot,
+                false => {
+                    let own = gpu.empty(per_image, "preprocessed")?;
+                    copies.push((slot.offset, own.clone()));
+                    own
+                }
+            };
+            let (d, k) = self.preprocess.record_texture(gpu, texture, &affine, &dst)?;
+            dispatches.extend(d);
+            keep.extend(k);
+        }
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        crate::gpu::encode_dispatches(&mut encoder, "preprocess", &dispatches);
+        for (offset, own) in &copies {
+            encoder.copy_buffer_to_buffer(&own.buffer, 0, &plan.input().buffer, *offset, own.bytes());
+        }
+        self.finish(plan, encoder)
+    }
+
     /// The `k` most probable classes of each image, most probable first.
     pub fn classify(&self, images: &[RgbPlanes], k: usize) -> Result<Vec<Vec<Prediction>>> {
         Ok(self.top(self.probabilities(images)?, k))
@@ -582,6 +732,68 @@ fn top_predictions(probs: Vec<Vec<f32>>, k: usize, labels: Option<&[String]>) ->
                 .collect()
         })
         .collect()
+}
+
+/// Uploads a decoded image as an `Rgba8UnormSrgb` texture (usage `TEXTURE_BINDING | COPY_DST`),
+/// the way a UI shows a photo: for [`Classifier::classify_textures`], or to draw.
+pub fn image_texture(gpu: &Gpu, img: &image::RgbaImage) -> Result<wgpu::Texture> {
+    let (w, h) = img.dimensions();
+    let max = gpu.limits.max_texture_dimension_2d;
+    if w == 0 || h == 0 || w > max || h > max {
+        return Err(Error::ExceedsDeviceLimit {
+            what: format!("a {w}x{h} texture"),
+            needed: w.max(h) as u64,
+            limit: max as u64,
+            limit_name: "max_texture_dimension_2d",
+            hint: "classify the decoded image instead (Classifier::classify), which has no size limit".into(),
+        });
+    }
+    let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
+    let texture = gpu.scoped("an image texture", 4 * w as u64 * h as u64, || {
+        gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("image"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8UnormSrgb,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        })
+    })?;
+    gpu.queue.write_texture(
+        texture.as_image_copy(),
+        img.as_raw(),
+        wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * w), rows_per_image: Some(h) },
+        size,
+    );
+    Ok(texture)
+}
+
+/// Whether `texture` can be classified (an error naming what is wrong if not), and whether its
+/// format is sRGB.
+fn check_texture(texture: &wgpu::Texture) -> Result<bool> {
+    use wgpu::TextureFormat as F;
+    let srgb = match texture.format() {
+        F::Rgba8Unorm | F::Bgra8Unorm | F::Rgba16Float | F::Rgba32Float => false,
+        F::Rgba8UnormSrgb | F::Bgra8UnormSrgb => true,
+        other => {
+            return Err(Error::invalid(format!(
+                "a texture of format {other:?} cannot be classified: use Rgba8Unorm(Srgb), Bgra8Unorm(Srgb), \
+                 Rgba16Float or Rgba32Float"
+            )))
+        }
+    };
+    if !texture.usage().contains(wgpu::TextureUsages::TEXTURE_BINDING) {
+        return Err(Error::invalid(format!(
+            "the texture's usage {:?} lacks TEXTURE_BINDING, which the classifier reads it through",
+            texture.usage()
+        )));
+    }
+    if texture.dimension() != wgpu::TextureDimension::D2 || texture.sample_count() != 1 {
+        return Err(Error::invalid("only single-sampled 2-D textures can be classified"));
+    }
+    Ok(srgb)
 }
 
 /// Indices and values of the `k` largest entries, largest first (ties: lower index first).

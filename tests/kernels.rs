@@ -40,6 +40,8 @@ mod gemm_matches_cpu_ref;
 mod global_avg_pool_matches_cpu_ref;
 #[path = "kernels/optim_matches_cpu_ref.rs"]
 mod optim_matches_cpu_ref;
+#[path = "kernels/resample_image_matches_cpu_ref.rs"]
+mod resample_image_matches_cpu_ref;
 #[path = "kernels/se_gate_bwd_matches_cpu_ref.rs"]
 mod se_gate_bwd_matches_cpu_ref;
 #[path = "kernels/softmax_cross_entropy_matches_cpu_ref.rs"]

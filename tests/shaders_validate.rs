@@ -28,6 +28,11 @@ fn kind_of(module: &naga::Module, var: &naga::GlobalVariable) -> Option<BindingK
                 dim: naga::ImageDimension::D2,
                 ..
             } if !access.contains(StorageAccess::STORE) => Some(BindingKind::Texels),
+            TypeInner::Image {
+                class: ImageClass::Sampled { kind: naga::ScalarKind::Float, multi: false },
+                dim: naga::ImageDimension::D2,
+                arrayed: false,
+            } => Some(BindingKind::Image),
             _ => None,
         },
         _ => None,

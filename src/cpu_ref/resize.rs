@@ -1,6 +1,6 @@
 //! CPU twin of the `resize` kernels.
 
-use crate::ops::BilinearResizeParams;
+use crate::ops::{BilinearResizeParams, ImageResampleParams};
 
 /// Source taps and weights along one axis, as PyTorch computes them.
 fn resize_taps(dst: usize, start: f64, ratio: f64, size: usize, antialias: bool) -> Vec<(usize, f64)> {
@@ -68,4 +68,51 @@ pub fn bilinear_resize_bwd(p: &BilinearResizeParams, dy: &[f32], affine: &[f32])
         }
     }
     dx.into_iter().map(|v| v as f32).collect()
+}
+
+/// `resample_image_h` on an 8-bit RGBA image (h, w, 4) whose values are the levels the texture
+/// holds (sRGB-encoded ones as they are).
+pub fn resample_image_h(p: &ImageResampleParams, rgba: &[u8], w: usize, taps: &[f32]) -> Vec<f32> {
+    let k = p.taps_h;
+    let mut across = vec![0f32; p.across_len()];
+    for r in 0..p.rows {
+        for ox in 0..p.res {
+            let t = &taps[ox * (1 + k)..(ox + 1) * (1 + k)];
+            let first = t[0] as usize;
+            for c in 0..3 {
+                let mut sum = 0f32;
+                for (j, &wk) in t[1..].iter().enumerate() {
+                    let x = (first + j).min(w - 1);
+                    sum += wk * rgba[((p.y0 + r) * w + x) * 4 + c] as f32;
+                }
+                if p.round_between {
+                    sum = (sum + 0.5).floor().clamp(0.0, 255.0);
+                }
+                across[(c * p.rows + r) * p.res + ox] = sum;
+            }
+        }
+    }
+    across
+}
+
+/// `resample_image_v`: rows of `across` → (3, res, res), rounded to 8 bits, scaled to [0, 1]
+/// and normalised by `affine`.
+pub fn resample_image_v(p: &ImageResampleParams, across: &[f32], taps: &[f32], affine: &[f32]) -> Vec<f32> {
+    let k = p.taps_v;
+    let mut y = vec![0f32; p.output_len()];
+    for c in 0..3 {
+        for oy in 0..p.res {
+            let t = &taps[oy * (1 + k)..(oy + 1) * (1 + k)];
+            let first = t[0] as usize;
+            for ox in 0..p.res {
+                let mut sum = 0f32;
+                for (j, &wk) in t[1..].iter().enumerate() {
+                    sum += wk * across[(c * p.rows + (first + j).min(p.rows - 1)) * p.res + ox];
+                }
+                let v = (sum + 0.5).floor().clamp(0.0, 255.0) / 255.0;
+                y[(c * p.res + oy) * p.res + ox] = v * affine[c] + affine[3 + c];
+            }
+        }
+    }
+    y
 }

@@ -406,6 +406,11 @@ impl Gpu {
                                 format: wgpu::TextureFormat::Rgba32Float,
                                 view_dimension: wgpu::TextureViewDimension::D2,
                             },
+                            BindingKind::Image => wgpu::BindingType::Texture {
+                                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                                view_dimension: wgpu::TextureViewDimension::D2,
+                                multisampled: false,
+                            },
                         },
                         count: None,
                     })

@@ -38,34 +38,7 @@ impl Dispatch {
         threads: u64,
         label: impl Into<String>,
     ) -> Result<Dispatch> {
-        if buffers.len() != kernel.bindings().len() {
-            return Err(Error::invalid(format!(
-                "{}: {} buffers bound, its shader has {} bindings",
-                kernel.name(),
-                buffers.len(),
-                kernel.bindings().len()
-            )));
-        }
-        // Every override must exist in the shader and be finite: wgpu panics on either.
-        for &(name, value) in constants {
-            if !kernel.overrides().contains(&name) {
-                return Err(Error::invalid(format!("{}: its shader has no override named {name}", kernel.name())));
-            }
-            if !value.is_finite() {
-                return Err(Error::invalid(format!(
-                    "{}: override {name} is {value}, not a finite number",
-                    kernel.name()
-                )));
-            }
-        }
-        for (slot, (b, kind)) in buffers.iter().zip(kernel.bindings()).enumerate() {
-            if *kind == BindingKind::Texels && (!b.len.is_multiple_of(4) || !b.offset.is_multiple_of(16)) {
-                return Err(Error::invalid(format!(
-                    "{}: binding {slot} must be whole vec4s at a 16-byte offset to be read as texels",
-                    kernel.name()
-                )));
-            }
-        }
+        check(kernel, constants, buffers, kernel.bindings().len())?;
         let pipeline = gpu.pipeline(kernel, constants)?;
         let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
         let buffers: Vec<GpuBuffer> = buffers.iter().map(|b| (*b).clone()).collect();
@@ -80,6 +53,53 @@ impl Dispatch {
             label: label.into(),
             copies,
             buffers,
+        })
+    }
+
+    /// `new` for a kernel whose last binding is a host's texture (`BindingKind::Image`), bound
+    /// through `image`; `buffers` are the bindings before it.
+    pub fn with_image(
+        gpu: &Gpu,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+        buffers: &[&GpuBuffer],
+        image: &wgpu::TextureView,
+        threads: u64,
+        label: impl Into<String>,
+    ) -> Result<Dispatch> {
+        if kernel.bindings().last() != Some(&BindingKind::Image) {
+            return Err(Error::invalid(format!("{}: its last binding is not an image", kernel.name())));
+        }
+        check(kernel, constants, buffers, kernel.bindings().len() - 1)?;
+        let pipeline = gpu.pipeline(kernel, constants)?;
+        let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.binding() })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: buffers.len() as u32,
+            resource: wgpu::BindingResource::TextureView(image),
+        });
+        let layout = gpu.bind_group_layout(kernel);
+        let bind_group = gpu.scoped(&format!("binding the image of {}", kernel.name()), 0, || {
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.name()),
+                layout: &layout,
+                entries: &entries,
+            })
+        })?;
+        Ok(Dispatch {
+            kernel,
+            pipeline,
+            bind_group,
+            workgroups,
+            flops: 0,
+            bytes: 0,
+            label: label.into(),
+            copies: Vec::new(),
+            buffers: buffers.iter().map(|b| (*b).clone()).collect(),
         })
     }
 
@@ -115,6 +135,36 @@ impl Dispatch {
         let [x, y, z] = self.workgroups;
         pass.dispatch_workgroups(x, y, z);
     }
+}
+
+/// Refuses what wgpu would panic on: a wrong number of buffers, an override the shader lacks or a
+/// non-finite one, a texel input that is not whole vec4s.
+fn check(kernel: Kernel, constants: &[(&'static str, f64)], buffers: &[&GpuBuffer], wanted: usize) -> Result<()> {
+    if buffers.len() != wanted {
+        return Err(Error::invalid(format!(
+            "{}: {} buffers bound, its shader has {} bindings",
+            kernel.name(),
+            buffers.len(),
+            kernel.bindings().len()
+        )));
+    }
+    for &(name, value) in constants {
+        if !kernel.overrides().contains(&name) {
+            return Err(Error::invalid(format!("{}: its shader has no override named {name}", kernel.name())));
+        }
+        if !value.is_finite() {
+            return Err(Error::invalid(format!("{}: override {name} is {value}, not a finite number", kernel.name())));
+        }
+    }
+    for (slot, (b, kind)) in buffers.iter().zip(kernel.bindings()).enumerate() {
+        if *kind == BindingKind::Texels && (!b.len.is_multiple_of(4) || !b.offset.is_multiple_of(16)) {
+            return Err(Error::invalid(format!(
+                "{}: binding {slot} must be whole vec4s at a 16-byte offset to be read as texels",
+                kernel.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The bind group of `kernel` over `buffers`, with a scratch texture for each texel input chosen

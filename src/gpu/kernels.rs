@@ -12,9 +12,12 @@ pub enum BindingKind {
     /// just before the dispatch (see `gpu::TexelCopy`): on CPU adapters a texel load is a vector
     /// gather, 3–4x cheaper than a storage-buffer load.
     Texels,
+    /// A sampled `texture_2d<f32>` the host owns (any float format), read with `textureLoad`:
+    /// always the last binding, given to `Dispatch::with_image`.
+    Image,
 }
 
-use BindingKind::{Read as R, Texels as T, Write as W};
+use BindingKind::{Image as I, Read as R, Texels as T, Write as W};
 
 use super::Dtype;
 
@@ -160,6 +163,10 @@ kernels! {
     SoftmaxFwd => "softmax_fwd", "softmax/softmax_fwd.wgsl", "main", F32, [R, W];
     /// Bilinear resize of an NCHW window, then a per-channel affine: x, affine (mul, add), y.
     BilinearResizeFwd => "bilinear_resize_fwd", "resize/bilinear_resize_fwd.wgsl", "main", F32, [R, R, W];
+    /// The preprocessing's horizontal resize pass from a host's texture: taps, across, image.
+    ResampleImageH => "resample_image_h", "resize/resample_image_h.wgsl", "main", F32, [R, W, I];
+    /// Its vertical pass, rounding and normalisation: across, taps, affine, y.
+    ResampleImageV => "resample_image_v", "resize/resample_image_v.wgsl", "main", F32, [R, R, R, W];
     /// y = act(x * scale + shift), stochastic depth, residual: x, scale_shift, residual, seed, y.
     BnActFwd => "bn_act_fwd", "bn_act/bn_act_fwd.wgsl", "main", F32, [R, R, R, R, W];
     /// `BnActFwd` on CPU adapters, C % 4 == 0, x and residual as texels; the same bindings.
@@ -428,6 +435,8 @@ const OVERRIDES: &[(&str, &[&str])] = &[
         "resize/bilinear_resize_fwd.wgsl",
         &["N", "C", "IH", "IW", "OH", "OW", "Y0", "X0", "RATIO_H", "RATIO_W", "ANTIALIAS"],
     ),
+    ("resize/resample_image_h.wgsl", &["ROWS", "RES", "K", "Y0", "SRGB", "ROUND"]),
+    ("resize/resample_image_v.wgsl", &["ROWS", "RES", "K"]),
     ("se/se_gate_bwd.wgsl", &["N", "HW", "C", "ROWS"]),
     ("se/se_gate_bwd_texel.wgsl", &["N", "HW", "C", "ROWS"]),
     ("softmax/softmax_fwd.wgsl", &["ROWS", "COLS"]),

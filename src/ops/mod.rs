@@ -39,7 +39,10 @@ pub use optim::{ema_update, grad_norm2, optimizer_step, OptimizerKind, Optimizer
 pub use padding::{conv_padding, Padding};
 pub use pool::{global_avg_pool_fwd, GlobalAvgPoolParams};
 pub use reduce::{add_inplace, sum_partials, SumPartialsParams};
-pub use resize::{bilinear_resize_bwd, bilinear_resize_fwd, BilinearResizeParams};
+pub use resize::{
+    bilinear_resize_bwd, bilinear_resize_fwd, resample_image_h, resample_image_v, BilinearResizeParams,
+    ImageResampleParams,
+};
 pub use se::{se_gate_bwd, SeGateParams};
 pub use softmax::{softmax_fwd, SoftmaxParams};
 

@@ -124,3 +124,80 @@ pub fn bilinear_resize_bwd(
     Ok(Dispatch::new(gpu, Kernel::BilinearResizeBwd, &c, &[dy, affine, dx], input_len as u64, "bilinear_resize_bwd")?
         .with_cost(8 * n, 4 * (n + input_len as u64)))
 }
+
+/// The preprocessing's separable resize read from a host's texture (`resample_image_h` then
+/// `resample_image_v`): source rows `y0..y0 + rows` resampled across to `res` columns, then down
+/// to `res` rows. The taps tables hold, per output, the first source index and `taps_*` weights
+/// (zero-padded), as `infer::Preprocess` computes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageResampleParams {
+    /// First source row the vertical pass reads.
+    pub y0: usize,
+    /// Source rows the vertical pass reads.
+    pub rows: usize,
+    /// Output side (the crop).
+    pub res: usize,
+    /// Weights per output column.
+    pub taps_h: usize,
+    /// Weights per output row.
+    pub taps_v: usize,
+    /// The texture's format is sRGB: encode its values back before rounding to 8 bits.
+    pub srgb: bool,
+    /// Round the horizontal pass to 8 bits (PIL); off keeps it exact (torch on uint8 tensors).
+    pub round_between: bool,
+}
+
+impl ImageResampleParams {
+    /// Elements of the horizontal pass's output, (3, rows, res).
+    pub fn across_len(&self) -> usize {
+        3 * self.rows * self.res
+    }
+
+    /// Elements of the result, (3, res, res).
+    pub fn output_len(&self) -> usize {
+        3 * self.res * self.res
+    }
+}
+
+/// Records the horizontal pass over `image` (a `texture_2d<f32>` view) into `across`.
+pub fn resample_image_h(
+    gpu: &Gpu,
+    p: &ImageResampleParams,
+    taps: &GpuBuffer,
+    across: &GpuBuffer,
+    image: &wgpu::TextureView,
+) -> Result<Dispatch> {
+    check_len("resample_image_h taps", taps, p.res * (1 + p.taps_h))?;
+    check_len("resample_image_h across", across, p.across_len())?;
+    let c = [
+        ("ROWS", p.rows as f64),
+        ("RES", p.res as f64),
+        ("K", p.taps_h as f64),
+        ("Y0", p.y0 as f64),
+        ("SRGB", p.srgb as u32 as f64),
+        ("ROUND", p.round_between as u32 as f64),
+    ];
+    let n = (p.rows * p.res) as u64;
+    Ok(Dispatch::with_image(gpu, Kernel::ResampleImageH, &c, &[taps, across], image, n, "resample_image_h")?
+        .with_cost(6 * n * p.taps_h as u64, 4 * (3 * n + n * p.taps_h as u64)))
+}
+
+/// Records the vertical pass: `across` → `y` (3, res, res), rounded to 8 bits and normalised by
+/// `affine` (3 multipliers, 3 addends).
+pub fn resample_image_v(
+    gpu: &Gpu,
+    p: &ImageResampleParams,
+    across: &GpuBuffer,
+    taps: &GpuBuffer,
+    affine: &GpuBuffer,
+    y: &GpuBuffer,
+) -> Result<Dispatch> {
+    check_len("resample_image_v across", across, p.across_len())?;
+    check_len("resample_image_v taps", taps, p.res * (1 + p.taps_v))?;
+    check_len("resample_image_v affine", affine, 6)?;
+    check_len("resample_image_v y", y, p.output_len())?;
+    let c = [("ROWS", p.rows as f64), ("RES", p.res as f64), ("K", p.taps_v as f64)];
+    let n = p.output_len() as u64;
+    Ok(Dispatch::new(gpu, Kernel::ResampleImageV, &c, &[across, taps, affine, y], n, "resample_image_v")?
+        .with_cost(2 * n * p.taps_v as u64, 4 * (2 * n + n * p.taps_v as u64)))
+}
