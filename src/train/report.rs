@@ -87,6 +87,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
     Ok(rows)
 }
 
+#[cfg(feature = "report")]
 fn plot_svg(rows: &[MetricsRow], title: &str) -> Result<String> {
     use plotters::prelude::*;
     let err = |e: &dyn std::fmt::Display| Error::invalid(format!("plot: {e}"));
@@ -135,7 +136,9 @@ fn plot_svg(rows: &[MetricsRow], title: &str) -> Result<String> {
 }
 
 /// Writes the loss/accuracy plot as `path` (PNG) and the same plot beside it as SVG, each
-/// replaced atomically (through [`crate::fsio::write_atomic`]).
+/// replaced atomically (through [`crate::fsio::write_atomic`]). Needs the `report` feature (on by
+/// default: plotters and resvg).
+#[cfg(feature = "report")]
 pub fn write_plot(path: &Path, rows: &[MetricsRow], title: &str) -> Result<()> {
     let svg = plot_svg(rows, title)?;
     crate::fsio::write_atomic(path.with_extension("svg"), &svg)?;
