@@ -17,6 +17,9 @@ if [ "${EFFNET_NO_DATA:-0}" != 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]
   need_apt+=(dataset-fashion-mnist)
 fi
 if ! command -v cc >/dev/null 2>&1; then need_apt+=(gcc libc6-dev); fi
+# A virtual X display, for the desktop demo's headless test (tests/desktop.rs; test.sh sets
+# EFFNET_TESTS=1).
+if [ "${EFFNET_TESTS:-0}" = 1 ] && { ! command -v xvfb-run >/dev/null 2>&1 || ! command -v xauth >/dev/null 2>&1; }; then need_apt+=(xvfb xauth); fi
 # A font for the text of the training plot (it is drawn without text where none is installed).
 if [ "${EFFNET_NO_DATA:-0}" != 1 ] && ! ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1; then
   need_apt+=(fonts-dejavu-core)

@@ -9,7 +9,7 @@
 # when the folder $EFFNET_FIXTURES (default ../shared/fixtures) exists, as it does in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EFFNET_NO_DATA=${EFFNET_NO_DATA:-1} source scripts/setup.sh
+EFFNET_TESTS=1 EFFNET_NO_DATA=${EFFNET_NO_DATA:-1} source scripts/setup.sh
 # lavapipe's window-system layer warns when this is unset; compute needs no display.
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 

@@ -164,11 +164,16 @@ pub fn nhwc_to_nchw(x: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
 /// The example `train_b0`, which `cargo test` builds beside the test binaries (run the whole
 /// suite, or `cargo build --examples` first, so that it is the current code's).
 pub fn train_b0() -> std::process::Command {
+    std::process::Command::new(example("train_b0"))
+}
+
+/// The path of the example `name`, built by `cargo test` beside the test binaries.
+pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let debug = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = debug.join("examples").join(format!("train_b0{}", std::env::consts::EXE_SUFFIX));
+    let path = debug.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(path.exists(), "{} not built (cargo test builds the examples)", path.display());
-    std::process::Command::new(path)
+    path
 }
 
 /// A file under tests/fixtures (committed, small).
