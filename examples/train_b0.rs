@@ -155,6 +155,7 @@ fn datasets(args: &Args) -> Result<(Dataset, Dataset, Augment, Normalize)> {
 }
 
 fn run(args: Args) -> Result<()> {
+    let process_start = Instant::now();
     let (mut train, test, augment, norm) = datasets(&args)?;
     if let Some(n) = args.train_limit {
         train.truncate(n);
@@ -201,6 +202,9 @@ fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let gpu = Arc::new(Gpu::new()?);
     eprintln!("adapter: {}", gpu.describe());
+    if let Some(why) = &gpu.pipeline_cache_status().ignored {
+        eprintln!("note: pipeline cache {why}");
+    }
     eprintln!(
         "{}: {} parameters, {classes} classes, {} training / {} test images at {}x{}, batch {}, {} steps per epoch",
         config.name,
@@ -299,9 +303,22 @@ fn run(args: Args) -> Result<()> {
         // The loader's figures over the last logging window: (wait, elapsed) seconds at its start.
         let (mut last_wait, mut last_elapsed, mut first_window) = (0.0, 0.0, true);
         let mut epoch_done = true;
+        let mut first_of_run = images == 0;
         for batch in loader {
             let batch = batch?;
             trainer.train_batch(&batch)?;
+            if first_of_run {
+                // Start-up, as scripts/startup.sh measures it: the step's results read back.
+                trainer.last_loss_and_accuracy(&batch.targets)?;
+                bar.println(format!(
+                    "first training step done {:.2} s after start",
+                    process_start.elapsed().as_secs_f64()
+                ));
+                first_of_run = false;
+                // The step's pipelines are compiled now: keep them for the next run (a cache
+                // that cannot be written only costs start-up time).
+                let _ = gpu.save_pipeline_cache();
+            }
             images += batch.len() as u64;
             window_images += batch.len() as u64;
             bar.set_position(trainer.step);

@@ -341,9 +341,11 @@ impl Preprocess {
         let cols = self.taps(w, rw, left, res);
         let y0 = rows.iter().map(|t| t.0).min().unwrap_or(0);
         let y_hi = rows.iter().map(|t| t.0 + t.1.len()).max().unwrap_or(0);
-        let table = |taps: &[(usize, Vec<f64>)], base: usize| {
+        // A header the kernels read their sizes from (K, rows, first row), then the taps.
+        let table = |taps: &[(usize, Vec<f64>)], base: usize, first_row: usize| {
             let k = taps.iter().map(|t| t.1.len()).max().unwrap_or(1);
-            let mut out = Vec::with_capacity(taps.len() * (1 + k));
+            let mut out = Vec::with_capacity(4 + taps.len() * (1 + k));
+            out.extend([k as f32, (y_hi - y0) as f32, first_row as f32, 0.0]);
             for (first, weights) in taps {
                 out.push((first - base) as f32);
                 out.extend(weights.iter().map(|&v| v as f32));
@@ -351,8 +353,8 @@ impl Preprocess {
             }
             (k, out)
         };
-        let (taps_h, h_table) = table(&cols, 0);
-        let (taps_v, v_table) = table(&rows, y0);
+        let (taps_h, h_table) = table(&cols, 0, y0);
+        let (taps_v, v_table) = table(&rows, y0, 0);
         let p = ImageResampleParams {
             y0,
             rows: y_hi - y0,
@@ -519,6 +521,17 @@ impl Classifier {
     /// The GPU the model lives on.
     pub fn gpu(&self) -> &Arc<Gpu> {
         self.model.gpu()
+    }
+
+    /// Compiles and runs once everything a classification of one image uses (the network at the
+    /// preprocessing's resolution, and the texture path's resize), so that the first real one is
+    /// fast. An app runs it on a background thread at start.
+    pub fn warm_up(&self) -> Result<()> {
+        let res = self.preprocess.resolution;
+        self.model.warm_up(1, res, res)?;
+        let blank = image::RgbaImage::new(res as u32, res as u32);
+        self.texture_probabilities(&[&image_texture(self.gpu(), &blank)?])?;
+        Ok(())
     }
 
     /// Names the classes with `labels` (one per class, in class order): the names a trained model

@@ -7,14 +7,13 @@
 // Texels are read as the 8-bit levels a decoded file would give: sRGB formats (SRGB = 1) are
 // encoded back from the linear values textureLoad returns, and every format is rounded to 1/255.
 //
-// Bindings: 0 taps (RES x (1 + K): first source column, then K weights), 1 across (3, ROWS, RES),
-// 2 image (texture_2d, any float format).
+// Bindings: 0 taps (a header K, ROWS, Y0, 0, then RES x (1 + K): first source column, then K
+// weights), 1 across (3, ROWS, RES), 2 image (texture_2d, any float format).
+// The numbers that change with the image's size are read from the header, not overrides: one
+// pipeline serves every image (a compile per photo size would cost more than the resize).
 // Thread: one output element.
 
-override ROWS: u32;
 override RES: u32;
-override K: u32;
-override Y0: u32;
 override SRGB: u32 = 0u;
 override ROUND: u32 = 1u;
 
@@ -40,12 +39,15 @@ fn level(x: u32, y: u32) -> vec3<f32> {
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = linear_id(gid, nwg);
+    let K = u32(taps[0]);
+    let ROWS = u32(taps[1]);
+    let Y0 = u32(taps[2]);
     if (t >= ROWS * RES) {
         return;
     }
     let ox = t % RES;
     let r = t / RES;
-    let base = ox * (1u + K);
+    let base = 4u + ox * (1u + K);
     let first = u32(taps[base]);
     let width = textureDimensions(image).x;
     var sum = vec3<f32>(0.0);

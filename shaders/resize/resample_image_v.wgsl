@@ -2,13 +2,12 @@
 // resample_image_h: each output pixel is the weighted sum of its taps over the horizontal pass's
 // rows, rounded to 8 bits, scaled to [0, 1] and normalised per channel (y = v * mul[c] + add[c]).
 //
-// Bindings: 0 across (3, ROWS, RES), 1 taps (RES x (1 + K): first row relative to the horizontal
-// pass's first, then K weights), 2 affine (3 multipliers, 3 addends), 3 y (3, RES, RES).
+// Bindings: 0 across (3, ROWS, RES), 1 taps (a header K, ROWS, 0, 0, then RES x (1 + K): first
+// row relative to the horizontal pass's first, then K weights), 2 affine (3 multipliers, 3
+// addends), 3 y (3, RES, RES). K and ROWS come from the header, as in resample_image_h.
 // Thread: one output element.
 
-override ROWS: u32;
 override RES: u32;
-override K: u32;
 
 @group(0) @binding(0) var<storage, read> across: array<f32>;
 @group(0) @binding(1) var<storage, read> taps: array<f32>;
@@ -24,7 +23,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ox = t % RES;
     let oy = (t / RES) % RES;
     let c = t / (RES * RES);
-    let base = oy * (1u + K);
+    let K = u32(taps[0]);
+    let ROWS = u32(taps[1]);
+    let base = 4u + oy * (1u + K);
     let first = u32(taps[base]);
     var sum = 0.0;
     for (var k = 0u; k < K; k++) {

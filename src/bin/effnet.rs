@@ -296,6 +296,15 @@ fn load_weights(args: &ModelArgs, w: &WeightArgs) -> Result<(Config, Weights, We
     Ok((cfg, weights, format.unwrap_or(detected)))
 }
 
+/// The GPU, saying so when its pipeline cache on disk could not be used.
+fn open_gpu() -> Result<Arc<Gpu>> {
+    let gpu = Gpu::new()?;
+    if let Some(why) = &gpu.pipeline_cache_status().ignored {
+        eprintln!("effnet: note: pipeline cache {why}");
+    }
+    Ok(Arc::new(gpu))
+}
+
 fn store(f16: bool) -> Dtype {
     if f16 {
         Dtype::F16
@@ -318,7 +327,7 @@ fn classify(
     labels: Option<&Path>,
     images: &[PathBuf],
 ) -> Result<()> {
-    let gpu = Arc::new(Gpu::new()?);
+    let gpu = open_gpu()?;
     let (cfg, weights, format) = load_weights(args, w)?;
     let model = EfficientNet::new_with_store(gpu.clone(), cfg, &weights, store)?;
     let mut classifier = Classifier::new(model);
@@ -463,7 +472,7 @@ fn run_tensor(
     feature_maps: bool,
 ) -> Result<()> {
     let (shape, data, _) = read_input(input, false)?;
-    let model = load_model(Arc::new(Gpu::new()?), args, w, store)?;
+    let model = load_model(open_gpu()?, args, w, store)?;
     let out = forward_with_progress(&model, &data, shape[0], shape[2], shape[3])?;
     let n = shape[0];
     let mut tensors = vec![

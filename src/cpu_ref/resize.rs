@@ -71,13 +71,13 @@ pub fn bilinear_resize_bwd(p: &BilinearResizeParams, dy: &[f32], affine: &[f32])
 }
 
 /// `resample_image_h` on an 8-bit RGBA image (h, w, 4) whose values are the levels the texture
-/// holds (sRGB-encoded ones as they are).
+/// holds (sRGB-encoded ones as they are). `taps` starts with its 4-value header.
 pub fn resample_image_h(p: &ImageResampleParams, rgba: &[u8], w: usize, taps: &[f32]) -> Vec<f32> {
     let k = p.taps_h;
     let mut across = vec![0f32; p.across_len()];
     for r in 0..p.rows {
         for ox in 0..p.res {
-            let t = &taps[ox * (1 + k)..(ox + 1) * (1 + k)];
+            let t = &taps[4 + ox * (1 + k)..4 + (ox + 1) * (1 + k)];
             let first = t[0] as usize;
             for c in 0..3 {
                 let mut sum = 0f32;
@@ -102,7 +102,7 @@ pub fn resample_image_v(p: &ImageResampleParams, across: &[f32], taps: &[f32], a
     let mut y = vec![0f32; p.output_len()];
     for c in 0..3 {
         for oy in 0..p.res {
-            let t = &taps[oy * (1 + k)..(oy + 1) * (1 + k)];
+            let t = &taps[4 + oy * (1 + k)..4 + (oy + 1) * (1 + k)];
             let first = t[0] as usize;
             for ox in 0..p.res {
                 let mut sum = 0f32;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::cache::{PersistentCache, PipelineCacheStatus};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{BindingKind, Kernel};
 
@@ -121,6 +122,8 @@ pub struct Gpu {
     /// dispatch has needed at once.
     textures: Mutex<std::collections::BTreeMap<u32, Vec<Arc<wgpu::Texture>>>>,
     health: Arc<Health>,
+    pipeline_cache: Option<PersistentCache>,
+    pipeline_cache_status: PipelineCacheStatus,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -217,14 +220,16 @@ impl Gpu {
     pub const REQUIRED_FEATURES: wgpu::Features = wgpu::Features::empty();
 
     /// Features the library uses where the device has them: timestamp queries (the bench's
-    /// per-kernel profile), `SHADER_F16` (f16 inference) and `SUBGROUP` (the texel GEMMs that
-    /// CPU adapters run fastest). Without them everything else runs, on other kernel variants.
+    /// per-kernel profile), `SHADER_F16` (f16 inference), `SUBGROUP` (the texel GEMMs that CPU
+    /// adapters run fastest) and `PIPELINE_CACHE` (compiled pipelines kept between runs). Without
+    /// them everything else runs, on other kernel variants.
     pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
         .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
         .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
         .union(wgpu::Features::SHADER_F16)
         .union(wgpu::Features::SUBGROUP)
-        .union(wgpu::Features::IMMEDIATES);
+        .union(wgpu::Features::IMMEDIATES)
+        .union(wgpu::Features::PIPELINE_CACHE);
 
     /// The limits everything runs within: wgpu's defaults (WebGPU's minimums: 8 storage buffers
     /// per stage, 128 MiB storage bindings, 16 KiB of workgroup memory), which is what eframe and
@@ -323,7 +328,10 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, message| {
             *h.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{reason:?}: {message}"));
         });
+        let (pipeline_cache, pipeline_cache_status) = PersistentCache::open(&device, &info);
         Ok(Gpu {
+            pipeline_cache,
+            pipeline_cache_status,
             device,
             queue,
             info,
@@ -462,7 +470,7 @@ impl Gpu {
                 module: &module,
                 entry_point: Some(kernel.entry_point()),
                 compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
-                cache: None,
+                cache: self.pipeline_cache.as_ref().map(|c| &c.cache),
             })
         })?);
         self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, pipeline.clone());
@@ -594,6 +602,19 @@ impl Gpu {
     pub fn scratch_texture_bytes(&self) -> u64 {
         let textures = self.textures.lock().unwrap_or_else(|e| e.into_inner());
         textures.values().flatten().map(|t| t.width() as u64 * t.height() as u64 * 16).sum()
+    }
+
+    /// Writes the persistent pipeline cache (see `gpu::PipelineCacheStatus`) when pipelines were
+    /// compiled since it was last written; the models call this after building a plan. Returns
+    /// whether it wrote.
+    pub fn save_pipeline_cache(&self) -> Result<bool> {
+        self.pipeline_cache.as_ref().map_or(Ok(false), PersistentCache::save)
+    }
+
+    /// Where the pipeline cache lives, what was read from it at start, and why it was ignored or
+    /// is off.
+    pub fn pipeline_cache_status(&self) -> &PipelineCacheStatus {
+        &self.pipeline_cache_status
     }
 
     /// Number of distinct pipelines built so far (the bench reports it).

@@ -1,8 +1,9 @@
 //! GPU plumbing, one concern a file: the context (adapter, device, capabilities, pipeline and
-//! layout caches), the kernel registry, buffers, readback, dispatches, texel copies for CPU
+//! layout caches), the persistent pipeline cache, the kernel registry, buffers, readback, dispatches, texel copies for CPU
 //! adapters, and timestamp profiling.
 
 mod buffer;
+mod cache;
 mod context;
 mod dispatch;
 pub mod kernels;
@@ -11,6 +12,7 @@ mod readback;
 mod texel;
 
 pub use buffer::{Dtype, GpuBuffer};
+pub use cache::PipelineCacheStatus;
 pub use context::{AdapterReport, Capabilities, Gpu, KernelClass};
 pub use dispatch::{encode_dispatches, encoded_copies, grid, submit, Dispatch};
 pub use kernels::{BindingKind, Kernel};

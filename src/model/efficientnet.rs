@@ -410,7 +410,25 @@ impl EfficientNet {
         if taps.is_empty() {
             self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert(key, plan.clone());
         }
+        self.keep_pipelines();
         Ok(plan)
+    }
+
+    /// Builds the plan for `batch` images of `h` x `w` and runs it once on zeros, so that the
+    /// first real call finds every pipeline compiled (drivers such as lavapipe compile at the
+    /// first dispatch) and the persistent pipeline cache written. Safe to run on a background
+    /// thread while the app starts (the model is `Sync`).
+    pub fn warm_up(&self, batch: usize, h: usize, w: usize) -> Result<()> {
+        let plan = self.plan(batch, h, w, &[])?;
+        plan.submit(&self.gpu, &vec![0.0; batch * 3 * h * w], &[plan.logits()])?.wait()?;
+        self.keep_pipelines();
+        Ok(())
+    }
+
+    /// Writes the persistent pipeline cache after new pipelines. A cache that cannot be written
+    /// costs only start-up time, so its error is not the caller's.
+    fn keep_pipelines(&self) {
+        let _ = self.gpu.save_pipeline_cache();
     }
 
     /// Bounds the cached plans to `bytes` of device memory (`ForwardPlan::activation_bytes`),

@@ -127,8 +127,10 @@ pub fn bilinear_resize_bwd(
 
 /// The preprocessing's separable resize read from a host's texture (`resample_image_h` then
 /// `resample_image_v`): source rows `y0..y0 + rows` resampled across to `res` columns, then down
-/// to `res` rows. The taps tables hold, per output, the first source index and `taps_*` weights
-/// (zero-padded), as `infer::Preprocess` computes them.
+/// to `res` rows. The taps tables hold a header (`taps_*`, `rows`, `y0` for the horizontal pass
+/// or 0, then 0) and per output the first source index and `taps_*` weights (zero-padded), as
+/// `infer::Preprocess` computes them; the kernels read the sizes from the header, so that one
+/// pipeline serves every image size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageResampleParams {
     /// First source row the vertical pass reads.
@@ -167,16 +169,9 @@ pub fn resample_image_h(
     across: &GpuBuffer,
     image: &wgpu::TextureView,
 ) -> Result<Dispatch> {
-    check_len("resample_image_h taps", taps, p.res * (1 + p.taps_h))?;
+    check_len("resample_image_h taps", taps, 4 + p.res * (1 + p.taps_h))?;
     check_len("resample_image_h across", across, p.across_len())?;
-    let c = [
-        ("ROWS", p.rows as f64),
-        ("RES", p.res as f64),
-        ("K", p.taps_h as f64),
-        ("Y0", p.y0 as f64),
-        ("SRGB", p.srgb as u32 as f64),
-        ("ROUND", p.round_between as u32 as f64),
-    ];
+    let c = [("RES", p.res as f64), ("SRGB", p.srgb as u32 as f64), ("ROUND", p.round_between as u32 as f64)];
     let n = (p.rows * p.res) as u64;
     Ok(Dispatch::with_image(gpu, Kernel::ResampleImageH, &c, &[taps, across], image, n, "resample_image_h")?
         .with_cost(6 * n * p.taps_h as u64, 4 * (3 * n + n * p.taps_h as u64)))
@@ -193,10 +188,10 @@ pub fn resample_image_v(
     y: &GpuBuffer,
 ) -> Result<Dispatch> {
     check_len("resample_image_v across", across, p.across_len())?;
-    check_len("resample_image_v taps", taps, p.res * (1 + p.taps_v))?;
+    check_len("resample_image_v taps", taps, 4 + p.res * (1 + p.taps_v))?;
     check_len("resample_image_v affine", affine, 6)?;
     check_len("resample_image_v y", y, p.output_len())?;
-    let c = [("ROWS", p.rows as f64), ("RES", p.res as f64), ("K", p.taps_v as f64)];
+    let c = [("RES", p.res as f64)];
     let n = p.output_len() as u64;
     Ok(Dispatch::new(gpu, Kernel::ResampleImageV, &c, &[across, taps, affine, y], n, "resample_image_v")?
         .with_cost(2 * n * p.taps_v as u64, 4 * (2 * n + n * p.taps_v as u64)))
