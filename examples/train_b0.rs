@@ -102,6 +102,11 @@ struct Args {
     /// same whatever the number.
     #[arg(long)]
     workers: Option<usize>,
+    /// Train on N devices at once, one replica each, the batch split evenly between them (one
+    /// per adapter where there are N GPUs, else N devices on one): each step equals one device
+    /// running the batch as N micro-batches.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    devices: u64,
     /// Read the loss back for the progress bar every N steps (each read waits for the GPU).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     log_every: u64,
@@ -200,11 +205,17 @@ fn run(args: Args) -> Result<()> {
         return Err(Error::invalid("--freeze-backbone needs --init WEIGHTS: a random backbone would stay random"));
     }
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let gpu = Arc::new(Gpu::new()?);
-    eprintln!("adapter: {}", gpu.describe());
-    if let Some(why) = &gpu.pipeline_cache_status().ignored {
-        eprintln!("note: pipeline cache {why}");
+    let gpus: Vec<Arc<Gpu>> = match args.devices {
+        1 => vec![Arc::new(Gpu::new()?)],
+        n => Gpu::open_many(n as usize)?.into_iter().map(Arc::new).collect(),
+    };
+    for (rank, gpu) in gpus.iter().enumerate() {
+        eprintln!("adapter{}: {}", if gpus.len() > 1 { format!(" {rank}") } else { String::new() }, gpu.describe());
+        if let Some(why) = &gpu.pipeline_cache_status().ignored {
+            eprintln!("note: pipeline cache {why}");
+        }
     }
+    let gpu = gpus[0].clone();
     eprintln!(
         "{}: {} parameters, {classes} classes, {} training / {} test images at {}x{}, batch {}, {} steps per epoch",
         config.name,
@@ -240,7 +251,10 @@ fn run(args: Args) -> Result<()> {
         }
         None => fresh,
     };
-    let mut trainer = Trainer::new(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?;
+    let mut trainer = match gpus.len() {
+        1 => Trainer::new(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?,
+        _ => Trainer::new_data_parallel(gpus.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?,
+    };
     let metrics_path = args.out.join("metrics.csv");
     if let Some(ck) = &args.resume {
         let meta = load_checkpoint(ck)?;
@@ -317,7 +331,9 @@ fn run(args: Args) -> Result<()> {
                 first_of_run = false;
                 // The step's pipelines are compiled now: keep them for the next run (a cache
                 // that cannot be written only costs start-up time).
-                let _ = gpu.save_pipeline_cache();
+                for g in &gpus {
+                    let _ = g.save_pipeline_cache();
+                }
             }
             images += batch.len() as u64;
             window_images += batch.len() as u64;
@@ -449,6 +465,7 @@ fn run(args: Args) -> Result<()> {
         "images_per_second": images as f64 / train_seconds,
         "seconds": train_seconds,
         "adapter": gpu.describe(),
+        "devices": gpus.len(),
         "images_with_warnings": images_with_warnings,
         "train_config": tc,
     });

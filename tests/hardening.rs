@@ -350,21 +350,6 @@ fn evaluation_stops_within_a_batch_when_asked() {
 }
 
 /// Fashion-MNIST-format IDX files of `n` random 28x28 images in `dir`, for train and test.
-fn write_idx(dir: &std::path::Path, train: usize, test: usize) {
-    for (prefix, n) in [("train", train), ("t10k", test)] {
-        let mut img = vec![0, 0, 8, 3];
-        for d in [n as u32, 28, 28] {
-            img.extend(d.to_be_bytes());
-        }
-        img.extend((0..n * 784).map(|i| ((i * 31 + n) % 256) as u8));
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-        let mut lbl = vec![0, 0, 8, 1];
-        lbl.extend((n as u32).to_be_bytes());
-        lbl.extend((0..n).map(|i| (i % 10) as u8));
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lbl).unwrap();
-    }
-}
-
 #[test]
 fn train_b0_resumes_exactly_after_max_steps_and_refuses_nonsense_flags() {
     let dir = tmp("train_b0");

@@ -209,6 +209,33 @@ impl Gpu {
         Self::from_adapter(&adapter).await
     }
 
+    /// `n` devices for data-parallel training: one per adapter where the best kind of adapter
+    /// (as [`Gpu::new`] ranks them) numbers at least `n`, else `n` devices on the best adapter
+    /// (how tests run on lavapipe, and useful to no one else).
+    pub fn open_many(n: usize) -> Result<Vec<Gpu>> {
+        pollster::block_on(async {
+            let instance = new_instance();
+            let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+            if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+                let w = wanted.to_lowercase();
+                adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+            }
+            let rank = |a: &wgpu::Adapter| {
+                let i = a.get_info();
+                (device_type_rank(i.device_type), backend_rank(i.backend))
+            };
+            adapters.sort_by_key(rank);
+            let best = adapters.first().map(rank).ok_or(Error::NoAdapter { detail: String::new() })?;
+            let same: Vec<&wgpu::Adapter> = adapters.iter().filter(|a| rank(a) == best).collect();
+            let mut gpus = Vec::with_capacity(n);
+            for i in 0..n {
+                let adapter = if same.len() >= n { same[i] } else { same[0] };
+                gpus.push(Self::from_adapter(adapter).await?);
+            }
+            Ok(gpus)
+        })
+    }
+
     /// Opens a device on `adapter` with [`Gpu::device_descriptor`].
     pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
         let desc = Self::device_descriptor(adapter);
@@ -256,7 +283,8 @@ impl Gpu {
         }
     }
 
-    /// The compute limits of `required_limits` that `limits` falls short of: (name, needed, has).
+    /// The compute limits of `required_limits` that `limits` falls short of and the kernels
+    /// cannot work around: (name, needed, has).
     fn missing_limits(limits: &wgpu::Limits) -> Vec<(&'static str, u64, u64)> {
         let mut missing = Vec::new();
         Self::required_limits().check_limits_with_fail_fn(limits, false, |name, needed, has| {
@@ -264,8 +292,9 @@ impl Gpu {
                 .contains(&name)
                 || name.starts_with("max_compute")
                 || name.starts_with("max_bind")
-                || name.starts_with("min_storage")
-                || name == "max_storage_buffer_binding_size";
+                || name.starts_with("min_storage");
+            // Binding and buffer sizes are not refused here: batches run in slices that fit, and
+            // what cannot fit is an error naming the limit when it is asked for.
             if compute {
                 missing.push((name, needed, has));
             }

@@ -117,6 +117,10 @@ impl Trainer {
         self.step = ck.step;
         self.epoch = ck.epoch;
         self.batch_in_epoch = ck.batch_in_epoch;
+        // Every replica of a data-parallel run starts from the same state.
+        for peer in self.peers_mut() {
+            peer.resume(path)?;
+        }
         Ok(())
     }
 

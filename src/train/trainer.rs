@@ -241,6 +241,23 @@ pub struct Trainer {
     pub batch_in_epoch: usize,
     /// Recorded evaluations by (batch, h, w), replayed by every `evaluate`.
     eval_model: std::sync::Mutex<Option<EvalModel>>,
+    /// The other replicas of a data-parallel run (`new_data_parallel`), one per device, in rank
+    /// order after this one (rank 0); empty on one device.
+    peers: Vec<Trainer>,
+    /// Where a data-parallel step sums the replicas' gradients on this device.
+    reduction: Option<Reduction>,
+}
+
+/// A data-parallel step's gradient sum on one replica: every replica's gradients uploaded in
+/// turn and added in rank order by the kernel micro-batches accumulate with, so that R replicas
+/// of b images compute the bits one device computes for R micro-batches of b.
+struct Reduction {
+    /// One replica's gradients at a time.
+    incoming: GpuBuffer,
+    /// The weighted sum.
+    sum: GpuBuffer,
+    /// The recorded adds, by (shard size, first rank): built once, replayed.
+    adds: Vec<((usize, bool), Vec<Dispatch>)>,
 }
 
 impl Trainer {
@@ -286,7 +303,63 @@ impl Trainer {
             epoch: 0,
             batch_in_epoch: 0,
             eval_model: std::sync::Mutex::new(None),
+            peers: Vec::new(),
+            reduction: None,
         })
+    }
+
+    /// A data-parallel trainer: one replica per GPU in `gpus` (rank 0 first), each holding the
+    /// same parameters. Each step splits the batch into equal shards, one per replica; every
+    /// replica computes its shard's gradients on its own device (all at once), the gradients are
+    /// summed on every replica in rank order, and every replica applies the same update, so the
+    /// parameters stay identical, bit for bit. A step equals one device running the whole batch
+    /// as micro-batches of one shard each (`TrainConfig::micro_batch`). BatchNorm normalises per
+    /// replica, as PyTorch's DDP does; running statistics, evaluation and checkpoints are rank
+    /// 0's.
+    pub fn new_data_parallel(
+        gpus: Vec<Arc<Gpu>>,
+        config: Config,
+        weights: &Weights,
+        tc: TrainConfig,
+        steps_per_epoch: u64,
+    ) -> Result<Trainer> {
+        let mut gpus = gpus.into_iter();
+        let first = gpus.next().ok_or_else(|| Error::invalid("a data-parallel trainer needs at least one GPU"))?;
+        let mut trainer = Trainer::new(first, config.clone(), weights, tc.clone(), steps_per_epoch)?;
+        for gpu in gpus {
+            trainer.peers.push(Trainer::new(gpu, config.clone(), weights, tc.clone(), steps_per_epoch)?);
+        }
+        if trainer.tc.batch_size % trainer.world_size() != 0 {
+            return Err(Error::invalid(format!(
+                "batch size {} does not split over {} devices: use a multiple of the device count",
+                trainer.tc.batch_size,
+                trainer.world_size()
+            )));
+        }
+        Ok(trainer)
+    }
+
+    /// Whether every replica holds the same parameters, bit for bit (reads them all back): what
+    /// a data-parallel step guarantees. True on one device.
+    pub fn replicas_in_sync(&self) -> Result<bool> {
+        let mine = self.gpu.read(&self.graph.params.params)?;
+        for peer in &self.peers {
+            let theirs = peer.gpu.read(&peer.graph.params.params)?;
+            if theirs.iter().zip(&mine).any(|(a, b)| a.to_bits() != b.to_bits()) || theirs.len() != mine.len() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The replicas after rank 0.
+    pub(crate) fn peers_mut(&mut self) -> &mut [Trainer] {
+        &mut self.peers
+    }
+
+    /// Replicas training together: 1 on one device.
+    pub fn world_size(&self) -> usize {
+        1 + self.peers.len()
     }
 
     /// Steps the run takes: every epoch's, or `max_steps` where that is fewer.
@@ -325,6 +398,9 @@ impl Trainer {
                 expected: vec![n, 3, h, w],
                 got: vec![batch.input.len()],
             });
+        }
+        if !self.peers.is_empty() {
+            return self.train_batch_parallel(batch);
         }
         let sizes = self.graph.micro_batches(&self.gpu, n, h, w, &self.options(), self.tc.micro_batch)?;
         let parts = sizes.len();
@@ -365,6 +441,107 @@ impl Trainer {
         Ok(())
     }
 
+    /// `train_batch` over the replicas: shards computed on every device at once, gradients read
+    /// back and summed on every replica in rank order, the same update everywhere.
+    fn train_batch_parallel(&mut self, batch: &Batch) -> Result<()> {
+        let (n, world, (h, w)) = (batch.len(), self.world_size(), (batch.h, batch.w));
+        if n % world != 0 {
+            return Err(Error::invalid(format!(
+                "a batch of {n} does not split over {world} devices: use a multiple of the device count"
+            )));
+        }
+        let shard = n / world;
+        let lr = self.lr_override.unwrap_or_else(|| self.schedule.lr(self.step));
+        // Replica r runs micro-batch r of the step: its dropout seed is that micro-batch's.
+        let seed = hash_u32(self.tc.seed as u32 ^ hash_u32(self.step as u32));
+        let per_image = 3 * h * w;
+        let mut peers = std::mem::take(&mut self.peers);
+        let result = (|| {
+            let mut replicas: Vec<&mut Trainer> = std::iter::once(&mut *self).chain(peers.iter_mut()).collect();
+            for (rank, r) in replicas.iter_mut().enumerate() {
+                let sizes = r.graph.micro_batches(&r.gpu, shard, h, w, &r.options(), None)?;
+                if sizes.len() != 1 {
+                    return Err(Error::invalid(format!(
+                        "a shard of {shard} images does not fit one step on {}: use a smaller batch per device",
+                        r.gpu.describe()
+                    )));
+                }
+                r.optimizer.set_step(&r.gpu, lr, r.step + 1);
+                let step = r.step_for(shard, h, w)?;
+                let (from, to) = (rank * shard, (rank + 1) * shard);
+                let mut encoder = r.gpu.device.create_command_encoder(&Default::default());
+                let part_seed = hash_u32(seed ^ rank as u32);
+                r.steps[step].encode(
+                    &r.gpu,
+                    &batch.input[from * per_image..to * per_image],
+                    &batch.targets[from..to],
+                    part_seed,
+                    &mut encoder,
+                )?;
+                r.gpu.submit("a data-parallel step", [encoder.finish()])?;
+                r.last_step = Some(step);
+            }
+            // Every device computes at once; each read waits for its own device.
+            let grads: Vec<Vec<f32>> =
+                replicas.iter().map(|r| r.gpu.read(&r.graph.params.grads)).collect::<Result<_>>()?;
+            for r in replicas.iter_mut() {
+                r.reduce_and_update(&grads, shard, n)?;
+                r.last_micro = false;
+                r.step += 1;
+                r.batch_in_epoch += 1;
+            }
+            Ok(())
+        })();
+        self.peers = peers;
+        result
+    }
+
+    /// Sums `grads` (every replica's, in rank order, `shard` images each of `n`) into this
+    /// replica's gradients as micro-batches accumulate, and applies the optimizer's update.
+    fn reduce_and_update(&mut self, grads: &[Vec<f32>], shard: usize, n: usize) -> Result<()> {
+        let g = &self.graph.params.grads;
+        if self.reduction.as_ref().is_none_or(|red| red.sum.len != g.len) {
+            self.reduction = Some(Reduction {
+                incoming: self.gpu.empty_flat(g.len, "a replica's gradients")?,
+                sum: self.gpu.empty_flat(g.len, "summed gradients")?,
+                adds: Vec::new(),
+            });
+        }
+        let red = self.reduction.as_mut().ok_or_else(|| Error::invalid("no reduction"))?;
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        for (rank, values) in grads.iter().enumerate() {
+            let key = (shard, rank == 0);
+            if !red.adds.iter().any(|a| a.0 == key) {
+                let share = |total| SumPartialsParams {
+                    parts: 1,
+                    len: total,
+                    scale: shard as f32 / n as f32,
+                    accumulate: rank > 0,
+                };
+                let mut d = Vec::new();
+                for (start, len) in self.gpu.binding_ranges(g.len, 1) {
+                    d.push(sum_partials(
+                        &self.gpu,
+                        &share(len),
+                        &red.incoming.slice(start, len),
+                        &red.sum.slice(start, len),
+                    )?);
+                }
+                red.adds.push((key, d));
+            }
+            self.gpu.upload_in(&mut encoder, &red.incoming, values)?;
+            let adds = red.adds.iter().find(|a| a.0 == key).map(|a| &a.1).ok_or_else(|| Error::invalid("no adds"))?;
+            crate::gpu::encode_dispatches(&mut encoder, "gradient sum", adds.iter());
+        }
+        encoder.copy_buffer_to_buffer(&red.sum.buffer, 0, &g.buffer, g.offset, g.bytes());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.optimizer.encode(&mut pass);
+        }
+        self.gpu.submit("a data-parallel update", [encoder.finish()])?;
+        Ok(())
+    }
+
     /// The index in `steps` of the step recorded for `len` images of `h` x `w`, recorded now if
     /// needed (steps for other image sizes are dropped).
     fn step_for(&mut self, len: usize, h: usize, w: usize) -> Result<usize> {
@@ -394,6 +571,23 @@ impl Trainer {
 
     /// The last step's loss and the fraction of its batch classified right (waits for the GPU).
     pub fn last_loss_and_accuracy(&self, targets: &[u32]) -> Result<(f32, f64)> {
+        if !self.peers.is_empty() {
+            // Each replica's shard, combined as micro-batches combine their losses.
+            let (world, mut loss, mut right) = (self.world_size(), 0f32, 0f64);
+            let shard = targets.len() / world;
+            for (rank, r) in std::iter::once(self).chain(&self.peers).enumerate() {
+                let (l, acc) = r.own_loss_and_accuracy(&targets[rank * shard..(rank + 1) * shard])?;
+                let share = l * (1.0 / world as f32);
+                loss = if rank == 0 { share } else { loss + share };
+                right += acc * shard as f64;
+            }
+            return Ok((loss, right / targets.len().max(1) as f64));
+        }
+        self.own_loss_and_accuracy(targets)
+    }
+
+    /// `last_loss_and_accuracy` of this replica's own last step.
+    fn own_loss_and_accuracy(&self, targets: &[u32]) -> Result<(f32, f64)> {
         let (loss, logits) = match (&self.accum, self.last_step.and_then(|i| self.steps.get(i))) {
             (Some(a), _) if self.last_micro => (&a.loss, &a.logits),
             (_, Some(s)) => (s.loss(), s.logits()),
@@ -408,6 +602,9 @@ impl Trainer {
     /// An error naming the step where the last step's loss is NaN or infinite (training diverged),
     /// so that a loop stops before it saves such weights over a good checkpoint. Waits for the GPU.
     pub fn check_finite(&self) -> Result<()> {
+        for peer in &self.peers {
+            peer.check_finite()?;
+        }
         let loss = match (&self.accum, self.last_step.and_then(|i| self.steps.get(i))) {
             (Some(a), _) if self.last_micro => &a.loss,
             (_, Some(s)) => s.loss(),
@@ -428,6 +625,7 @@ impl Trainer {
     pub fn next_epoch(&mut self) {
         self.epoch += 1;
         self.batch_in_epoch = 0;
+        self.peers.iter_mut().for_each(Trainer::next_epoch);
     }
 
     /// The current weights (the EMA when on) with BN running statistics, in PyTorch layout.

@@ -199,3 +199,20 @@ pub fn fixture_config(tag: &str) -> (Config, WeightFormat) {
     assert_eq!(config.bn_eps, meta["bn_eps"].parse::<f32>().unwrap(), "{tag}: eps");
     (config, format)
 }
+
+/// A tiny Fashion-MNIST-shaped data set in `dir` (IDX files): `train` and `test` 28x28 images
+/// with deterministic pixels and labels 0-9, for runs of train_b0.
+pub fn write_idx(dir: &std::path::Path, train: usize, test: usize) {
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let mut img = vec![0, 0, 8, 3];
+        for d in [n as u32, 28, 28] {
+            img.extend(d.to_be_bytes());
+        }
+        img.extend((0..n * 784).map(|i| ((i * 31 + n) % 256) as u8));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+        let mut lbl = vec![0, 0, 8, 1];
+        lbl.extend((n as u32).to_be_bytes());
+        lbl.extend((0..n).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lbl).unwrap();
+    }
+}
