@@ -107,9 +107,28 @@ struct Args {
     /// running the batch as N micro-batches.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     devices: u64,
+    /// Train across processes: `mpi` under `mpirun -np K` (one rank per device, the batch split
+    /// between them; needs the `mpi` cargo feature). Rank 0 writes the outputs.
+    #[arg(long)]
+    distributed: Option<String>,
     /// Read the loss back for the progress bar every N steps (each read waits for the GPU).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     log_every: u64,
+}
+
+/// The other processes of a `--distributed` run.
+fn distributed(args: &Args) -> Result<Option<Box<dyn efficientnet_wgpu::train::dist::Collective>>> {
+    match args.distributed.as_deref() {
+        None => Ok(None),
+        #[cfg(feature = "mpi")]
+        Some("mpi") => Ok(Some(Box::new(efficientnet_wgpu::train::dist::Mpi::init()?))),
+        #[cfg(not(feature = "mpi"))]
+        Some("mpi") => Err(Error::invalid(
+            "train_b0 was built without MPI: build it with `--features mpi` (OpenMPI: apt-get install -y \
+             libopenmpi-dev openmpi-bin libclang-dev)",
+        )),
+        Some(other) => Err(Error::invalid(format!("--distributed {other}: the one transport is mpi"))),
+    }
 }
 
 fn main() {
@@ -205,9 +224,13 @@ fn run(args: Args) -> Result<()> {
         return Err(Error::invalid("--freeze-backbone needs --init WEIGHTS: a random backbone would stay random"));
     }
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let gpus: Vec<Arc<Gpu>> = match args.devices {
-        1 => vec![Arc::new(Gpu::new()?)],
-        n => Gpu::open_many(n as usize)?.into_iter().map(Arc::new).collect(),
+    let collective = distributed(&args)?;
+    let rank = collective.as_ref().map_or(0, |c| c.rank());
+    let gpus: Vec<Arc<Gpu>> = match (args.devices, &collective) {
+        (1, None) => vec![Arc::new(Gpu::new()?)],
+        (1, Some(c)) => vec![Arc::new(Gpu::open_nth(c.rank())?)],
+        (_, Some(_)) => return Err(Error::invalid("--devices and --distributed: a rank trains on one device")),
+        (n, None) => Gpu::open_many(n as usize)?.into_iter().map(Arc::new).collect(),
     };
     for (rank, gpu) in gpus.iter().enumerate() {
         eprintln!("adapter{}: {}", if gpus.len() > 1 { format!(" {rank}") } else { String::new() }, gpu.describe());
@@ -251,10 +274,13 @@ fn run(args: Args) -> Result<()> {
         }
         None => fresh,
     };
-    let mut trainer = match gpus.len() {
-        1 => Trainer::new(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?,
+    let mut trainer = match (gpus.len(), collective) {
+        (_, Some(c)) => Trainer::new_distributed(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch, c)?,
+        (1, None) => Trainer::new(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?,
         _ => Trainer::new_data_parallel(gpus.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?,
     };
+    // Rank 0 of a distributed run writes every output and evaluates; the others train.
+    let root = rank == 0;
     let metrics_path = args.out.join("metrics.csv");
     if let Some(ck) = &args.resume {
         let meta = load_checkpoint(ck)?;
@@ -263,7 +289,7 @@ fn run(args: Args) -> Result<()> {
         }
         trainer.resume(ck)?;
         eprintln!("resumed from {} at step {} (epoch {})", ck.display(), trainer.step, trainer.epoch);
-    } else {
+    } else if root {
         let _ = std::fs::remove_file(&metrics_path);
     }
 
@@ -277,6 +303,9 @@ fn run(args: Args) -> Result<()> {
     }
     let total = trainer.total_steps();
     let bar = indicatif::ProgressBar::new(total);
+    if !root {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps | {msg} | {elapsed_precise} ETA {eta_precise}",
@@ -379,7 +408,9 @@ fn run(args: Args) -> Result<()> {
                     loader_images_per_second: loader_ips,
                     data_wait: wait,
                 };
-                append_metrics(&metrics_path, &row)?;
+                if root {
+                    append_metrics(&metrics_path, &row)?;
+                }
             }
             if stop.load(Ordering::SeqCst) {
                 interrupted = true;
@@ -400,6 +431,11 @@ fn run(args: Args) -> Result<()> {
         }
         if epoch_done {
             trainer.next_epoch();
+        }
+        if !root {
+            // The loss check is collective: every rank makes it where rank 0 does.
+            trainer.check_finite()?;
+            continue;
         }
         let eval = trainer.evaluate_until(&test, norm, 256, &stop)?;
         let Some(eval) = eval else {
@@ -435,12 +471,18 @@ fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     if interrupted {
         trainer.check_finite()?;
+        if !root {
+            return Ok(());
+        }
         trainer.save_checkpoint(&checkpoint)?;
         eprintln!("interrupted at step {}: saved {} (resume with --resume)", trainer.step, checkpoint.display());
         return Ok(());
     }
     let train_seconds = started.elapsed().as_secs_f64();
     trainer.check_finite()?;
+    if !root {
+        return Ok(());
+    }
     let eval = trainer.evaluate(&test, norm, 256)?;
     // The data set's class names travel with the weights (PyTorch ignores the metadata).
     let meta = metadata_with_class_names(Default::default(), &train.class_names);
@@ -465,7 +507,7 @@ fn run(args: Args) -> Result<()> {
         "images_per_second": images as f64 / train_seconds,
         "seconds": train_seconds,
         "adapter": gpu.describe(),
-        "devices": gpus.len(),
+        "devices": trainer.world_size(),
         "images_with_warnings": images_with_warnings,
         "train_config": tc,
     });

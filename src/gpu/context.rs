@@ -214,26 +214,41 @@ impl Gpu {
     /// (how tests run on lavapipe, and useful to no one else).
     pub fn open_many(n: usize) -> Result<Vec<Gpu>> {
         pollster::block_on(async {
-            let instance = new_instance();
-            let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
-            if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
-                let w = wanted.to_lowercase();
-                adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
-            }
-            let rank = |a: &wgpu::Adapter| {
-                let i = a.get_info();
-                (device_type_rank(i.device_type), backend_rank(i.backend))
-            };
-            adapters.sort_by_key(rank);
-            let best = adapters.first().map(rank).ok_or(Error::NoAdapter { detail: String::new() })?;
-            let same: Vec<&wgpu::Adapter> = adapters.iter().filter(|a| rank(a) == best).collect();
+            let same = Self::best_adapters().await?;
             let mut gpus = Vec::with_capacity(n);
             for i in 0..n {
-                let adapter = if same.len() >= n { same[i] } else { same[0] };
+                let adapter = if same.len() >= n { &same[i] } else { &same[0] };
                 gpus.push(Self::from_adapter(adapter).await?);
             }
             Ok(gpus)
         })
+    }
+
+    /// The device for rank `i` of a distributed run on one machine: the `i`-th adapter of the
+    /// best kind, counting round (`WGPU_ADAPTER_NAME` narrows them, as for `new`).
+    pub fn open_nth(i: usize) -> Result<Gpu> {
+        pollster::block_on(async {
+            let same = Self::best_adapters().await?;
+            Self::from_adapter(&same[i % same.len()]).await
+        })
+    }
+
+    /// The adapters of the best kind `new` would choose from, in wgpu's order.
+    async fn best_adapters() -> Result<Vec<wgpu::Adapter>> {
+        let instance = new_instance();
+        let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+            let w = wanted.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+        }
+        let rank = |a: &wgpu::Adapter| {
+            let i = a.get_info();
+            (device_type_rank(i.device_type), backend_rank(i.backend))
+        };
+        adapters.sort_by_key(rank);
+        let best = adapters.first().map(rank).ok_or(Error::NoAdapter { detail: String::new() })?;
+        adapters.retain(|a| rank(a) == best);
+        Ok(adapters)
     }
 
     /// Opens a device on `adapter` with [`Gpu::device_descriptor`].

@@ -3,6 +3,7 @@
 //! that ties a recorded training step, an optimizer update and evaluation together.
 
 mod checkpoint;
+pub mod dist;
 pub mod graph;
 mod optimizer;
 pub mod params;

@@ -9,6 +9,7 @@ use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::model::{Config, EfficientNet, Network, Weights};
 use crate::ops::rng::hash_u32;
 use crate::ops::{sum_partials, OptimizerKind, SumPartialsParams};
+use crate::train::dist::{check_agreement, Collective};
 use crate::train::graph::{TrainGraph, TrainOptions, TrainStep};
 use crate::train::params::ParamKind;
 use crate::train::{LrSchedule, Optimizer};
@@ -246,6 +247,8 @@ pub struct Trainer {
     peers: Vec<Trainer>,
     /// Where a data-parallel step sums the replicas' gradients on this device.
     reduction: Option<Reduction>,
+    /// The other processes of a distributed run (`new_distributed`): this one is a rank.
+    collective: Option<Box<dyn Collective>>,
 }
 
 /// A data-parallel step's gradient sum on one replica: every replica's gradients uploaded in
@@ -305,7 +308,43 @@ impl Trainer {
             eval_model: std::sync::Mutex::new(None),
             peers: Vec::new(),
             reduction: None,
+            collective: None,
         })
+    }
+
+    /// One rank of a data-parallel run across processes (`collective`: MPI under `mpirun`, one
+    /// rank per device): as `new_data_parallel`, with the ranks as replicas. Every rank gives
+    /// `train_batch` the same whole batch (same data, same seed) and trains on its shard; the
+    /// ranks exchange gradients every step. An error when the ranks' configurations, weights or
+    /// world sizes differ.
+    pub fn new_distributed(
+        gpu: Arc<Gpu>,
+        config: Config,
+        weights: &Weights,
+        tc: TrainConfig,
+        steps_per_epoch: u64,
+        collective: Box<dyn Collective>,
+    ) -> Result<Trainer> {
+        let mut trainer = Trainer::new(gpu, config, weights, tc, steps_per_epoch)?;
+        let text = format!("{:?} {:?} {steps_per_epoch} world {}", trainer.config, trainer.tc, collective.size());
+        check_agreement(&*collective, "configuration", &text)?;
+        let flat = trainer.gpu.read(&trainer.graph.params.params)?;
+        let bits: String = flat.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
+        check_agreement(&*collective, "set of starting weights", &bits)?;
+        if trainer.tc.batch_size % collective.size() != 0 {
+            return Err(Error::invalid(format!(
+                "batch size {} does not split over {} ranks: use a multiple of the world size",
+                trainer.tc.batch_size,
+                collective.size()
+            )));
+        }
+        trainer.collective = Some(collective);
+        Ok(trainer)
+    }
+
+    /// This process's rank and the ranks in the run: (0, 1) unless distributed.
+    pub fn rank_and_world(&self) -> (usize, usize) {
+        self.collective.as_ref().map_or((0, 1), |c| (c.rank(), c.size()))
     }
 
     /// A data-parallel trainer: one replica per GPU in `gpus` (rank 0 first), each holding the
@@ -357,9 +396,9 @@ impl Trainer {
         &mut self.peers
     }
 
-    /// Replicas training together: 1 on one device.
+    /// Replicas training together: the devices of this process, times the processes.
     pub fn world_size(&self) -> usize {
-        1 + self.peers.len()
+        (1 + self.peers.len()) * self.collective.as_ref().map_or(1, |c| c.size())
     }
 
     /// Steps the run takes: every epoch's, or `max_steps` where that is fewer.
@@ -399,7 +438,7 @@ impl Trainer {
                 got: vec![batch.input.len()],
             });
         }
-        if !self.peers.is_empty() {
+        if self.world_size() > 1 {
             return self.train_batch_parallel(batch);
         }
         let sizes = self.graph.micro_batches(&self.gpu, n, h, w, &self.options(), self.tc.micro_batch)?;
@@ -456,9 +495,16 @@ impl Trainer {
         let seed = hash_u32(self.tc.seed as u32 ^ hash_u32(self.step as u32));
         let per_image = 3 * h * w;
         let mut peers = std::mem::take(&mut self.peers);
+        let collective = self.collective.take();
+        // A rank holds one replica: its shard is the rank's.
+        let first_rank = collective.as_ref().map_or(0, |c| c.rank());
         let result = (|| {
+            if collective.is_some() && !peers.is_empty() {
+                return Err(Error::invalid("a distributed rank trains on one device"));
+            }
             let mut replicas: Vec<&mut Trainer> = std::iter::once(&mut *self).chain(peers.iter_mut()).collect();
-            for (rank, r) in replicas.iter_mut().enumerate() {
+            for (local, r) in replicas.iter_mut().enumerate() {
+                let rank = first_rank + local;
                 let sizes = r.graph.micro_batches(&r.gpu, shard, h, w, &r.options(), None)?;
                 if sizes.len() != 1 {
                     return Err(Error::invalid(format!(
@@ -482,8 +528,12 @@ impl Trainer {
                 r.last_step = Some(step);
             }
             // Every device computes at once; each read waits for its own device.
-            let grads: Vec<Vec<f32>> =
+            let mut grads: Vec<Vec<f32>> =
                 replicas.iter().map(|r| r.gpu.read(&r.graph.params.grads)).collect::<Result<_>>()?;
+            if let Some(c) = &collective {
+                // One replica per rank: every rank's gradients, in rank order.
+                grads = c.all_gather(&grads[0])?;
+            }
             for r in replicas.iter_mut() {
                 r.reduce_and_update(&grads, shard, n)?;
                 r.last_micro = false;
@@ -493,6 +543,7 @@ impl Trainer {
             Ok(())
         })();
         self.peers = peers;
+        self.collective = collective;
         result
     }
 
@@ -571,6 +622,20 @@ impl Trainer {
 
     /// The last step's loss and the fraction of its batch classified right (waits for the GPU).
     pub fn last_loss_and_accuracy(&self, targets: &[u32]) -> Result<(f32, f64)> {
+        if let Some(c) = &self.collective {
+            // Every rank's shard (a collective call: every rank makes it).
+            let (world, rank) = (c.size(), c.rank());
+            let shard = targets.len() / world;
+            let (l, acc) = self.own_loss_and_accuracy(&targets[rank * shard..(rank + 1) * shard])?;
+            let all = c.all_gather(&[l, (acc * shard as f64) as f32])?;
+            let mut loss = 0f32;
+            for (r, v) in all.iter().enumerate() {
+                let share = v[0] * (1.0 / world as f32);
+                loss = if r == 0 { share } else { loss + share };
+            }
+            let right: f32 = all.iter().map(|v| v[1]).sum();
+            return Ok((loss, right as f64 / targets.len().max(1) as f64));
+        }
         if !self.peers.is_empty() {
             // Each replica's shard, combined as micro-batches combine their losses.
             let (world, mut loss, mut right) = (self.world_size(), 0f32, 0f64);
@@ -605,12 +670,19 @@ impl Trainer {
         for peer in &self.peers {
             peer.check_finite()?;
         }
-        let loss = match (&self.accum, self.last_step.and_then(|i| self.steps.get(i))) {
-            (Some(a), _) if self.last_micro => &a.loss,
-            (_, Some(s)) => s.loss(),
-            _ => return Ok(()),
-        };
-        let loss = self.gpu.read(loss)?.first().copied().unwrap_or(f32::NAN);
+        if let Some(c) = &self.collective {
+            // Every rank decides on every rank's loss (a collective call), so that all stop together.
+            let own = self.own_loss()?;
+            if let Some((rank, l)) = c.all_gather(&[own])?.iter().map(|v| v[0]).enumerate().find(|(_, l)| !l.is_finite()) {
+                return Err(Error::invalid(format!(
+                    "the loss is {l} on rank {rank} at step {}: training diverged (lower the learning rate); the \
+                     last checkpoint saved before this step is kept",
+                    self.step
+                )));
+            }
+            return Ok(());
+        }
+        let loss = self.own_loss()?;
         if loss.is_finite() {
             return Ok(());
         }
@@ -619,6 +691,16 @@ impl Trainer {
              before this step is kept",
             self.step
         )))
+    }
+
+    /// This replica's last step's loss (0 before any step).
+    fn own_loss(&self) -> Result<f32> {
+        let loss = match (&self.accum, self.last_step.and_then(|i| self.steps.get(i))) {
+            (Some(a), _) if self.last_micro => &a.loss,
+            (_, Some(s)) => s.loss(),
+            _ => return Ok(0.0),
+        };
+        Ok(self.gpu.read(loss)?.first().copied().unwrap_or(f32::NAN))
     }
 
     /// Marks the start of the next epoch.
