@@ -82,6 +82,13 @@ struct Args {
     /// With --loader: batches in flight (default: `LoaderOptions`' default).
     #[arg(long)]
     prefetch: Option<usize>,
+    /// Time data-parallel training steps on --devices devices (the whole --batch split between
+    /// them): the compute, and the gradient exchange's bytes and seconds.
+    #[arg(long)]
+    exchange: bool,
+    /// With --exchange: devices (one per adapter where there are that many, else on one adapter).
+    #[arg(long, default_value_t = 2)]
+    devices: usize,
 }
 
 fn main() {
@@ -230,6 +237,9 @@ fn run(args: Args) -> Result<()> {
     if args.train {
         return run_train(args);
     }
+    if args.exchange {
+        return run_exchange(args);
+    }
     let gpu = std::sync::Arc::new(Gpu::new()?);
     let config = Config::new(Variant::parse(&args.model)?, args.classes);
     let res = args.resolution.unwrap_or(config.resolution as usize);
@@ -328,6 +338,72 @@ fn run(args: Args) -> Result<()> {
 
 /// `--loader`: one epoch of the loader over the folder `--data`, timed from start to the last
 /// batch. The files are read once before, so the figure is decoding and augmentation, not the disk.
+/// `--exchange`: data-parallel steps of random batches; the median of each exchange figure over
+/// `--iters` steps after one warm-up step.
+fn run_exchange(args: Args) -> Result<()> {
+    use efficientnet_wgpu::data::Batch;
+    use efficientnet_wgpu::train::{Exchange, TrainConfig, Trainer};
+    let config = Config::new(Variant::parse(&args.model)?, args.classes);
+    let res = args.resolution.unwrap_or(config.resolution as usize);
+    let mut tc = TrainConfig::default();
+    tc.batch_size = args.batch;
+    tc.resolution = res;
+    tc.micro_batch = None;
+    let gpus: Vec<std::sync::Arc<Gpu>> = Gpu::open_many(args.devices)?.into_iter().map(std::sync::Arc::new).collect();
+    let adapter = gpus[0].describe();
+    let weights = Weights::init_random(&config, 0);
+    let mut trainer = Trainer::new_data_parallel(gpus, config.clone(), &weights, tc, 1000)?;
+    let mut figures: Vec<Exchange> = Vec::new();
+    for i in 0..=args.iters {
+        let batch = Batch {
+            input: (0..args.batch * 3 * res * res).map(|j| ((j * 7 + i) % 255) as f32 / 255.0 - 0.5).collect(),
+            targets: (0..args.batch as u32).map(|j| j % args.classes as u32).collect(),
+            h: res,
+            w: res,
+        };
+        trainer.train_batch(&batch)?;
+        if i > 0 {
+            figures.extend(trainer.last_exchange().cloned());
+        }
+    }
+    let median = |f: fn(&Exchange) -> f64| {
+        let mut v: Vec<f64> = figures.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let e = figures.first().cloned().unwrap_or_default();
+    let (compute, read, gather, update) = (
+        median(|e| e.compute_seconds),
+        median(|e| e.read_seconds),
+        median(|e| e.gather_seconds),
+        median(|e| e.sum_seconds),
+    );
+    let share = (read + gather + update) / (compute + read + gather + update);
+    let out = serde_json::json!({
+        "model": config.name, "resolution": res, "batch": args.batch, "devices": args.devices, "adapter": adapter,
+        "gradient_bytes": e.gradient_bytes, "read_bytes": e.read_bytes, "uploaded_bytes": e.uploaded_bytes,
+        "compute_s": compute, "read_s": read, "gather_s": gather, "sum_s": update, "exchange_share": share,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{} at {res} px, batch {} on {} devices ({adapter}): gradients {:.1} MB per replica; step: compute {:.3} s, \
+             read back {:.3} s, gather {:.3} s, upload + sum {:.3} s; exchange {:.0}% of the step (update not counted)",
+            config.name,
+            args.batch,
+            args.devices,
+            e.gradient_bytes as f64 / 1e6,
+            compute,
+            read,
+            gather,
+            update,
+            100.0 * share
+        );
+    }
+    Ok(())
+}
+
 fn run_loader(args: Args) -> Result<()> {
     use efficientnet_wgpu::data::{load_image_folder, Augment, FolderSplit, Loader, LoaderOptions, Normalize, Source};
     let dir = args.data.as_deref().ok_or_else(|| {

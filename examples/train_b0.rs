@@ -275,7 +275,9 @@ fn run(args: Args) -> Result<()> {
         None => fresh,
     };
     let mut trainer = match (gpus.len(), collective) {
-        (_, Some(c)) => Trainer::new_distributed(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch, c)?,
+        (_, Some(c)) => {
+            Trainer::new_distributed(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch, c)?
+        }
         (1, None) => Trainer::new(gpu.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?,
         _ => Trainer::new_data_parallel(gpus.clone(), config.clone(), &weights, tc.clone(), steps_per_epoch)?,
     };
@@ -508,6 +510,7 @@ fn run(args: Args) -> Result<()> {
         "seconds": train_seconds,
         "adapter": gpu.describe(),
         "devices": trainer.world_size(),
+        "last_exchange": trainer.last_exchange(),
         "images_with_warnings": images_with_warnings,
         "train_config": tc,
     });

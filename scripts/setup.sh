@@ -17,6 +17,12 @@ if [ "${EFFNET_NO_DATA:-0}" != 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]
   need_apt+=(dataset-fashion-mnist)
 fi
 if ! command -v cc >/dev/null 2>&1; then need_apt+=(gcc libc6-dev); fi
+# OpenMPI and libclang (the mpi crate's bindings), for the `mpi` feature: EFFNET_MPI=1 (.ci/run).
+if [ "${EFFNET_MPI:-0}" = 1 ]; then
+  command -v mpirun >/dev/null 2>&1 || need_apt+=(openmpi-bin)
+  [ -e /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] || compgen -G "/usr/lib/*/openmpi/include/mpi.h" >/dev/null || need_apt+=(libopenmpi-dev)
+  ldconfig -p 2>/dev/null | grep -q libclang || need_apt+=(libclang-dev)
+fi
 # A virtual X display, for the desktop demo's headless test (tests/desktop.rs; test.sh sets
 # EFFNET_TESTS=1).
 if [ "${EFFNET_TESTS:-0}" = 1 ] && { ! command -v xvfb-run >/dev/null 2>&1 || ! command -v xauth >/dev/null 2>&1; }; then need_apt+=(xvfb xauth); fi

@@ -1,5 +1,5 @@
-//! Training across processes under `mpirun -np 2` (OpenMPI, cargo feature `mpi`; `.ci/run` runs
-//! it with `cargo test --features mpi --test mpi`): two ranks, one device each, end where one
+//! Training across processes under `mpirun -np 2` (OpenMPI, cargo feature `mpi`; `.ci/run` builds
+//! train_b0 with `--features mpi` and runs `cargo test --features mpi --test mpi`): two ranks, one device each, end where one
 //! device running each batch as two micro-batches does (parameters bit for bit; BatchNorm running
 //! statistics are each rank's own and rank 0's are saved), a resumed run where an uninterrupted
 //! one does, and ranks started with different flags refuse to train.

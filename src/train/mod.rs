@@ -16,4 +16,4 @@ pub use graph::{StepReport, TrainGraph, TrainMemory, TrainOptions, TrainStep};
 pub use optimizer::Optimizer;
 pub use params::{ParamEntry, ParamKind, ParamStore};
 pub use schedule::{LrSchedule, Schedule};
-pub use trainer::{argmax, Evaluation, TrainConfig, Trainer};
+pub use trainer::{argmax, Evaluation, Exchange, TrainConfig, Trainer};

@@ -249,6 +249,41 @@ pub struct Trainer {
     reduction: Option<Reduction>,
     /// The other processes of a distributed run (`new_distributed`): this one is a rank.
     collective: Option<Box<dyn Collective>>,
+    /// What the last data-parallel step's gradient exchange cost.
+    last_exchange: Option<Exchange>,
+}
+
+/// The cost of one data-parallel step's gradient exchange (`Trainer::last_exchange`), on this
+/// process: the gradients go device → host, between replicas (all-gather), host → every device.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Exchange {
+    /// Replicas in the run.
+    pub world: usize,
+    /// Bytes of one replica's gradients.
+    pub gradient_bytes: u64,
+    /// Bytes read back from this process's devices.
+    pub read_bytes: u64,
+    /// Bytes received from other processes (all-gather; 0 in one process).
+    pub received_bytes: u64,
+    /// Bytes uploaded to this process's devices (every replica's gradients to every device).
+    pub uploaded_bytes: u64,
+    /// Seconds from the submit of the shards to the end of their forward and backward.
+    pub compute_seconds: f64,
+    /// Seconds reading the gradients back.
+    pub read_seconds: f64,
+    /// Seconds in the all-gather between processes.
+    pub gather_seconds: f64,
+    /// Seconds uploading every replica's gradients to every device and summing them there.
+    pub sum_seconds: f64,
+}
+
+impl Exchange {
+    /// Share of the step (forward, backward and exchange; the optimizer's update, which one
+    /// device runs too, is left out) spent exchanging gradients.
+    pub fn share(&self) -> f64 {
+        let exchange = self.read_seconds + self.gather_seconds + self.sum_seconds;
+        exchange / (exchange + self.compute_seconds).max(f64::MIN_POSITIVE)
+    }
 }
 
 /// A data-parallel step's gradient sum on one replica: every replica's gradients uploaded in
@@ -309,7 +344,13 @@ impl Trainer {
             peers: Vec::new(),
             reduction: None,
             collective: None,
+            last_exchange: None,
         })
+    }
+
+    /// What the last data-parallel step's gradient exchange moved and took (none on one device).
+    pub fn last_exchange(&self) -> Option<&Exchange> {
+        self.last_exchange.as_ref()
     }
 
     /// One rank of a data-parallel run across processes (`collective`: MPI under `mpirun`, one
@@ -527,19 +568,48 @@ impl Trainer {
                 r.gpu.submit("a data-parallel step", [encoder.finish()])?;
                 r.last_step = Some(step);
             }
-            // Every device computes at once; each read waits for its own device.
+            // Every device computes at once; the wait is for each device's own work.
+            let clock = std::time::Instant::now();
+            for r in replicas.iter() {
+                r.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| r.gpu.failure("a step", e))?;
+            }
+            let compute_seconds = clock.elapsed().as_secs_f64();
             let mut grads: Vec<Vec<f32>> =
                 replicas.iter().map(|r| r.gpu.read(&r.graph.params.grads)).collect::<Result<_>>()?;
+            let read_seconds = clock.elapsed().as_secs_f64() - compute_seconds;
             if let Some(c) = &collective {
                 // One replica per rank: every rank's gradients, in rank order.
                 grads = c.all_gather(&grads[0])?;
             }
+            let gather_seconds = clock.elapsed().as_secs_f64() - compute_seconds - read_seconds;
             for r in replicas.iter_mut() {
-                r.reduce_and_update(&grads, shard, n)?;
+                r.sum_gradients(&grads, shard, n)?;
+            }
+            for r in replicas.iter() {
+                r.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| r.gpu.failure("a sum", e))?;
+            }
+            let sum_seconds = clock.elapsed().as_secs_f64() - compute_seconds - read_seconds - gather_seconds;
+            for r in replicas.iter_mut() {
+                let mut encoder = r.gpu.device.create_command_encoder(&Default::default());
+                r.optimizer.encode(&mut encoder.begin_compute_pass(&Default::default()));
+                r.gpu.submit("a data-parallel update", [encoder.finish()])?;
                 r.last_micro = false;
                 r.step += 1;
                 r.batch_in_epoch += 1;
             }
+            let bytes = 4 * grads[0].len() as u64;
+            let local = replicas.len() as u64;
+            replicas[0].last_exchange = Some(Exchange {
+                world,
+                gradient_bytes: bytes,
+                read_bytes: local * bytes,
+                received_bytes: if collective.is_some() { (world as u64 - 1) * bytes } else { 0 },
+                uploaded_bytes: local * world as u64 * bytes,
+                compute_seconds,
+                read_seconds,
+                gather_seconds,
+                sum_seconds,
+            });
             Ok(())
         })();
         self.peers = peers;
@@ -548,8 +618,8 @@ impl Trainer {
     }
 
     /// Sums `grads` (every replica's, in rank order, `shard` images each of `n`) into this
-    /// replica's gradients as micro-batches accumulate, and applies the optimizer's update.
-    fn reduce_and_update(&mut self, grads: &[Vec<f32>], shard: usize, n: usize) -> Result<()> {
+    /// replica's gradients as micro-batches accumulate.
+    fn sum_gradients(&mut self, grads: &[Vec<f32>], shard: usize, n: usize) -> Result<()> {
         let g = &self.graph.params.grads;
         if self.reduction.as_ref().is_none_or(|red| red.sum.len != g.len) {
             self.reduction = Some(Reduction {
@@ -585,11 +655,7 @@ impl Trainer {
             crate::gpu::encode_dispatches(&mut encoder, "gradient sum", adds.iter());
         }
         encoder.copy_buffer_to_buffer(&red.sum.buffer, 0, &g.buffer, g.offset, g.bytes());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.optimizer.encode(&mut pass);
-        }
-        self.gpu.submit("a data-parallel update", [encoder.finish()])?;
+        self.gpu.submit("a data-parallel gradient sum", [encoder.finish()])?;
         Ok(())
     }
 
@@ -673,7 +739,9 @@ impl Trainer {
         if let Some(c) = &self.collective {
             // Every rank decides on every rank's loss (a collective call), so that all stop together.
             let own = self.own_loss()?;
-            if let Some((rank, l)) = c.all_gather(&[own])?.iter().map(|v| v[0]).enumerate().find(|(_, l)| !l.is_finite()) {
+            if let Some((rank, l)) =
+                c.all_gather(&[own])?.iter().map(|v| v[0]).enumerate().find(|(_, l)| !l.is_finite())
+            {
                 return Err(Error::invalid(format!(
                     "the loss is {l} on rank {rank} at step {}: training diverged (lower the learning rate); the \
                      last checkpoint saved before this step is kept",
