@@ -39,21 +39,9 @@ impl Dispatch {
         label: impl Into<String>,
     ) -> Result<Dispatch> {
         check(kernel, constants, buffers, kernel.bindings().len())?;
-        let pipeline = gpu.pipeline(kernel, constants)?;
-        let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
         let buffers: Vec<GpuBuffer> = buffers.iter().map(|b| (*b).clone()).collect();
-        let (bind_group, copies) = bind_group(gpu, kernel, &buffers, &mut TexelResidency::default())?;
-        Ok(Dispatch {
-            kernel,
-            pipeline,
-            bind_group,
-            workgroups,
-            flops: 0,
-            bytes: 0,
-            label: label.into(),
-            copies,
-            buffers,
-        })
+        let bound = bind_group(gpu, kernel, &buffers, &mut TexelResidency::default())?;
+        Self::assemble(gpu, kernel, constants, threads, label.into(), buffers, bound)
     }
 
     /// `new` for a kernel whose last binding is a host's texture (`BindingKind::Image`), bound
@@ -71,8 +59,6 @@ impl Dispatch {
             return Err(Error::invalid(format!("{}: its last binding is not an image", kernel.name())));
         }
         check(kernel, constants, buffers, kernel.bindings().len() - 1)?;
-        let pipeline = gpu.pipeline(kernel, constants)?;
-        let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
         let mut entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
@@ -82,25 +68,25 @@ impl Dispatch {
             binding: buffers.len() as u32,
             resource: wgpu::BindingResource::TextureView(image),
         });
-        let layout = gpu.bind_group_layout(kernel);
-        let bind_group = gpu.scoped(&format!("binding the image of {}", kernel.name()), 0, || {
-            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.name()),
-                layout: &layout,
-                entries: &entries,
-            })
-        })?;
-        Ok(Dispatch {
-            kernel,
-            pipeline,
-            bind_group,
-            workgroups,
-            flops: 0,
-            bytes: 0,
-            label: label.into(),
-            copies: Vec::new(),
-            buffers: buffers.iter().map(|b| (*b).clone()).collect(),
-        })
+        let bound = (create_bind_group(gpu, kernel, &entries)?, Vec::new());
+        let buffers = buffers.iter().map(|b| (*b).clone()).collect();
+        Self::assemble(gpu, kernel, constants, threads, label.into(), buffers, bound)
+    }
+
+    /// The dispatch over `bound` (its bind group and texel copies): the pipeline, and the grid
+    /// for `threads`.
+    fn assemble(
+        gpu: &Gpu,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+        threads: u64,
+        label: String,
+        buffers: Vec<GpuBuffer>,
+        (bind_group, copies): (wgpu::BindGroup, Vec<TexelCopy>),
+    ) -> Result<Dispatch> {
+        let pipeline = gpu.pipeline(kernel, constants)?;
+        let workgroups = grid(threads.div_ceil(WG as u64), gpu.limits.max_compute_workgroups_per_dimension)?;
+        Ok(Dispatch { kernel, pipeline, bind_group, workgroups, flops: 0, bytes: 0, label, copies, buffers })
     }
 
     /// Binds the texel inputs again, as this dispatch replays right after the ones `held` has
@@ -209,17 +195,22 @@ fn bind_group(
             },
         })
         .collect();
-    let layout = gpu.bind_group_layout(kernel);
-    let bind_group = gpu.scoped(&format!("binding the buffers of {}", kernel.name()), 0, || {
-        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.name()),
-            layout: &layout,
-            entries: &entries,
-        })
-    })?;
+    let bind_group = create_bind_group(gpu, kernel, &entries)?;
     copies.iter().for_each(|c| held.copied(c));
     held.ran_writes(buffers.iter().zip(kernel.bindings()).filter(|(_, k)| **k == BindingKind::Write).map(|(b, _)| b));
     Ok((bind_group, copies))
+}
+
+/// The bind group of `kernel`'s layout over `entries`, inside the device's error scopes.
+fn create_bind_group(gpu: &Gpu, kernel: Kernel, entries: &[wgpu::BindGroupEntry]) -> Result<wgpu::BindGroup> {
+    let layout = gpu.bind_group_layout(kernel);
+    gpu.scoped(&format!("binding the resources of {}", kernel.name()), 0, || {
+        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name()),
+            layout: &layout,
+            entries,
+        })
+    })
 }
 
 /// Folds `n` workgroups into a 2-D grid when `n` exceeds the per-dimension limit. Kernels recover
