@@ -89,8 +89,10 @@ impl App {
         let (config, weights, format, note) = match &args.weights {
             Some(path) => {
                 let classes = Weights::classes_in_file(path).unwrap_or(1000);
-                let config = Config::new(variant, classes);
+                let mut config = Config::new(variant, classes);
                 let (weights, format) = Weights::load(path, &config, None).map_err(|e| e.to_string())?;
+                // TF-trained weights want TF padding and BN eps.
+                format.adjust_config(&mut config);
                 let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
                 (config, weights, format, format!("{name} ({format:?})"))
             }

@@ -125,7 +125,7 @@ fn distributed(args: &Args) -> Result<Option<Box<dyn efficientnet_wgpu::train::d
         #[cfg(not(feature = "mpi"))]
         Some("mpi") => Err(Error::invalid(
             "train_b0 was built without MPI: build it with `--features mpi` (OpenMPI: apt-get install -y \
-             libopenmpi-dev openmpi-bin libclang-dev)",
+             libopenmpi-dev openmpi-bin clang libclang-dev)",
         )),
         Some(other) => Err(Error::invalid(format!("--distributed {other}: the one transport is mpi"))),
     }

@@ -21,7 +21,7 @@ if ! command -v cc >/dev/null 2>&1; then need_apt+=(gcc libc6-dev); fi
 if [ "${EFFNET_MPI:-0}" = 1 ]; then
   command -v mpirun >/dev/null 2>&1 || need_apt+=(openmpi-bin)
   [ -e /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] || compgen -G "/usr/lib/*/openmpi/include/mpi.h" >/dev/null || need_apt+=(libopenmpi-dev)
-  ldconfig -p 2>/dev/null | grep -q libclang || need_apt+=(libclang-dev)
+  command -v clang >/dev/null 2>&1 || need_apt+=(clang libclang-dev)
 fi
 # A virtual X display, for the desktop demo's headless test (tests/desktop.rs; test.sh sets
 # EFFNET_TESTS=1).
