@@ -265,7 +265,7 @@ pub struct Exchange {
     pub read_bytes: u64,
     /// Bytes received from other processes (all-gather; 0 in one process).
     pub received_bytes: u64,
-    /// Bytes uploaded to this process's devices (every replica's gradients to every device).
+    /// Bytes uploaded to this process's devices (every other replica's gradients to each).
     pub uploaded_bytes: u64,
     /// Seconds from the submit of the shards to the end of their forward and backward.
     pub compute_seconds: f64,
@@ -273,7 +273,7 @@ pub struct Exchange {
     pub read_seconds: f64,
     /// Seconds in the all-gather between processes.
     pub gather_seconds: f64,
-    /// Seconds uploading every replica's gradients to every device and summing them there.
+    /// Seconds uploading the other replicas' gradients to every device and summing them there.
     pub sum_seconds: f64,
 }
 
@@ -294,8 +294,8 @@ struct Reduction {
     incoming: GpuBuffer,
     /// The weighted sum.
     sum: GpuBuffer,
-    /// The recorded adds, by (shard size, first rank): built once, replayed.
-    adds: Vec<((usize, bool), Vec<Dispatch>)>,
+    /// The recorded adds, by (shard size, first rank, own rank): built once, replayed.
+    adds: Vec<((usize, bool, bool), Vec<Dispatch>)>,
 }
 
 impl Trainer {
@@ -582,8 +582,8 @@ impl Trainer {
                 grads = c.all_gather(&grads[0])?;
             }
             let gather_seconds = clock.elapsed().as_secs_f64() - compute_seconds - read_seconds;
-            for r in replicas.iter_mut() {
-                r.sum_gradients(&grads, shard, n)?;
+            for (local, r) in replicas.iter_mut().enumerate() {
+                r.sum_gradients(&grads, first_rank + local, shard, n)?;
             }
             for r in replicas.iter() {
                 r.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| r.gpu.failure("a sum", e))?;
@@ -604,7 +604,7 @@ impl Trainer {
                 gradient_bytes: bytes,
                 read_bytes: local * bytes,
                 received_bytes: if collective.is_some() { (world as u64 - 1) * bytes } else { 0 },
-                uploaded_bytes: local * world as u64 * bytes,
+                uploaded_bytes: local * (world as u64 - 1) * bytes,
                 compute_seconds,
                 read_seconds,
                 gather_seconds,
@@ -618,8 +618,9 @@ impl Trainer {
     }
 
     /// Sums `grads` (every replica's, in rank order, `shard` images each of `n`) into this
-    /// replica's gradients as micro-batches accumulate.
-    fn sum_gradients(&mut self, grads: &[Vec<f32>], shard: usize, n: usize) -> Result<()> {
+    /// replica's gradients as micro-batches accumulate. This replica's own (rank `own`) are read
+    /// where they are, the others uploaded in turn.
+    fn sum_gradients(&mut self, grads: &[Vec<f32>], own: usize, shard: usize, n: usize) -> Result<()> {
         let g = &self.graph.params.grads;
         if self.reduction.as_ref().is_none_or(|red| red.sum.len != g.len) {
             self.reduction = Some(Reduction {
@@ -631,7 +632,8 @@ impl Trainer {
         let red = self.reduction.as_mut().ok_or_else(|| Error::invalid("no reduction"))?;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         for (rank, values) in grads.iter().enumerate() {
-            let key = (shard, rank == 0);
+            let key = (shard, rank == 0, rank == own);
+            let source = if rank == own { g } else { &red.incoming };
             if !red.adds.iter().any(|a| a.0 == key) {
                 let share = |total| SumPartialsParams {
                     parts: 1,
@@ -644,13 +646,15 @@ impl Trainer {
                     d.push(sum_partials(
                         &self.gpu,
                         &share(len),
-                        &red.incoming.slice(start, len),
+                        &source.slice(start, len),
                         &red.sum.slice(start, len),
                     )?);
                 }
                 red.adds.push((key, d));
             }
-            self.gpu.upload_in(&mut encoder, &red.incoming, values)?;
+            if rank != own {
+                self.gpu.upload_in(&mut encoder, &red.incoming, values)?;
+            }
             let adds = red.adds.iter().find(|a| a.0 == key).map(|a| &a.1).ok_or_else(|| Error::invalid("no adds"))?;
             crate::gpu::encode_dispatches(&mut encoder, "gradient sum", adds.iter());
         }
