@@ -1,6 +1,6 @@
 //! Storage buffers: element types, buffer ranges, and making and filling them on a `Gpu`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::Gpu;
 use crate::error::{Error, Result};
@@ -203,6 +203,21 @@ impl Gpu {
         Ok(())
     }
 
+    /// A host-writable staging buffer for repeated uploads of `len` f32 values (see
+    /// [`UploadBuffer`]), ready for its first `write`.
+    pub fn upload_buffer(&self, len: usize, label: &str) -> Result<UploadBuffer> {
+        let bytes = (len.max(1) * 4) as u64;
+        let buffer = self.scoped(&format!("upload buffer {label:?}"), bytes, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: true,
+            })
+        })?;
+        Ok(UploadBuffer { buffer, len, state: Arc::new(Mutex::new(MapState::Mapped)) })
+    }
+
     /// A buffer of u32 values (class targets, RNG seeds): same 4-byte elements as f32 buffers.
     pub fn upload_u32(&self, data: &[u32], label: &str) -> Result<GpuBuffer> {
         let b = self.empty(data.len(), label)?;
@@ -210,5 +225,65 @@ impl Gpu {
             self.queue.write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
         }
         Ok(b)
+    }
+}
+
+/// Where an [`UploadBuffer`] stands: writable, on its way back from the GPU, or failed.
+#[derive(Clone, Debug, PartialEq)]
+enum MapState {
+    Mapped,
+    Pending,
+    Failed(String),
+}
+
+/// A staging buffer kept for uploads of one size that repeat every step (`Gpu::upload_in` makes
+/// and zero-fills a fresh one per call, which for hundreds of megabytes costs more than the
+/// copy). `write` fills it and records its copy in an encoder, in order with the encoder's work;
+/// after that encoder is submitted, `remap` hands it back for the next `write`, which waits for
+/// the GPU to be done with it.
+pub struct UploadBuffer {
+    buffer: wgpu::Buffer,
+    len: usize,
+    state: Arc<Mutex<MapState>>,
+}
+
+impl UploadBuffer {
+    /// Fills the buffer with `data` (its length) and records its copy into `dst` in `encoder`.
+    pub fn write(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, dst: &GpuBuffer, data: &[f32]) -> Result<()> {
+        if data.len() != self.len || dst.len != self.len || dst.dtype != Dtype::F32 {
+            return Err(Error::Shape { what: "upload".into(), expected: vec![self.len], got: vec![data.len()] });
+        }
+        let pending = || *self.state.lock().unwrap_or_else(|e| e.into_inner()) == MapState::Pending;
+        if pending() {
+            gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu.failure("an upload buffer", e))?;
+        }
+        match self.state.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            MapState::Mapped => {}
+            MapState::Pending => {
+                return Err(Error::invalid("an upload buffer was written before its last copy was submitted"))
+            }
+            MapState::Failed(why) => return Err(gpu.failure("mapping an upload buffer", std::io::Error::other(why))),
+        }
+        self.buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| gpu.failure("filling an upload buffer", e))?
+            .copy_from_slice(bytemuck::cast_slice(data));
+        self.buffer.unmap();
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = MapState::Pending;
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &dst.buffer, dst.offset, dst.bytes());
+        Ok(())
+    }
+
+    /// Starts mapping the buffer again for the next `write`: call it after the encoder holding
+    /// the last write's copy is submitted.
+    pub fn remap(&self) {
+        let state = self.state.clone();
+        self.buffer.slice(..).map_async(wgpu::MapMode::Write, move |r| {
+            *state.lock().unwrap_or_else(|e| e.into_inner()) = match r {
+                Ok(()) => MapState::Mapped,
+                Err(e) => MapState::Failed(e.to_string()),
+            };
+        });
     }
 }

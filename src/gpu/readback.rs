@@ -176,3 +176,54 @@ impl Future for Readback {
         Poll::Ready(self.take())
     }
 }
+
+/// A readback buffer kept for a copy of one size that repeats every step (`Gpu::read` makes a
+/// fresh one per call, whose pages the host then faults in: for hundreds of megabytes that costs
+/// more than the copy).
+pub struct KeptReadback {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+impl Gpu {
+    /// A [`KeptReadback`] for `len` f32 values.
+    pub fn kept_readback(&self, len: usize, label: &str) -> Result<KeptReadback> {
+        let bytes = (len.max(1) * 4) as u64;
+        let buffer = self.scoped(&format!("readback buffer {label:?}"), bytes, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(KeptReadback { buffer, len })
+    }
+}
+
+impl KeptReadback {
+    /// Copies `src` (f32, its length) back through the kept buffer; waits for that copy only.
+    pub fn read(&self, gpu: &Gpu, src: &GpuBuffer) -> Result<Vec<f32>> {
+        if src.len != self.len || src.dtype != Dtype::F32 {
+            return Err(Error::Shape { what: "readback".into(), expected: vec![self.len], got: vec![src.len] });
+        }
+        let mut encoder =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(&src.buffer, src.offset, &self.buffer, 0, src.bytes());
+        let index = gpu.submit("reading back", [encoder.finish()])?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        let wait = wgpu::PollType::Wait { submission_index: Some(index), timeout: None };
+        gpu.device.poll(wait).map_err(|e| gpu.failure("waiting for a readback", e))?;
+        rx.recv()
+            .map_err(|e| gpu.failure("mapping a readback buffer", e))?
+            .map_err(|e| gpu.failure("mapping a readback buffer", e))?;
+        let view = self.buffer.slice(..).get_mapped_range().map_err(|e| gpu.failure("reading a mapped buffer", e))?;
+        let values = bytemuck::cast_slice(&view[..self.len * 4]).to_vec();
+        drop(view);
+        self.buffer.unmap();
+        Ok(values)
+    }
+}

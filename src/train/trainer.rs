@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::data::{Augment, Batch, Dataset, Loader, Normalize};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer, KeptReadback, UploadBuffer};
 use crate::model::{Config, EfficientNet, Network, Weights};
 use crate::ops::rng::hash_u32;
 use crate::ops::{sum_partials, OptimizerKind, SumPartialsParams};
@@ -292,6 +292,10 @@ impl Exchange {
 struct Reduction {
     /// One replica's gradients at a time.
     incoming: GpuBuffer,
+    /// Staging for the other replicas' gradients, one per upload of a step, kept between steps.
+    staging: Vec<UploadBuffer>,
+    /// Where this replica's gradients come back to the host.
+    outgoing: KeptReadback,
     /// The weighted sum.
     sum: GpuBuffer,
     /// The recorded adds, by (shard size, first rank, own rank): built once, replayed.
@@ -574,8 +578,7 @@ impl Trainer {
                 r.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| r.gpu.failure("a step", e))?;
             }
             let compute_seconds = clock.elapsed().as_secs_f64();
-            let mut grads: Vec<Vec<f32>> =
-                replicas.iter().map(|r| r.gpu.read(&r.graph.params.grads)).collect::<Result<_>>()?;
+            let mut grads: Vec<Vec<f32>> = replicas.iter_mut().map(|r| r.read_gradients()).collect::<Result<_>>()?;
             let read_seconds = clock.elapsed().as_secs_f64() - compute_seconds;
             if let Some(c) = &collective {
                 // One replica per rank: every rank's gradients, in rank order.
@@ -621,16 +624,11 @@ impl Trainer {
     /// replica's gradients as micro-batches accumulate. This replica's own (rank `own`) are read
     /// where they are, the others uploaded in turn.
     fn sum_gradients(&mut self, grads: &[Vec<f32>], own: usize, shard: usize, n: usize) -> Result<()> {
+        self.ensure_reduction()?;
         let g = &self.graph.params.grads;
-        if self.reduction.as_ref().is_none_or(|red| red.sum.len != g.len) {
-            self.reduction = Some(Reduction {
-                incoming: self.gpu.empty_flat(g.len, "a replica's gradients")?,
-                sum: self.gpu.empty_flat(g.len, "summed gradients")?,
-                adds: Vec::new(),
-            });
-        }
         let red = self.reduction.as_mut().ok_or_else(|| Error::invalid("no reduction"))?;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        let mut uploads = 0;
         for (rank, values) in grads.iter().enumerate() {
             let key = (shard, rank == 0, rank == own);
             let source = if rank == own { g } else { &red.incoming };
@@ -653,14 +651,41 @@ impl Trainer {
                 red.adds.push((key, d));
             }
             if rank != own {
-                self.gpu.upload_in(&mut encoder, &red.incoming, values)?;
+                if red.staging.len() == uploads {
+                    red.staging.push(self.gpu.upload_buffer(g.len, "a replica's gradients, staged")?);
+                }
+                red.staging[uploads].write(&self.gpu, &mut encoder, &red.incoming, values)?;
+                uploads += 1;
             }
             let adds = red.adds.iter().find(|a| a.0 == key).map(|a| &a.1).ok_or_else(|| Error::invalid("no adds"))?;
             crate::gpu::encode_dispatches(&mut encoder, "gradient sum", adds.iter());
         }
         encoder.copy_buffer_to_buffer(&red.sum.buffer, 0, &g.buffer, g.offset, g.bytes());
         self.gpu.submit("a data-parallel gradient sum", [encoder.finish()])?;
+        red.staging[..uploads].iter().for_each(UploadBuffer::remap);
         Ok(())
+    }
+
+    /// The buffers of a data-parallel step's gradient exchange on this replica, made on first use.
+    fn ensure_reduction(&mut self) -> Result<()> {
+        let len = self.graph.params.grads.len;
+        if self.reduction.as_ref().is_none_or(|red| red.sum.len != len) {
+            self.reduction = Some(Reduction {
+                incoming: self.gpu.empty_flat(len, "a replica's gradients")?,
+                staging: Vec::new(),
+                outgoing: self.gpu.kept_readback(len, "this replica's gradients")?,
+                sum: self.gpu.empty_flat(len, "summed gradients")?,
+                adds: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// This replica's gradients, on the host.
+    fn read_gradients(&mut self) -> Result<Vec<f32>> {
+        self.ensure_reduction()?;
+        let red = self.reduction.as_ref().ok_or_else(|| Error::invalid("no reduction"))?;
+        red.outgoing.read(&self.gpu, &self.graph.params.grads)
     }
 
     /// The index in `steps` of the step recorded for `len` images of `h` x `w`, recorded now if
