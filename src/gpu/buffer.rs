@@ -185,22 +185,8 @@ impl Gpu {
         if data.is_empty() {
             return Ok(());
         }
-        let bytes = dst.bytes();
-        let src = self.scoped("an upload buffer", bytes, || {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("upload"),
-                size: bytes,
-                usage: wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: true,
-            })
-        })?;
-        src.slice(..)
-            .get_mapped_range_mut()
-            .map_err(|e| self.failure("filling an upload buffer", e))?
-            .copy_from_slice(bytemuck::cast_slice(data));
-        src.unmap();
-        encoder.copy_buffer_to_buffer(&src, 0, &dst.buffer, dst.offset, bytes);
-        Ok(())
+        // A one-shot staging buffer: made mapped, filled, copied, dropped.
+        self.upload_buffer(data.len(), "upload")?.write(self, encoder, dst, data)
     }
 
     /// A host-writable staging buffer for repeated uploads of `len` f32 values (see

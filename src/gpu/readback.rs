@@ -211,19 +211,8 @@ impl KeptReadback {
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(&src.buffer, src.offset, &self.buffer, 0, src.bytes());
         let index = gpu.submit("reading back", [encoder.finish()])?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        let wait = wgpu::PollType::Wait { submission_index: Some(index), timeout: None };
-        gpu.device.poll(wait).map_err(|e| gpu.failure("waiting for a readback", e))?;
-        rx.recv()
-            .map_err(|e| gpu.failure("mapping a readback buffer", e))?
-            .map_err(|e| gpu.failure("mapping a readback buffer", e))?;
-        let view = self.buffer.slice(..).get_mapped_range().map_err(|e| gpu.failure("reading a mapped buffer", e))?;
-        let values = bytemuck::cast_slice(&view[..self.len * 4]).to_vec();
-        drop(view);
-        self.buffer.unmap();
-        Ok(values)
+        // The kept buffer goes through the same mapping as a fresh one; reading it unmaps it.
+        let staged = Staged { buffers: vec![(self.buffer.clone(), Dtype::F32, self.len)] };
+        Ok(staged.read(gpu, index).wait()?.remove(0))
     }
 }
